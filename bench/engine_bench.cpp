@@ -1,0 +1,143 @@
+// `troupe bench engine`: batch-1 prefill and decode speed of the CPU engine on one model, with the
+// machine's memory bandwidth and fp32 FMA peak measured in the same run, so the figures come as
+// fractions of the decode roofline and of the compute peak (absolute times here are noisy).
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <random>
+
+#include "cli/commands.hpp"
+#include "cli/json_output.hpp"
+#include "engine/cpu_backend.hpp"
+#include "engine/kernels/cpu/kernels.hpp"
+#include "engine/llama_forward.hpp"
+
+namespace troupe::cli {
+
+namespace {
+
+struct bench_options {
+  std::string model;
+  int64_t prompt_len = 512;
+  int64_t gen = 128;
+  int threads = 0;
+  bool json = false;
+};
+
+using clock_type = std::chrono::steady_clock;
+
+double seconds_since(clock_type::time_point t0) {
+  return std::chrono::duration<double>(clock_type::now() - t0).count();
+}
+
+double peak_rss_mb() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return double(u.ru_maxrss) / 1024.0;  // ru_maxrss is in KiB on Linux
+}
+
+int32_t argmax(const std::vector<float>& v) {
+  return int32_t(std::max_element(v.begin(), v.end()) - v.begin());
+}
+
+int run_engine_bench(const bench_options& o) {
+  auto m = engine::load_model(o.model);
+  if (!m) return std::fprintf(stderr, "error: %s\n", m.message().c_str()), 1;
+  const engine::model_config& c = (*m)->config;
+  if (o.prompt_len < 1 || o.gen < 1) return std::fprintf(stderr, "error: --prompt-len and --gen must be >= 1\n"), 2;
+  if (o.prompt_len + o.gen > c.max_position)
+    return std::fprintf(stderr, "error: --prompt-len + --gen = %lld exceeds the model's context of %lld tokens\n",
+                        (long long)(o.prompt_len + o.gen), (long long)c.max_position), 2;
+
+  engine::cpu::thread_pool probe_pool(o.threads);
+  const double bw = engine::cpu::measure_memory_bandwidth(probe_pool);  // GB/s
+  const double peak = engine::cpu::measure_fma_peak(probe_pool);        // GFLOP/s
+
+  auto be = engine::make_cpu_backend(o.threads);
+  auto fwd = engine::llama_forward::create(*m, *be, o.prompt_len);
+  if (!fwd) return std::fprintf(stderr, "error: %s\n", fwd.message().c_str()), 1;
+  auto kv = (*fwd)->new_kv(o.prompt_len + o.gen);
+  if (!kv) return std::fprintf(stderr, "error: %s\n", kv.message().c_str()), 1;
+
+  std::mt19937 rng(1234);
+  std::uniform_int_distribution<int32_t> pick(0, int32_t(c.vocab_size - 1));
+  std::vector<int32_t> prompt(size_t(o.prompt_len));
+  for (auto& t : prompt) t = pick(rng);
+  std::vector<float> logits(size_t(c.vocab_size));
+
+  // Warm-up: fault in every weight page and the kernels' scratch once, outside the timings.
+  if (auto r = (*fwd)->forward(std::span(prompt).first(std::min<size_t>(prompt.size(), 8)), 0, **kv, logits); !r)
+    return std::fprintf(stderr, "error: %s\n", r.message().c_str()), 1;
+
+  auto t0 = clock_type::now();
+  if (auto r = (*fwd)->forward(prompt, 0, **kv, logits); !r)
+    return std::fprintf(stderr, "error: %s\n", r.message().c_str()), 1;
+  const double prefill_s = seconds_since(t0);
+
+  std::vector<double> step_s;
+  int32_t next = argmax(logits);
+  for (int64_t i = 0; i < o.gen; ++i) {
+    t0 = clock_type::now();
+    if (auto r = (*fwd)->forward(std::span<const int32_t>(&next, 1), o.prompt_len + i, **kv, logits); !r)
+      return std::fprintf(stderr, "error: %s\n", r.message().c_str()), 1;
+    step_s.push_back(seconds_since(t0));
+    next = argmax(logits);
+  }
+  std::vector<double> sorted = step_s;
+  std::sort(sorted.begin(), sorted.end());
+  const double median_step = sorted[sorted.size() / 2];
+
+  // Work per token. Decode reads every weight matrix once plus the KV of the positions so far
+  // (the median step sits at the middle position). Prefill: 2 flops per weight per token, plus
+  // attention's QK^T and PV (2 * 2 * q_dim flops per attended position, causal: len/2 on average).
+  const double weight_bytes = double((*m)->decode_weight_bytes());
+  const double kv_bytes = double((*kv)->bytes_per_token()) * double(o.prompt_len + o.gen / 2);
+  const double roofline_s = (weight_bytes + kv_bytes) / (bw * 1e9);
+  const double weight_params = double(c.n_layers) * double(c.dim) * double(2 * c.q_dim() + 2 * c.kv_dim() + 3 * c.ffn_dim) +
+                               double(c.vocab_size * c.dim) / double(o.prompt_len);  // logits only for the last token
+  const double attn_flops = 4.0 * double(c.n_layers) * double(c.q_dim()) * double(o.prompt_len) / 2.0;
+  const double prefill_flops = (2.0 * weight_params + attn_flops) * double(o.prompt_len);
+  const double prefill_gflops = prefill_flops / prefill_s / 1e9;
+
+  const double decode_tps = 1.0 / median_step;
+  const double prefill_tps = double(o.prompt_len) / prefill_s;
+  if (o.json) {
+    std::printf("{\"prefill_tokens_per_s\":%s,\"decode_tokens_per_s\":%s,\"decode_roofline_fraction\":%s,"
+                "\"memory_bandwidth_gb_s\":%s,\"peak_rss_mb\":%s,\"prefill_gflops\":%s,\"fma_peak_gflops\":%s,"
+                "\"prefill_peak_fraction\":%s,\"weight_bytes\":%.0f,\"threads\":%d,\"simd\":\"%s\"}\n",
+                json_number(prefill_tps).c_str(), json_number(decode_tps).c_str(),
+                json_number(roofline_s / median_step).c_str(), json_number(bw).c_str(),
+                json_number(peak_rss_mb()).c_str(), json_number(prefill_gflops).c_str(), json_number(peak).c_str(),
+                json_number(prefill_gflops / peak).c_str(), weight_bytes, probe_pool.size(), engine::cpu::simd_path());
+  } else {
+    std::printf("model            %s (%s, %.0f MB of weights per token)\n", o.model.c_str(), c.arch.c_str(), weight_bytes / 1e6);
+    std::printf("machine          %d threads, %s, memory %.1f GB/s, fp32 FMA peak %.1f GFLOP/s\n", probe_pool.size(),
+                engine::cpu::simd_path(), bw, peak);
+    std::printf("prefill          %lld tokens in %.3f s: %.1f tokens/s, %.1f GFLOP/s = %.0f%% of peak\n",
+                (long long)o.prompt_len, prefill_s, prefill_tps, prefill_gflops, 100.0 * prefill_gflops / peak);
+    std::printf("decode           %lld tokens, median %.2f ms/token: %.2f tokens/s = %.0f%% of roofline (%.2f ms)\n",
+                (long long)o.gen, median_step * 1e3, decode_tps, 100.0 * roofline_s / median_step, roofline_s * 1e3);
+    std::printf("peak RSS         %.0f MB\n", peak_rss_mb());
+  }
+  return 0;
+}
+
+}  // namespace
+
+command_runner add_bench_command(CLI::App& app) {
+  auto o = std::make_shared<bench_options>();
+  CLI::App* bench = app.add_subcommand("bench", "benchmarks");
+  bench->require_subcommand(1);
+  CLI::App* eng = bench->add_subcommand("engine", "batch-1 prefill and decode speed vs. the machine's roofline");
+  eng->add_option("--model", o->model, "HF folder or .gguf file")->required();
+  eng->add_option("--prompt-len", o->prompt_len)->capture_default_str();
+  eng->add_option("--gen", o->gen, "tokens to decode")->capture_default_str();
+  eng->add_option("--threads", o->threads, "CPU threads (0 = all)")->capture_default_str();
+  eng->add_flag("--json", o->json, "print one JSON object");
+  return [o]() { return run_engine_bench(*o); };
+}
+
+}  // namespace troupe::cli

@@ -1,0 +1,134 @@
+// `troupe generate --model PATH (--prompt TEXT | --prompt-tokens 1,2,3) ...`: one generation on the
+// CPU engine, streamed to the terminal, or one JSON object with --json.
+#include <charconv>
+#include <cstdio>
+#include <memory>
+
+#include "cli/commands.hpp"
+#include "cli/json_output.hpp"
+#include "engine/cpu_backend.hpp"
+#include "engine/generator.hpp"
+#include "engine/model_tokenizer.hpp"
+
+namespace troupe::cli {
+
+namespace {
+
+struct generate_options {
+  std::string model, prompt, prompt_tokens;
+  engine::generation_request req;
+  uint64_t seed = 0;
+  int threads = 0;
+  bool json = false;
+  bool keep_special = false;
+};
+
+// "1,2,3" -> ids; the error names the bad element.
+expected<std::vector<int32_t>> parse_ids(const std::string& s) {
+  std::vector<int32_t> ids;
+  size_t start = 0;
+  while (start <= s.size()) {
+    const size_t end = std::min(s.find(',', start), s.size());
+    const std::string_view item(s.data() + start, end - start);
+    int32_t v = 0;
+    auto [p, ec] = std::from_chars(item.data(), item.data() + item.size(), v);
+    if (item.empty() || ec != std::errc() || p != item.data() + item.size())
+      return fail("--prompt-tokens: '" + std::string(item) + "' is not a token id (expected e.g. 1,2,3)");
+    ids.push_back(v);
+    start = end + 1;
+  }
+  return ids;
+}
+
+std::string logprobs_json(const std::vector<engine::sample_result>& lp) {
+  std::string s = "[";
+  for (size_t i = 0; i < lp.size(); ++i) {
+    s += (i ? "," : "") + std::string("{\"token\":") + std::to_string(lp[i].token) +
+         ",\"logprob\":" + json_number(lp[i].logprob) + ",\"top\":[";
+    for (size_t j = 0; j < lp[i].top.size(); ++j)
+      s += (j ? "," : "") + std::string("{\"token\":") + std::to_string(lp[i].top[j].token) +
+           ",\"logprob\":" + json_number(lp[i].top[j].logprob) + "}";
+    s += "]}";
+  }
+  return s + "]";
+}
+
+int run(generate_options& o, bool seed_given) {
+  auto m = engine::load_model(o.model);
+  if (!m) return std::fprintf(stderr, "error: %s\n", m.message().c_str()), 1;
+  auto tok = engine::load_tokenizer_for(**m);
+  if (!tok) return std::fprintf(stderr, "error: %s\n", tok.message().c_str()), 1;
+  if (!o.prompt_tokens.empty()) {
+    auto ids = parse_ids(o.prompt_tokens);
+    if (!ids) return std::fprintf(stderr, "error: %s\n", ids.message().c_str()), 2;
+    o.req.prompt = std::move(*ids);
+  } else {
+    o.req.prompt = (*tok)->encode(o.prompt);
+  }
+  if (seed_given) o.req.sampling.seed = o.seed;
+  o.req.skip_special = !o.keep_special;
+  if (auto ok = engine::validate(o.req, (*m)->config); !ok)
+    return std::fprintf(stderr, "error: %s\n", ok.message().c_str()), 2;
+
+  auto be = engine::make_cpu_backend(o.threads);
+  auto fwd = engine::llama_forward::create(*m, *be, 256);
+  if (!fwd) return std::fprintf(stderr, "error: %s\n", fwd.message().c_str()), 1;
+  std::function<void(const engine::generation_event&)> stream;
+  if (!o.json) {
+    stream = [](const engine::generation_event& ev) {
+      std::fwrite(ev.text_delta.data(), 1, ev.text_delta.size(), stdout);
+      std::fflush(stdout);
+    };
+  }
+  auto r = engine::generate(**fwd, **tok, o.req, stream);
+  if (!r) return std::fprintf(stderr, "\nerror: %s\n", r.message().c_str()), 1;
+  if (o.json) {
+    std::string out = "{\"prompt_tokens\":" + json_int_array(r->prompt_tokens) + ",\"tokens\":" +
+                      json_int_array(r->tokens) + ",\"text\":" + json_string(r->text) +
+                      ",\"logprobs\":" + logprobs_json(r->logprobs) + ",\"finish_reason\":" +
+                      json_string(engine::to_string(r->finish)) + "}\n";
+    std::fwrite(out.data(), 1, out.size(), stdout);
+  } else {
+    std::printf("\n");
+    std::fprintf(stderr, "[%zu prompt tokens, %zu generated, finish: %s]\n", r->prompt_tokens.size(),
+                 r->tokens.size(), engine::to_string(r->finish));
+  }
+  return 0;
+}
+
+}  // namespace
+
+command_runner add_generate_command(CLI::App& app) {
+  auto o = std::make_shared<generate_options>();
+  CLI::App* g = app.add_subcommand("generate", "generate text from a prompt with a local model");
+  g->add_option("--model", o->model, "HF folder or .gguf file")->required();
+  auto* prompt = g->add_option("--prompt", o->prompt, "prompt text (encoded with the model's tokenizer)");
+  auto* tokens = g->add_option("--prompt-tokens", o->prompt_tokens, "prompt as token ids: 1,2,3");
+  prompt->excludes(tokens);
+  g->add_option("--max-tokens", o->req.max_tokens, "tokens to generate at most")->capture_default_str();
+  g->add_option("--temperature", o->req.sampling.temperature, "0 = greedy")->capture_default_str();
+  g->add_option("--top-p", o->req.sampling.top_p)->capture_default_str();
+  g->add_option("--top-k", o->req.sampling.top_k, "0 = off")->capture_default_str();
+  g->add_option("--min-p", o->req.sampling.min_p)->capture_default_str();
+  g->add_option("--repetition-penalty", o->req.sampling.repetition_penalty)->capture_default_str();
+  g->add_option("--presence-penalty", o->req.sampling.presence_penalty)->capture_default_str();
+  g->add_option("--frequency-penalty", o->req.sampling.frequency_penalty)->capture_default_str();
+  auto* seed = g->add_option("--seed", o->seed, "sampling seed (same seed, same output)");
+  g->add_option("--logprobs", o->req.sampling.logprobs, "log-probabilities: 0 = chosen token, N = plus top N");
+  g->add_option("--stop", o->req.stop, "stop string (repeatable)");
+  g->add_option("--stop-token-ids", o->req.stop_token_ids, "stop token ids")->delimiter(',');
+  g->add_flag("--ignore-eos", o->req.ignore_eos, "keep generating past end-of-sequence tokens");
+  g->add_flag("--keep-special", o->keep_special, "keep special tokens in the text");
+  g->add_option("--threads", o->threads, "CPU threads (0 = all)")->capture_default_str();
+  g->add_flag("--json", o->json, "print one JSON object instead of streaming text");
+  return [o, g, seed, prompt, tokens]() {
+    if (!prompt->count() && !tokens->count()) {
+      std::fprintf(stderr, "error: give --prompt TEXT or --prompt-tokens 1,2,3\n");
+      return 2;
+    }
+    (void)g;
+    return run(*o, seed->count() > 0);
+  };
+}
+
+}  // namespace troupe::cli

@@ -1,0 +1,81 @@
+// The small interface the Llama-family forward pass is written against, once for every device:
+// weights uploaded once, activation buffers, a per-sequence KV store, and the handful of ops a
+// decoder layer needs. The CPU backend (cpu_backend.hpp) implements it; the CUDA backend follows.
+// Threading contract: a backend and everything it hands out are used by one thread at a time.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string_view>
+
+#include "common/expected.hpp"
+#include "engine/model/tensor_view.hpp"
+
+namespace troupe::engine {
+
+// A weight in backend memory, in whatever form the backend computes with.
+class device_weight {
+ public:
+  virtual ~device_weight() = default;
+};
+
+// f32 activations in backend memory: `rows` tokens of `cols` features, row-major. Non-owning.
+struct act {
+  float* data = nullptr;
+  int64_t rows = 0;
+  int64_t cols = 0;
+  [[nodiscard]] act first_rows(int64_t n) const { return {data, n, cols}; }
+  [[nodiscard]] act row(int64_t r) const { return {data + r * cols, 1, cols}; }
+};
+
+// Owns activation memory; view() hands out the act.
+class act_buffer {
+ public:
+  virtual ~act_buffer() = default;
+  [[nodiscard]] virtual act view() const = 0;
+};
+
+// Keys and values of one sequence for every layer, positions 0..capacity-1.
+class kv_store {
+ public:
+  virtual ~kv_store() = default;
+  [[nodiscard]] virtual int64_t capacity() const = 0;
+  [[nodiscard]] virtual size_t bytes_per_token() const = 0;  // K and V, all layers
+};
+
+class backend {
+ public:
+  virtual ~backend() = default;
+  [[nodiscard]] virtual std::string_view name() const = 0;
+
+  // Prepares a weight. Matrices may stay in their stored dtype (the CPU backend keeps a view into
+  // the mapped file: no copy); 1-D tensors (norms, biases) are converted to f32.
+  [[nodiscard]] virtual expected<std::unique_ptr<device_weight>> upload(const tensor_view& t) = 0;
+  [[nodiscard]] virtual std::unique_ptr<act_buffer> alloc(int64_t rows, int64_t cols) = 0;
+  [[nodiscard]] virtual expected<std::unique_ptr<kv_store>> alloc_kv(int64_t n_layers, int64_t capacity,
+                                                                     int64_t kv_dim) = 0;
+
+  // out[i] = table[ids[i]] (ids already checked to be < table rows).
+  virtual void embed(const device_weight& table, std::span<const int32_t> ids, act out) = 0;
+  // out = x / rms(x) * gamma, row-wise. out may alias x.
+  virtual void rms_norm(act x, const device_weight& gamma, float eps, act out) = 0;
+  // y[n, w_rows] = x[n, w_cols] * w^T (+ bias).
+  virtual void matmul(act x, const device_weight& w, const device_weight* bias, act y) = 0;
+  // Rotary embedding in place on x[n, n_heads*head_dim] at positions pos[n].
+  virtual void rope(act x, int64_t n_heads, int64_t head_dim, std::span<const int32_t> pos,
+                    std::span<const float> inv_freq, bool interleaved) = 0;
+  // Stores k, v [n, kv_dim] of `layer` at positions pos[n].
+  virtual void write_kv(kv_store& kv, int64_t layer, std::span<const int32_t> pos, act k, act v) = 0;
+  // Causal attention of q [n, n_heads*head_dim] at positions pos over kv positions 0..pos[i].
+  virtual void attention(act q, const kv_store& kv, int64_t layer, std::span<const int32_t> pos,
+                         int64_t n_heads, int64_t n_kv_heads, int64_t head_dim, act out) = 0;
+  // gate = silu(gate) * up.
+  virtual void silu_mul(act gate, act up) = 0;
+  // acc += x.
+  virtual void add(act acc, act x) = 0;
+  // Copies an activation row range to host memory.
+  virtual void to_host(act x, std::span<float> out) = 0;
+};
+
+}  // namespace troupe::engine

@@ -1,0 +1,134 @@
+// backend implemented with engine/kernels/cpu.
+#include "engine/cpu_backend.hpp"
+
+#include <cstring>
+#include <vector>
+
+#include "engine/kernels/cpu/kernels.hpp"
+
+namespace troupe::engine {
+
+namespace {
+
+class cpu_weight final : public device_weight {
+ public:
+  cpu::weight_matrix m{};
+  std::vector<float> owned;  // 1-D tensors converted to f32
+};
+
+const cpu_weight& as_cpu(const device_weight& w) { return static_cast<const cpu_weight&>(w); }
+
+class cpu_act_buffer final : public act_buffer {
+ public:
+  cpu_act_buffer(int64_t rows, int64_t cols) : rows_(rows), cols_(cols), data_(size_t(rows * cols)) {}
+  [[nodiscard]] act view() const override { return {const_cast<float*>(data_.data()), rows_, cols_}; }
+
+ private:
+  int64_t rows_, cols_;
+  std::vector<float> data_;
+};
+
+// K and V per layer, [capacity, kv_dim] f32 each.
+class cpu_kv_store final : public kv_store {
+ public:
+  cpu_kv_store(int64_t n_layers, int64_t capacity, int64_t kv_dim)
+      : capacity_(capacity), kv_dim_(kv_dim), n_layers_(n_layers),
+        data_(size_t(n_layers * 2 * capacity * kv_dim)) {}
+  [[nodiscard]] int64_t capacity() const override { return capacity_; }
+  [[nodiscard]] size_t bytes_per_token() const override { return size_t(n_layers_ * 2 * kv_dim_) * sizeof(float); }
+  float* k(int64_t layer) { return data_.data() + (layer * 2) * capacity_ * kv_dim_; }
+  float* v(int64_t layer) { return data_.data() + (layer * 2 + 1) * capacity_ * kv_dim_; }
+  const float* k(int64_t layer) const { return data_.data() + (layer * 2) * capacity_ * kv_dim_; }
+  const float* v(int64_t layer) const { return data_.data() + (layer * 2 + 1) * capacity_ * kv_dim_; }
+  int64_t kv_dim() const { return kv_dim_; }
+
+ private:
+  int64_t capacity_, kv_dim_, n_layers_;
+  std::vector<float> data_;
+};
+
+class cpu_backend final : public backend {
+ public:
+  explicit cpu_backend(int n_threads) : pool_(n_threads) {}
+
+  [[nodiscard]] std::string_view name() const override { return "cpu"; }
+
+  expected<std::unique_ptr<device_weight>> upload(const tensor_view& t) override {
+    auto w = std::make_unique<cpu_weight>();
+    if (t.shape.size() == 1) {
+      w->owned.resize(size_t(t.shape[0]));
+      cpu::weight_matrix view{t.data, t.type, 1, t.shape[0]};
+      cpu::dequantize_row(view, 0, w->owned.data());
+      w->m = {w->owned.data(), dtype::f32, 1, t.shape[0]};
+    } else if (t.shape.size() == 2) {
+      w->m = {t.data, t.type, t.shape[0], t.shape[1]};
+    } else {
+      return fail("tensor '" + t.name + "': the CPU backend takes 1-D or 2-D weights");
+    }
+    return std::unique_ptr<device_weight>(std::move(w));
+  }
+
+  std::unique_ptr<act_buffer> alloc(int64_t rows, int64_t cols) override {
+    return std::make_unique<cpu_act_buffer>(rows, cols);
+  }
+
+  expected<std::unique_ptr<kv_store>> alloc_kv(int64_t n_layers, int64_t capacity, int64_t kv_dim) override {
+    const double bytes = double(n_layers) * 2 * double(capacity) * double(kv_dim) * sizeof(float);
+    if (bytes > 64e9) return fail("KV cache of " + std::to_string(capacity) + " tokens needs " +
+                                  std::to_string(int64_t(bytes / 1e9)) + " GB; lower the context");
+    return std::unique_ptr<kv_store>(std::make_unique<cpu_kv_store>(n_layers, capacity, kv_dim));
+  }
+
+  void embed(const device_weight& table, std::span<const int32_t> ids, act out) override {
+    const auto& w = as_cpu(table).m;
+    for (size_t i = 0; i < ids.size(); ++i) cpu::dequantize_row(w, ids[i], out.data + int64_t(i) * out.cols);
+  }
+
+  void rms_norm(act x, const device_weight& gamma, float eps, act out) override {
+    cpu::rms_norm(x.data, static_cast<const float*>(as_cpu(gamma).m.data), x.rows, x.cols, eps, out.data);
+  }
+
+  void matmul(act x, const device_weight& w, const device_weight* bias, act y) override {
+    const float* b = bias ? static_cast<const float*>(as_cpu(*bias).m.data) : nullptr;
+    cpu::matmul(pool_, x.data, x.rows, as_cpu(w).m, b, y.data);
+  }
+
+  void rope(act x, int64_t n_heads, int64_t head_dim, std::span<const int32_t> pos,
+            std::span<const float> inv_freq, bool interleaved) override {
+    cpu::rope(x.data, x.rows, n_heads, head_dim, pos, inv_freq, interleaved);
+  }
+
+  void write_kv(kv_store& kv, int64_t layer, std::span<const int32_t> pos, act k, act v) override {
+    auto& s = static_cast<cpu_kv_store&>(kv);
+    const int64_t d = s.kv_dim();
+    for (size_t i = 0; i < pos.size(); ++i) {
+      std::memcpy(s.k(layer) + pos[i] * d, k.data + int64_t(i) * d, size_t(d) * sizeof(float));
+      std::memcpy(s.v(layer) + pos[i] * d, v.data + int64_t(i) * d, size_t(d) * sizeof(float));
+    }
+  }
+
+  void attention(act q, const kv_store& kv, int64_t layer, std::span<const int32_t> pos, int64_t n_heads,
+                 int64_t n_kv_heads, int64_t head_dim, act out) override {
+    const auto& s = static_cast<const cpu_kv_store&>(kv);
+    const int64_t kv_len = pos.empty() ? 0 : int64_t(pos.back()) + 1;
+    cpu::attention(pool_, q.data, q.rows, pos, s.k(layer), s.v(layer), kv_len, n_heads, n_kv_heads, head_dim,
+                   out.data);
+  }
+
+  void silu_mul(act gate, act up) override { cpu::silu_mul(gate.data, up.data, gate.rows * gate.cols, gate.data); }
+
+  void add(act acc, act x) override { cpu::add(acc.data, x.data, acc.rows * acc.cols); }
+
+  void to_host(act x, std::span<float> out) override {
+    std::memcpy(out.data(), x.data, size_t(x.rows * x.cols) * sizeof(float));
+  }
+
+ private:
+  cpu::thread_pool pool_;
+};
+
+}  // namespace
+
+std::unique_ptr<backend> make_cpu_backend(int n_threads) { return std::make_unique<cpu_backend>(n_threads); }
+
+}  // namespace troupe::engine

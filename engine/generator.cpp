@@ -1,0 +1,93 @@
+// The single-sequence generation loop and request validation.
+#include "engine/generator.hpp"
+
+#include <algorithm>
+
+#include "engine/stop_strings.hpp"
+#include "engine/tokenizer/incremental_decoder.hpp"
+
+namespace troupe::engine {
+
+expected<void> validate(const generation_request& r, const model_config& c) {
+  if (r.prompt.empty()) return fail("the prompt is empty: at least one token is needed");
+  for (int32_t t : r.prompt)
+    if (t < 0 || t >= c.vocab_size)
+      return fail("prompt token id " + std::to_string(t) + " is outside the vocabulary [0, " +
+                  std::to_string(c.vocab_size) + ")");
+  if (int64_t(r.prompt.size()) >= c.max_position)
+    return fail("the prompt has " + std::to_string(r.prompt.size()) + " tokens; this model's context length is " +
+                std::to_string(c.max_position) + " tokens, and at least one must be left to generate");
+  if (r.max_tokens < 1) return fail("max_tokens must be at least 1, got " + std::to_string(r.max_tokens));
+  for (int32_t t : r.stop_token_ids)
+    if (t < 0 || t >= c.vocab_size)
+      return fail("stop token id " + std::to_string(t) + " is outside the vocabulary [0, " +
+                  std::to_string(c.vocab_size) + ")");
+  return validate(r.sampling);
+}
+
+expected<generation_result> generate(llama_forward& fwd, const tokenizer& tok, const generation_request& req,
+                                     const std::function<void(const generation_event&)>& on_event) {
+  const model_config& c = fwd.config();
+  if (auto ok = validate(req, c); !ok) return ok.err();
+
+  const int64_t capacity = std::min<int64_t>(int64_t(req.prompt.size()) + req.max_tokens, c.max_position);
+  auto kv = fwd.new_kv(capacity);
+  if (!kv) return kv.err();
+
+  std::vector<int32_t> stop_ids = req.stop_token_ids;
+  if (!req.ignore_eos) {
+    stop_ids.insert(stop_ids.end(), c.eos_token_ids.begin(), c.eos_token_ids.end());
+    const auto& eos = tok.specials().eos_ids;
+    stop_ids.insert(stop_ids.end(), eos.begin(), eos.end());
+  }
+  const stop_string_matcher stops(req.stop);
+
+  generation_result out;
+  out.prompt_tokens = req.prompt;
+  sampler samp(req.sampling);
+  incremental_decoder decoder(tok, req.skip_special);
+  std::vector<float> logits(size_t(c.vocab_size));
+  size_t emitted = 0;  // bytes of out.text already streamed
+
+  auto ran = fwd.forward(req.prompt, 0, **kv, logits);
+  if (!ran) return ran.err();
+  int64_t pos = int64_t(req.prompt.size());
+  while (true) {
+    sample_result s = samp.sample(logits, req.prompt);
+    samp.accept(s.token);
+    out.tokens.push_back(s.token);
+    const bool stop_token = std::find(stop_ids.begin(), stop_ids.end(), s.token) != stop_ids.end();
+
+    // Text: a stop token adds none; a stop string cuts the text where it begins.
+    const size_t before = out.text.size();
+    if (!stop_token) out.text += decoder.push(s.token);
+    bool stopped = stop_token;
+    if (auto at = stops.find(out.text, before)) {
+      out.text.resize(*at);
+      stopped = true;
+    }
+    // prompt + output never exceeds the context (the last sampled token needs no KV slot).
+    const bool at_length = int64_t(out.tokens.size()) >= req.max_tokens || pos + 1 >= capacity;
+    if (at_length && !stopped) out.text += decoder.flush();
+    const size_t ready = (stopped || at_length) ? out.text.size() : out.text.size() - stops.held_back(out.text);
+    generation_event ev{s.token, out.text.substr(emitted, ready > emitted ? ready - emitted : 0), nullptr};
+    emitted = std::max(emitted, ready);
+    if (req.sampling.logprobs >= 0) out.logprobs.push_back(std::move(s));
+    ev.sample = req.sampling.logprobs >= 0 ? &out.logprobs.back() : nullptr;
+    if (on_event) on_event(ev);
+    if (stopped) {
+      out.finish = finish_reason::stop;
+      return out;
+    }
+    if (at_length) {
+      out.finish = finish_reason::length;
+      return out;
+    }
+    const int32_t next = out.tokens.back();
+    ran = fwd.forward(std::span<const int32_t>(&next, 1), pos, **kv, logits);
+    if (!ran) return ran.err();
+    ++pos;
+  }
+}
+
+}  // namespace troupe::engine

@@ -1,0 +1,108 @@
+// Causal grouped-query attention over the KV cache. Few tokens (decode): per (token, kv head)
+// SIMD dot products, each cached key row read once for all query heads sharing it. Many tokens
+// (prefill): per (head, 32-token block) two single-threaded sgemm calls around a masked softmax.
+#include <cblas.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "engine/kernels/cpu/kernels_impl.hpp"
+
+namespace troupe::engine::cpu {
+
+namespace {
+
+constexpr int64_t gemm_min_tokens = 16;
+constexpr int64_t query_block = 32;
+
+// s[j] = exp(s[j] - max) for j < len; returns the sum.
+float exp_shifted(float* s, int64_t len) {
+  float mx = -std::numeric_limits<float>::infinity();
+  for (int64_t j = 0; j < len; ++j) mx = std::max(mx, s[j]);
+  float sum = 0;
+  for (int64_t j = 0; j < len; ++j) {
+    s[j] = std::exp(s[j] - mx);
+    sum += s[j];
+  }
+  return sum;
+}
+
+}  // namespace
+
+void attention(thread_pool& pool, const float* q, int64_t n, std::span<const int32_t> pos,
+               const float* k, const float* v, int64_t kv_len, int64_t n_heads, int64_t n_kv_heads,
+               int64_t head_dim, float* out) {
+  if (n <= 0) return;
+  const int64_t group = n_heads / n_kv_heads;
+  const int64_t q_stride = n_heads * head_dim;
+  const int64_t kv_stride = n_kv_heads * head_dim;
+  const float scale = float(1.0 / std::sqrt(double(head_dim)));
+  (void)kv_len;  // positions bound every read: pos[i] < kv_len is the caller's contract
+
+  if (n < gemm_min_tokens) {
+    const detail::path_table& simd = detail::table_for(detail::best_level());
+    pool.parallel_for(n * n_kv_heads, 1, [&](int, int64_t ib, int64_t ie) {
+      thread_local std::vector<float> scores;
+      for (int64_t item = ib; item < ie; ++item) {
+        const int64_t t = item / n_kv_heads, g = item % n_kv_heads;
+        const int64_t len = int64_t(pos[size_t(t)]) + 1;
+        scores.resize(size_t(group * len));
+        const float* kg = k + g * head_dim;
+        const float* vg = v + g * head_dim;
+        // Keys outer, heads inner: each key row is loaded from memory once for the whole group.
+        for (int64_t j = 0; j < len; ++j)
+          for (int64_t hh = 0; hh < group; ++hh) {
+            const float* qh = q + t * q_stride + (g * group + hh) * head_dim;
+            scores[size_t(hh * len + j)] = simd.dot_f32(qh, kg + j * kv_stride, head_dim) * scale;
+          }
+        for (int64_t hh = 0; hh < group; ++hh) {
+          float* s = scores.data() + hh * len;
+          const float inv = 1.f / exp_shifted(s, len);
+          for (int64_t j = 0; j < len; ++j) s[j] *= inv;
+          float* o = out + t * q_stride + (g * group + hh) * head_dim;
+          std::fill(o, o + head_dim, 0.f);
+        }
+        for (int64_t j = 0; j < len; ++j)
+          for (int64_t hh = 0; hh < group; ++hh)
+            simd.axpy_f32(scores[size_t(hh * len + j)], vg + j * kv_stride,
+                          out + t * q_stride + (g * group + hh) * head_dim, head_dim);
+      }
+    });
+    return;
+  }
+
+  // Prefill: S = Q_block K^T (scaled), causal-masked softmax per row, O = P V.
+  static const bool blas_ready = [] {
+    openblas_set_num_threads(1);  // the pool owns the cores
+    return true;
+  }();
+  (void)blas_ready;
+  const int64_t blocks = (n + query_block - 1) / query_block;
+  pool.parallel_for(n_heads * blocks, 1, [&](int, int64_t ib, int64_t ie) {
+    thread_local std::vector<float> s;
+    for (int64_t item = ib; item < ie; ++item) {
+      const int64_t h = item / blocks, b = item % blocks;
+      const int64_t g = h / group;
+      const int64_t t0 = b * query_block, mb = std::min(query_block, n - t0);
+      const int64_t kv_end = int64_t(pos[size_t(t0 + mb - 1)]) + 1;
+      s.resize(size_t(mb * kv_end));
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(mb), int(kv_end), int(head_dim), scale,
+                  q + t0 * q_stride + h * head_dim, int(q_stride), k + g * head_dim, int(kv_stride),
+                  0.f, s.data(), int(kv_end));
+      for (int64_t i = 0; i < mb; ++i) {
+        float* row = s.data() + i * kv_end;
+        const int64_t len = int64_t(pos[size_t(t0 + i)]) + 1;
+        const float inv = 1.f / exp_shifted(row, len);
+        for (int64_t j = 0; j < len; ++j) row[j] *= inv;
+        std::fill(row + len, row + kv_end, 0.f);
+      }
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(mb), int(head_dim), int(kv_end), 1.f,
+                  s.data(), int(kv_end), v + g * head_dim, int(kv_stride), 0.f,
+                  out + t0 * q_stride + h * head_dim, int(q_stride));
+    }
+  });
+}
+
+}  // namespace troupe::engine::cpu

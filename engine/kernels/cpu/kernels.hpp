@@ -1,0 +1,71 @@
+// CPU kernels for the Llama-family forward pass: SIMD matmul over f32/f16/bf16/q8_0 weights
+// (AVX-512 with BF16 and VNNI dot products when the CPU has them, AVX2 otherwise, scalar fallback),
+// OpenBLAS sgemm for many-token matmuls, and the element-wise ops. Activations are always f32.
+// Shapes in comments are [rows, cols], row-major.
+#pragma once
+
+#include <cstdint>
+#include <span>
+
+#include "engine/model/dtype.hpp"
+#include "engine/kernels/cpu/thread_pool.hpp"
+
+namespace troupe::engine::cpu {
+
+// A weight matrix [rows, cols] in its stored dtype; row r starts at data + r * row_bytes(type, cols).
+struct weight_matrix {
+  const void* data;
+  dtype type;
+  int64_t rows;
+  int64_t cols;
+};
+
+// y[n, w.rows] = x[n, w.cols] * w^T (+ bias[w.rows] when non-null).
+// n == 1 (decode) streams the weights once with SIMD dot products split over rows across the pool;
+// small n reuses each weight row for all n tokens; large n converts weight row panels to f32 and
+// calls cblas_sgemm. Precision: f32/f16/bf16 weights accumulate in f32 against f32 activations
+// (bf16 dot products use a two-term bf16 split of x so x keeps ~16 mantissa bits); q8_0 quantizes x
+// to 8 bits per 32-block as llama.cpp does.
+void matmul(thread_pool& pool, const float* x, int64_t n, const weight_matrix& w, const float* bias,
+            float* y);
+
+// out[cols] = row `row` of w converted to f32 (embedding lookup).
+void dequantize_row(const weight_matrix& w, int64_t row, float* out);
+
+// out[n, dim] = x / rms(x) * gamma, per row.
+void rms_norm(const float* x, const float* gamma, int64_t n, int64_t dim, float eps, float* out);
+
+// Rotary embedding in place on x[n, n_heads * head_dim] for token positions pos[n].
+// inv_freq has head_dim/2 entries (already scaled, e.g. by llama3 rope scaling).
+// interleaved == false: rotate pairs (i, i + head_dim/2) (HF "rotate_half", NeoX style);
+// interleaved == true: rotate pairs (2i, 2i+1) (GGUF llama / Meta original style).
+void rope(float* x, int64_t n, int64_t n_heads, int64_t head_dim, std::span<const int32_t> pos,
+          std::span<const float> inv_freq, bool interleaved);
+
+// out[i] = silu(gate[i]) * up[i] for i < count.
+void silu_mul(const float* gate, const float* up, int64_t count, float* out);
+
+// acc[i] += x[i] for i < count.
+void add(float* acc, const float* x, int64_t count);
+
+// Causal attention for one sequence with grouped-query heads.
+// q[n, n_heads*head_dim] for tokens at positions pos[n] (ascending, pos[n-1] < kv_len);
+// k, v: [kv_len, n_kv_heads*head_dim] rows (the cache, already holding these tokens' keys/values);
+// token i attends to cache rows 0..pos[i]. out[n, n_heads*head_dim]. Scale 1/sqrt(head_dim).
+void attention(thread_pool& pool, const float* q, int64_t n, std::span<const int32_t> pos,
+               const float* k, const float* v, int64_t kv_len, int64_t n_heads, int64_t n_kv_heads,
+               int64_t head_dim, float* out);
+
+// Measures main-memory read bandwidth (GB/s) with all pool threads streaming vectorized loads over
+// a buffer of `bytes` (>= 1 GiB to defeat the L3); takes the best of `reps` passes.
+[[nodiscard]] double measure_memory_bandwidth(thread_pool& pool, size_t bytes = size_t(1) << 30,
+                                              int reps = 5);
+
+// Measures the fp32 FMA peak (GFLOP/s, counting 2 flops per FMA) with independent FMA chains on
+// every pool thread.
+[[nodiscard]] double measure_fma_peak(thread_pool& pool);
+
+// Names the SIMD path chosen at run time ("avx512-bf16-vnni", "avx2", "scalar").
+[[nodiscard]] const char* simd_path();
+
+}  // namespace troupe::engine::cpu

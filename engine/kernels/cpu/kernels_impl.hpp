@@ -1,0 +1,67 @@
+// Internal interface between the kernel dispatcher and the per-instruction-set implementations
+// (scalar, *_avx2.cpp, *_avx512.cpp). Tests include it to exercise every path the CPU supports.
+#pragma once
+
+#include <cstdint>
+
+#include "engine/kernels/cpu/kernels.hpp"
+
+namespace troupe::engine::cpu::detail {
+
+enum class simd_level { scalar, avx2, avx512 };
+
+// The best level this CPU (and TROUPE_SIMD) allows; AVX-512 requires BF16 and VNNI as well.
+[[nodiscard]] simd_level best_level();
+[[nodiscard]] bool level_supported(simd_level level);
+
+// Activations of one matmul call, converted once into what each path's dot products read.
+// Only the members the weight type and path need are set.
+struct activations {
+  int64_t n = 0;
+  int64_t cols = 0;
+  const float* f32 = nullptr;       // [n, cols], the caller's x
+  const uint16_t* bf16_hi = nullptr;  // [n, cols] bf16(x) (AVX-512 bf16 weights)
+  const uint16_t* bf16_lo = nullptr;  // [n, cols] bf16(x - hi)
+  const int8_t* q8 = nullptr;       // [n, cols] x quantized per 32-block (q8_0 weights)
+  const float* q8_scale = nullptr;  // [n, cols / 32]
+  const int32_t* q8_corr = nullptr; // [n, cols / 4] -128 * sum of each 4 q8 values (AVX-512)
+};
+
+// y[r] (r in [row_begin, row_end)) = dot(row r of w, token `token` of a).
+using rows_fn = void (*)(const weight_matrix& w, const activations& a, int64_t token,
+                         int64_t row_begin, int64_t row_end, float* y);
+
+// out[0, count) = elements [k0, k0 + count) of row `row` of w as f32 (q8_0: k0, count % 32 == 0
+// unless the segment ends the row).
+using convert_fn = void (*)(const weight_matrix& w, int64_t row, int64_t k0, int64_t count,
+                            float* out);
+
+struct path_table {
+  rows_fn rows[4];  // indexed by dtype
+  convert_fn convert;
+  bool needs_bf16_split;  // bf16 rows read a.bf16_hi / bf16_lo instead of a.f32
+  bool needs_q8_corr;
+  float (*dot_f32)(const float* a, const float* b, int64_t count);
+  void (*axpy_f32)(float alpha, const float* x, float* y, int64_t count);  // y += alpha * x
+  double (*read_stream)(const float* p, int64_t count);  // bandwidth probe: sums the floats
+  float (*fma_chains)(int64_t iterations);  // peak probe; returns a sink value
+  int fma_flops_per_iteration;
+};
+
+[[nodiscard]] const path_table& scalar_table();
+[[nodiscard]] const path_table& avx2_table();
+[[nodiscard]] const path_table& avx512_table();
+[[nodiscard]] const path_table& table_for(simd_level level);
+
+// Large-n matmul on AVX-512: packs weight panels to f32 (converting any dtype) and runs a
+// register-blocked FMA micro-kernel. y[n, w.rows], no bias.
+void gemm_avx512(thread_pool& pool, const float* x, int64_t n, const weight_matrix& w, float* y);
+
+// matmul on an explicit path; `gemm_min_n` is the token count from which the GEMM path is used.
+void matmul_on(simd_level level, thread_pool& pool, const float* x, int64_t n,
+               const weight_matrix& w, const float* bias, float* y, int64_t gemm_min_n);
+
+// The token count from which matmul switches from row dot products to GEMM.
+inline constexpr int64_t default_gemm_min_n = 16;
+
+}  // namespace troupe::engine::cpu::detail

@@ -1,0 +1,187 @@
+// matmul dispatch: picks the SIMD path once, prepares x for it (bf16 split, q8 quantization),
+// and routes by token count: row dot products over the pool, or GEMM for many tokens.
+#include <cblas.h>
+
+#include <algorithm>
+#include <cassert>
+#include <cmath>
+#include <mutex>
+#include <vector>
+
+#include "engine/kernels/cpu/cpu_features.hpp"
+#include "engine/kernels/cpu/kernels_impl.hpp"
+
+namespace troupe::engine::cpu::detail {
+
+simd_level best_level() {
+  static const simd_level level = [] {
+    const cpu_features& f = detect_cpu_features();
+    if (f.avx512 && f.avx512_bf16 && f.avx512_vnni && f.avx2_fma) return simd_level::avx512;
+    if (f.avx2_fma) return simd_level::avx2;
+    return simd_level::scalar;
+  }();
+  return level;
+}
+
+bool level_supported(simd_level level) { return int(level) <= int(best_level()); }
+
+const path_table& table_for(simd_level level) {
+  switch (level) {
+    case simd_level::avx512: return avx512_table();
+    case simd_level::avx2: return avx2_table();
+    case simd_level::scalar: break;
+  }
+  return scalar_table();
+}
+
+namespace {
+
+// Scratch for the prepared activations, owned by the calling (step) thread; workers only read it.
+struct prepared_scratch {
+  std::vector<uint16_t> hi, lo;
+  std::vector<int8_t> q8;
+  std::vector<float> scale;
+  std::vector<int32_t> corr;
+};
+
+activations prepare(const path_table& table, const float* x, int64_t n, const weight_matrix& w) {
+  thread_local prepared_scratch s;
+  activations a;
+  a.n = n;
+  a.cols = w.cols;
+  a.f32 = x;
+  const size_t count = size_t(n * w.cols);
+  if (w.type == dtype::bf16 && table.needs_bf16_split) {
+    s.hi.resize(count);
+    s.lo.resize(count);
+    for (size_t i = 0; i < count; ++i) {
+      const uint16_t h = f32_to_bf16(x[i]);
+      s.hi[i] = h;
+      s.lo[i] = f32_to_bf16(x[i] - bf16_to_f32(h));
+    }
+    a.bf16_hi = s.hi.data();
+    a.bf16_lo = s.lo.data();
+  } else if (w.type == dtype::q8_0) {
+    // Per 32-block symmetric quantization to [-127, 127], as llama.cpp's q8_0 activations (but
+    // with an f32 scale).
+    const size_t blocks = count / q8_0_block;
+    s.q8.resize(count);
+    s.scale.resize(blocks);
+    for (size_t b = 0; b < blocks; ++b) {
+      const float* v = x + b * q8_0_block;
+      float amax = 0;
+      for (int j = 0; j < q8_0_block; ++j) amax = std::max(amax, std::fabs(v[j]));
+      const float d = amax / 127.f;
+      const float inv = d > 0 ? 1.f / d : 0.f;
+      s.scale[b] = d;
+      for (int j = 0; j < q8_0_block; ++j)
+        s.q8[b * q8_0_block + j] = int8_t(std::nearbyint(v[j] * inv));
+    }
+    if (table.needs_q8_corr) {
+      s.corr.resize(count / 4);
+      for (size_t i = 0; i < count / 4; ++i) {
+        const int8_t* q = &s.q8[i * 4];
+        s.corr[i] = -128 * (int32_t(q[0]) + q[1] + q[2] + q[3]);
+      }
+      a.q8_corr = s.corr.data();
+    }
+    a.q8 = s.q8.data();
+    a.q8_scale = s.scale.data();
+  }
+  return a;
+}
+
+// Row dot products: each thread takes one contiguous row range, so it streams its share of the
+// weights once. With several tokens, rows go in tiles of ~32 KiB that stay in L1/L2 while every
+// token reads them.
+void matmul_rows(const path_table& table, thread_pool& pool, const float* x, int64_t n,
+                 const weight_matrix& w, float* y) {
+  const activations a = prepare(table, x, n, w);
+  const rows_fn fn = table.rows[int(w.type)];
+  const int64_t rows = w.rows;
+  if (n == 1) {
+    pool.parallel_for(rows, 16, [&](int, int64_t rb, int64_t re) { fn(w, a, 0, rb, re, y); });
+    return;
+  }
+  const int64_t row_size = int64_t(*row_bytes(w.type, w.cols));
+  const int64_t tile = std::max<int64_t>(4, (int64_t(32) << 10) / std::max<int64_t>(1, row_size) / 4 * 4);
+  pool.parallel_for(rows, 4, [&](int, int64_t rb, int64_t re) {
+    for (int64_t r0 = rb; r0 < re; r0 += tile) {
+      const int64_t r1 = std::min(re, r0 + tile);
+      for (int64_t t = 0; t < n; ++t) fn(w, a, t, r0, r1, y + t * rows);
+    }
+  });
+}
+
+// OpenBLAS is called single-threaded from each pool thread: the pool already owns the cores,
+// and two thread pools spinning on two cores would fight.
+void blas_single_threaded() {
+  static std::once_flag once;
+  std::call_once(once, [] { openblas_set_num_threads(1); });
+}
+
+// GEMM through OpenBLAS for the AVX2 and scalar paths: f32 weights directly, other types in
+// panels of rows converted to f32 in per-thread scratch.
+void matmul_blas(const path_table& table, thread_pool& pool, const float* x, int64_t n,
+                 const weight_matrix& w, float* y) {
+  blas_single_threaded();
+  const int64_t rows = w.rows, cols = w.cols;
+  if (w.type == dtype::f32) {
+    const float* wd = static_cast<const float*>(w.data);
+    pool.parallel_for(rows, 16, [&](int, int64_t rb, int64_t re) {
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(n), int(re - rb), int(cols), 1.f, x,
+                  int(cols), wd + rb * cols, int(cols), 0.f, y + rb, int(rows));
+    });
+    return;
+  }
+  constexpr int64_t panel_rows = 128;
+  pool.parallel_for(rows, panel_rows, [&](int, int64_t rb, int64_t re) {
+    thread_local std::vector<float> panel;
+    panel.resize(size_t(panel_rows * cols));
+    for (int64_t r0 = rb; r0 < re; r0 += panel_rows) {
+      const int64_t pr = std::min(panel_rows, re - r0);
+      for (int64_t j = 0; j < pr; ++j) table.convert(w, r0 + j, 0, cols, panel.data() + j * cols);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(n), int(pr), int(cols), 1.f, x,
+                  int(cols), panel.data(), int(cols), 0.f, y + r0, int(rows));
+    }
+  });
+}
+
+}  // namespace
+
+void matmul_on(simd_level level, thread_pool& pool, const float* x, int64_t n,
+               const weight_matrix& w, const float* bias, float* y, int64_t gemm_min_n) {
+  assert(row_bytes(w.type, w.cols).has_value());
+  if (n <= 0 || w.rows <= 0) return;
+  const path_table& table = table_for(level);
+  if (n < gemm_min_n) {
+    matmul_rows(table, pool, x, n, w, y);
+  } else if (level == simd_level::avx512) {
+    gemm_avx512(pool, x, n, w, y);
+  } else {
+    matmul_blas(table, pool, x, n, w, y);
+  }
+  if (bias != nullptr)
+    for (int64_t t = 0; t < n; ++t)
+      for (int64_t r = 0; r < w.rows; ++r) y[t * w.rows + r] += bias[r];
+}
+
+}  // namespace troupe::engine::cpu::detail
+
+namespace troupe::engine::cpu {
+
+void matmul(thread_pool& pool, const float* x, int64_t n, const weight_matrix& w, const float* bias,
+            float* y) {
+  detail::matmul_on(detail::best_level(), pool, x, n, w, bias, y, detail::default_gemm_min_n);
+}
+
+const char* simd_path() {
+  switch (detail::best_level()) {
+    case detail::simd_level::avx512: return "avx512-bf16-vnni";
+    case detail::simd_level::avx2: return "avx2";
+    case detail::simd_level::scalar: break;
+  }
+  return "scalar";
+}
+
+}  // namespace troupe::engine::cpu

@@ -1,0 +1,327 @@
+// AVX-512 path (with BF16 and VNNI): row dot products for decode and small batches, weight-row
+// conversion for the GEMM packer, and the bandwidth / FMA probes. Compiled with -mavx512*.
+#include <immintrin.h>
+
+// GCC 12's AVX-512 headers trip -Wuninitialized on their own _mm512_undefined_* helpers.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+#include "engine/kernels/cpu/kernels_impl.hpp"
+
+namespace troupe::engine::cpu::detail {
+
+namespace {
+
+// Software prefetch distance in bytes ahead of each row stream. The hardware prefetcher already
+// follows the streams; a short explicit lead keeps more lines in flight per core.
+constexpr int64_t prefetch_bytes = 1024;
+
+template <class T>
+const T* row_of(const weight_matrix& w, int64_t row) {
+  return reinterpret_cast<const T*>(static_cast<const uint8_t*>(w.data) +
+                                    size_t(row) * *row_bytes(w.type, w.cols));
+}
+
+inline void prefetch(const void* p) { _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T0); }
+
+// Calls kernel.template run<R>(row, out) over [rb, re) in groups of 4 rows, then single rows.
+// Four rows share each load of x and give 8 independent accumulator chains.
+template <class Kernel>
+void over_rows(const Kernel& kernel, int64_t rb, int64_t re, float* y) {
+  int64_t r = rb;
+  for (; r + 4 <= re; r += 4) kernel.template run<4>(r, y + r);
+  for (; r < re; ++r) kernel.template run<1>(r, y + r);
+}
+
+struct f32_kernel {
+  const weight_matrix& w;
+  const float* x;
+  template <int R>
+  void run(int64_t row, float* out) const {
+    const int64_t cols = w.cols;
+    const float* p = row_of<float>(w, row);
+    __m512 acc[R][2];
+    for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+    int64_t k = 0;
+    for (; k + 32 <= cols; k += 32) {
+      const __m512 x0 = _mm512_loadu_ps(x + k), x1 = _mm512_loadu_ps(x + k + 16);
+#pragma GCC unroll 4
+      for (int r = 0; r < R; ++r) {
+        const float* q = p + r * cols + k;
+        prefetch(q + prefetch_bytes / 4);
+        acc[r][0] = _mm512_fmadd_ps(_mm512_loadu_ps(q), x0, acc[r][0]);
+        acc[r][1] = _mm512_fmadd_ps(_mm512_loadu_ps(q + 16), x1, acc[r][1]);
+      }
+    }
+    for (; k < cols; k += 16) {
+      const __mmask16 m = cols - k >= 16 ? __mmask16(0xffff) : __mmask16((1u << (cols - k)) - 1);
+      const __m512 x0 = _mm512_maskz_loadu_ps(m, x + k);
+      for (int r = 0; r < R; ++r)
+        acc[r][0] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, p + r * cols + k), x0, acc[r][0]);
+    }
+    for (int r = 0; r < R; ++r) out[r] = _mm512_reduce_add_ps(_mm512_add_ps(acc[r][0], acc[r][1]));
+  }
+};
+
+struct f16_kernel {
+  const weight_matrix& w;
+  const float* x;
+  template <int R>
+  void run(int64_t row, float* out) const {
+    const int64_t cols = w.cols;
+    const uint16_t* p = row_of<uint16_t>(w, row);
+    __m512 acc[R][2];
+    for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+    int64_t k = 0;
+    for (; k + 32 <= cols; k += 32) {
+      const __m512 x0 = _mm512_loadu_ps(x + k), x1 = _mm512_loadu_ps(x + k + 16);
+#pragma GCC unroll 4
+      for (int r = 0; r < R; ++r) {
+        const uint16_t* q = p + r * cols + k;
+        prefetch(q + prefetch_bytes / 2);
+        const __m512i h = _mm512_loadu_si512(q);
+        acc[r][0] = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm512_castsi512_si256(h)), x0, acc[r][0]);
+        acc[r][1] = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm512_extracti64x4_epi64(h, 1)), x1, acc[r][1]);
+      }
+    }
+    for (; k < cols; k += 16) {
+      const __mmask16 m = cols - k >= 16 ? __mmask16(0xffff) : __mmask16((1u << (cols - k)) - 1);
+      const __m512 x0 = _mm512_maskz_loadu_ps(m, x + k);
+      for (int r = 0; r < R; ++r) {
+        const __m512 wv = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p + r * cols + k));
+        acc[r][0] = _mm512_fmadd_ps(wv, x0, acc[r][0]);
+      }
+    }
+    for (int r = 0; r < R; ++r) out[r] = _mm512_reduce_add_ps(_mm512_add_ps(acc[r][0], acc[r][1]));
+  }
+};
+
+// bf16 weights times x = hi + lo (both bf16): two vdpbf16ps per 32 weights, exact products.
+struct bf16_kernel {
+  const weight_matrix& w;
+  const uint16_t* hi;
+  const uint16_t* lo;
+  template <int R>
+  void run(int64_t row, float* out) const {
+    const int64_t cols = w.cols;
+    const uint16_t* p = row_of<uint16_t>(w, row);
+    __m512 acc[R][2];
+    for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+    int64_t k = 0;
+    for (; k + 32 <= cols; k += 32) {
+      const __m512bh h = (__m512bh)_mm512_loadu_si512(hi + k);
+      const __m512bh l = (__m512bh)_mm512_loadu_si512(lo + k);
+#pragma GCC unroll 4
+      for (int r = 0; r < R; ++r) {
+        const uint16_t* q = p + r * cols + k;
+        prefetch(q + prefetch_bytes / 2);
+        const __m512bh wv = (__m512bh)_mm512_loadu_si512(q);
+        acc[r][0] = _mm512_dpbf16_ps(acc[r][0], wv, h);
+        acc[r][1] = _mm512_dpbf16_ps(acc[r][1], wv, l);
+      }
+    }
+    if (k < cols) {
+      const __mmask32 m = __mmask32((uint64_t(1) << (cols - k)) - 1);
+      const __m512bh h = (__m512bh)_mm512_maskz_loadu_epi16(m, hi + k);
+      const __m512bh l = (__m512bh)_mm512_maskz_loadu_epi16(m, lo + k);
+      for (int r = 0; r < R; ++r) {
+        const __m512bh wv = (__m512bh)_mm512_maskz_loadu_epi16(m, p + r * cols + k);
+        acc[r][0] = _mm512_dpbf16_ps(acc[r][0], wv, h);
+        acc[r][1] = _mm512_dpbf16_ps(acc[r][1], wv, l);
+      }
+    }
+    for (int r = 0; r < R; ++r) out[r] = _mm512_reduce_add_ps(_mm512_add_ps(acc[r][0], acc[r][1]));
+  }
+};
+
+// Two weights blocks per step. vpdpbusd multiplies unsigned by signed bytes, so the weights are
+// offset to unsigned (w ^ 0x80 == w + 128) and the accumulator starts at -128 * sum(x) of each
+// 4-byte lane (precomputed in a.q8_corr). Unlike the abs/sign trick this is exact for w = -128.
+struct q8_0_kernel {
+  const weight_matrix& w;
+  const int8_t* xq;
+  const float* xs;      // per block
+  const int32_t* xc;    // per 4 values
+  template <int R>
+  void run(int64_t row, float* out) const {
+    const int64_t blocks = w.cols / q8_0_block;
+    const block_q8_0* p = row_of<block_q8_0>(w, row);
+    const __m512i flip = _mm512_set1_epi8(char(0x80));
+    __m512 acc[R];
+    __m256 acc_tail[R];
+    for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps(), acc_tail[r] = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 2 <= blocks; i += 2) {
+      const __m512i xv = _mm512_loadu_si512(xq + i * 32);
+      const __m512i cv = _mm512_loadu_si512(xc + i * 8);
+      const __m512 xsv = _mm512_insertf32x8(_mm512_set1_ps(xs[i]), _mm256_set1_ps(xs[i + 1]), 1);
+#pragma GCC unroll 4
+      for (int r = 0; r < R; ++r) {
+        const block_q8_0* b = p + r * blocks + i;
+        prefetch(reinterpret_cast<const char*>(b) + prefetch_bytes);
+        const __m512i wv = _mm512_inserti64x4(
+            _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[0].qs))),
+            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[1].qs)), 1);
+        const __m512i dot = _mm512_dpbusd_epi32(cv, _mm512_xor_si512(wv, flip), xv);
+        const __m256i dh = _mm256_set_m128i(_mm_set1_epi16(short(b[1].d)), _mm_set1_epi16(short(b[0].d)));
+        const __m512 scale = _mm512_mul_ps(_mm512_cvtph_ps(dh), xsv);
+        acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scale, acc[r]);
+      }
+    }
+    if (i < blocks) {
+      const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + i * 32));
+      const __m256i cv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xc + i * 8));
+      for (int r = 0; r < R; ++r) {
+        const block_q8_0& b = p[r * blocks + i];
+        const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs));
+        const __m256i dot =
+            _mm256_dpbusd_epi32(cv, _mm256_xor_si256(wv, _mm512_castsi512_si256(flip)), xv);
+        const __m256 scale = _mm256_set1_ps(_cvtsh_ss(b.d) * xs[i]);
+        acc_tail[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), scale, acc_tail[r]);
+      }
+    }
+    for (int r = 0; r < R; ++r) {
+      const __m512 all = _mm512_add_ps(acc[r], _mm512_castps256_ps512(acc_tail[r]));
+      out[r] = _mm512_reduce_add_ps(all);
+    }
+  }
+};
+
+void rows_f32(const weight_matrix& w, const activations& a, int64_t t, int64_t rb, int64_t re,
+              float* y) {
+  over_rows(f32_kernel{w, a.f32 + t * a.cols}, rb, re, y);
+}
+
+void rows_f16(const weight_matrix& w, const activations& a, int64_t t, int64_t rb, int64_t re,
+              float* y) {
+  over_rows(f16_kernel{w, a.f32 + t * a.cols}, rb, re, y);
+}
+
+void rows_bf16(const weight_matrix& w, const activations& a, int64_t t, int64_t rb, int64_t re,
+               float* y) {
+  over_rows(bf16_kernel{w, a.bf16_hi + t * a.cols, a.bf16_lo + t * a.cols}, rb, re, y);
+}
+
+void rows_q8_0(const weight_matrix& w, const activations& a, int64_t t, int64_t rb, int64_t re,
+               float* y) {
+  over_rows(q8_0_kernel{w, a.q8 + t * a.cols, a.q8_scale + t * (a.cols / q8_0_block),
+                        a.q8_corr + t * (a.cols / 4)},
+            rb, re, y);
+}
+
+void convert_avx512(const weight_matrix& w, int64_t row, int64_t k0, int64_t count, float* out) {
+  int64_t k = 0;
+  auto tail_mask = [&] {
+    return count - k >= 16 ? __mmask16(0xffff) : __mmask16((1u << (count - k)) - 1);
+  };
+  switch (w.type) {
+    case dtype::f32: {
+      const float* p = row_of<float>(w, row) + k0;
+      for (; k < count; k += 16) {
+        const __mmask16 m = tail_mask();
+        _mm512_mask_storeu_ps(out + k, m, _mm512_maskz_loadu_ps(m, p + k));
+      }
+      return;
+    }
+    case dtype::f16: {
+      const uint16_t* p = row_of<uint16_t>(w, row) + k0;
+      for (; k < count; k += 16) {
+        const __mmask16 m = tail_mask();
+        _mm512_mask_storeu_ps(out + k, m, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p + k)));
+      }
+      return;
+    }
+    case dtype::bf16: {
+      const uint16_t* p = row_of<uint16_t>(w, row) + k0;
+      for (; k < count; k += 16) {
+        const __mmask16 m = tail_mask();
+        const __m512i v = _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p + k)), 16);
+        _mm512_mask_storeu_ps(out + k, m, _mm512_castsi512_ps(v));
+      }
+      return;
+    }
+    case dtype::q8_0: {
+      const block_q8_0* b = row_of<block_q8_0>(w, row) + k0 / q8_0_block;
+      for (; k < count; k += 16) {
+        const block_q8_0& blk = b[k / q8_0_block];
+        const __mmask16 m = tail_mask();
+        const __m128i q = _mm_maskz_loadu_epi8(m, blk.qs + k % q8_0_block);
+        const __m512 v = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q));
+        _mm512_mask_storeu_ps(out + k, m, _mm512_mul_ps(v, _mm512_set1_ps(_cvtsh_ss(blk.d))));
+      }
+      return;
+    }
+  }
+}
+
+float dot_avx512(const float* a, const float* b, int64_t count) {
+  __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+  int64_t i = 0;
+  for (; i + 64 <= count; i += 64) {
+    s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s0);
+    s1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16), s1);
+    s2 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 32), _mm512_loadu_ps(b + i + 32), s2);
+    s3 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 48), _mm512_loadu_ps(b + i + 48), s3);
+  }
+  for (; i < count; i += 16) {
+    const __mmask16 m = count - i >= 16 ? __mmask16(0xffff) : __mmask16((1u << (count - i)) - 1);
+    s0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i), s0);
+  }
+  return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
+}
+
+void axpy_avx512(float alpha, const float* x, float* y, int64_t count) {
+  const __m512 av = _mm512_set1_ps(alpha);
+  for (int64_t i = 0; i < count; i += 16) {
+    const __mmask16 m = count - i >= 16 ? __mmask16(0xffff) : __mmask16((1u << (count - i)) - 1);
+    _mm512_mask_storeu_ps(y + i, m,
+                          _mm512_fmadd_ps(av, _mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, y + i)));
+  }
+}
+
+double read_avx512(const float* p, int64_t count) {
+  __m512 s[8];
+  for (auto& v : s) v = _mm512_setzero_ps();
+  for (int64_t i = 0; i + 128 <= count; i += 128)
+#pragma GCC unroll 8
+    for (int j = 0; j < 8; ++j) s[j] = _mm512_add_ps(s[j], _mm512_load_ps(p + i + 16 * j));
+  __m512 t = s[0];
+  for (int j = 1; j < 8; ++j) t = _mm512_add_ps(t, s[j]);
+  return _mm512_reduce_add_ps(t);
+}
+
+float fma_chains_avx512(int64_t iterations) {
+  const __m512 b = _mm512_set1_ps(0.9999f), c = _mm512_set1_ps(1e-4f);
+  __m512 a0 = _mm512_set1_ps(1.f), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0,
+         a8 = a0, a9 = a0, a10 = a0, a11 = a0;
+  for (int64_t it = 0; it < iterations; ++it) {
+    a0 = _mm512_fmadd_ps(a0, b, c), a1 = _mm512_fmadd_ps(a1, b, c), a2 = _mm512_fmadd_ps(a2, b, c);
+    a3 = _mm512_fmadd_ps(a3, b, c), a4 = _mm512_fmadd_ps(a4, b, c), a5 = _mm512_fmadd_ps(a5, b, c);
+    a6 = _mm512_fmadd_ps(a6, b, c), a7 = _mm512_fmadd_ps(a7, b, c), a8 = _mm512_fmadd_ps(a8, b, c);
+    a9 = _mm512_fmadd_ps(a9, b, c), a10 = _mm512_fmadd_ps(a10, b, c), a11 = _mm512_fmadd_ps(a11, b, c);
+    // Keeps the chains in registers: without it GCC may keep them in memory or fold iterations.
+    asm volatile("" : "+v"(a0), "+v"(a1), "+v"(a2), "+v"(a3), "+v"(a4), "+v"(a5));
+  }
+  const __m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)),
+                                 _mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7)));
+  return _mm512_reduce_add_ps(_mm512_add_ps(s, _mm512_add_ps(_mm512_add_ps(a8, a9), _mm512_add_ps(a10, a11))));
+}
+
+}  // namespace
+
+const path_table& avx512_table() {
+  static const path_table table{
+      {rows_f32, rows_f16, rows_bf16, rows_q8_0},
+      convert_avx512,
+      true,
+      true,
+      dot_avx512,
+      axpy_avx512,
+      read_avx512,
+      fma_chains_avx512,
+      12 * 16 * 2,
+  };
+  return table;
+}
+
+}  // namespace troupe::engine::cpu::detail

@@ -1,0 +1,143 @@
+// Portable fallback for every kernel of the path table: plain loops in double precision, used
+// when the CPU lacks AVX2 (or TROUPE_SIMD=scalar) and as the shared definition of the results.
+#include <cmath>
+
+#include "engine/kernels/cpu/kernels_impl.hpp"
+
+namespace troupe::engine::cpu::detail {
+
+namespace {
+
+const uint8_t* row_ptr(const weight_matrix& w, int64_t row) {
+  return static_cast<const uint8_t*>(w.data) + size_t(row) * *row_bytes(w.type, w.cols);
+}
+
+template <class Convert>
+void rows_generic(const weight_matrix& w, const float* x, int64_t row_begin, int64_t row_end,
+                  float* y, Convert convert) {
+  for (int64_t r = row_begin; r < row_end; ++r) {
+    const uint8_t* p = row_ptr(w, r);
+    double sum = 0;
+    for (int64_t k = 0; k < w.cols; ++k) sum += double(convert(p, k)) * double(x[k]);
+    y[r] = float(sum);
+  }
+}
+
+void rows_f32(const weight_matrix& w, const activations& a, int64_t t, int64_t rb, int64_t re,
+              float* y) {
+  rows_generic(w, a.f32 + t * a.cols, rb, re, y, [](const uint8_t* p, int64_t k) {
+    float v;
+    std::memcpy(&v, p + 4 * k, 4);
+    return v;
+  });
+}
+
+void rows_f16(const weight_matrix& w, const activations& a, int64_t t, int64_t rb, int64_t re,
+              float* y) {
+  rows_generic(w, a.f32 + t * a.cols, rb, re, y, [](const uint8_t* p, int64_t k) {
+    uint16_t h;
+    std::memcpy(&h, p + 2 * k, 2);
+    return f16_to_f32(h);
+  });
+}
+
+void rows_bf16(const weight_matrix& w, const activations& a, int64_t t, int64_t rb, int64_t re,
+               float* y) {
+  rows_generic(w, a.f32 + t * a.cols, rb, re, y, [](const uint8_t* p, int64_t k) {
+    uint16_t h;
+    std::memcpy(&h, p + 2 * k, 2);
+    return bf16_to_f32(h);
+  });
+}
+
+// Integer dot per 32-block, scaled by both block scales: the same arithmetic as the SIMD paths.
+void rows_q8_0(const weight_matrix& w, const activations& a, int64_t t, int64_t rb, int64_t re,
+               float* y) {
+  const int64_t blocks = w.cols / q8_0_block;
+  const int8_t* xq = a.q8 + t * a.cols;
+  const float* xs = a.q8_scale + t * blocks;
+  for (int64_t r = rb; r < re; ++r) {
+    const auto* b = reinterpret_cast<const block_q8_0*>(row_ptr(w, r));
+    double sum = 0;
+    for (int64_t i = 0; i < blocks; ++i) {
+      int32_t dot = 0;
+      for (int j = 0; j < 32; ++j) dot += int32_t(b[i].qs[j]) * int32_t(xq[i * 32 + j]);
+      sum += double(f16_to_f32(b[i].d)) * double(xs[i]) * double(dot);
+    }
+    y[r] = float(sum);
+  }
+}
+
+void convert_scalar(const weight_matrix& w, int64_t row, int64_t k0, int64_t count, float* out) {
+  const uint8_t* p = row_ptr(w, row);
+  switch (w.type) {
+    case dtype::f32:
+      std::memcpy(out, p + 4 * k0, size_t(count) * 4);
+      return;
+    case dtype::f16:
+    case dtype::bf16:
+      for (int64_t k = 0; k < count; ++k) {
+        uint16_t h;
+        std::memcpy(&h, p + 2 * (k0 + k), 2);
+        out[k] = w.type == dtype::f16 ? f16_to_f32(h) : bf16_to_f32(h);
+      }
+      return;
+    case dtype::q8_0: {
+      const auto* b = reinterpret_cast<const block_q8_0*>(p);
+      for (int64_t k = 0; k < count; ++k) {
+        const block_q8_0& blk = b[(k0 + k) / 32];
+        out[k] = f16_to_f32(blk.d) * float(blk.qs[(k0 + k) % 32]);
+      }
+      return;
+    }
+  }
+}
+
+float dot_scalar(const float* a, const float* b, int64_t count) {
+  float s[4] = {0, 0, 0, 0};
+  int64_t i = 0;
+  for (; i + 4 <= count; i += 4)
+    for (int j = 0; j < 4; ++j) s[j] += a[i + j] * b[i + j];
+  for (; i < count; ++i) s[0] += a[i] * b[i];
+  return (s[0] + s[1]) + (s[2] + s[3]);
+}
+
+void axpy_scalar(float alpha, const float* x, float* y, int64_t count) {
+  for (int64_t i = 0; i < count; ++i) y[i] += alpha * x[i];
+}
+
+double read_scalar(const float* p, int64_t count) {
+  float s[8] = {};
+  for (int64_t i = 0; i + 8 <= count; i += 8)
+    for (int j = 0; j < 8; ++j) s[j] += p[i + j];
+  double total = 0;
+  for (float v : s) total += v;
+  return total;
+}
+
+float fma_chains_scalar(int64_t iterations) {
+  float a[8] = {1, 1, 1, 1, 1, 1, 1, 1};
+  const float b = 0.9999f, c = 1e-4f;
+  for (int64_t it = 0; it < iterations; ++it)
+    for (float& v : a) v = v * b + c;
+  return a[0] + a[1] + a[2] + a[3] + a[4] + a[5] + a[6] + a[7];
+}
+
+}  // namespace
+
+const path_table& scalar_table() {
+  static const path_table table{
+      {rows_f32, rows_f16, rows_bf16, rows_q8_0},
+      convert_scalar,
+      false,
+      false,
+      dot_scalar,
+      axpy_scalar,
+      read_scalar,
+      fma_chains_scalar,
+      16,
+  };
+  return table;
+}
+
+}  // namespace troupe::engine::cpu::detail

@@ -1,0 +1,65 @@
+// Machine probes reported beside every performance figure: main-memory read bandwidth and the
+// fp32 FMA peak, both measured with all pool threads on the active SIMD path.
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+
+#include "engine/kernels/cpu/kernels_impl.hpp"
+
+namespace troupe::engine::cpu {
+
+double measure_memory_bandwidth(thread_pool& pool, size_t bytes, int reps) {
+  const detail::path_table& simd = detail::table_for(detail::best_level());
+  bytes = bytes / 4096 * 4096;
+  if (bytes == 0) return 0;
+  std::unique_ptr<float, decltype(&std::free)> buf(static_cast<float*>(std::aligned_alloc(4096, bytes)),
+                                                   &std::free);
+  if (!buf) return 0;
+  const int64_t count = int64_t(bytes / sizeof(float));
+  const int64_t grain = 4096 / int64_t(sizeof(float));
+  // First touch from the thread that will read each part, so every page is mapped before timing.
+  pool.parallel_for(count, grain, [&](int, int64_t b, int64_t e) {
+    std::memset(buf.get() + b, 0, size_t(e - b) * sizeof(float));
+  });
+  double best = 0;
+  volatile double sink = 0;
+  for (int r = 0; r < reps; ++r) {
+    const auto start = std::chrono::steady_clock::now();
+    pool.parallel_for(count, grain, [&](int, int64_t b, int64_t e) {
+      sink = sink + simd.read_stream(buf.get() + b, e - b);
+    });
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    best = std::max(best, double(bytes) / s / 1e9);
+  }
+  return best;
+}
+
+double measure_fma_peak(thread_pool& pool) {
+  const detail::path_table& simd = detail::table_for(detail::best_level());
+  // Calibrate on one thread so the timed pass lasts ~0.2 s.
+  int64_t iterations = 1 << 16;
+  volatile float sink = 0;
+  for (;;) {
+    const auto start = std::chrono::steady_clock::now();
+    sink = sink + simd.fma_chains(iterations);
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (s > 0.02) {
+      iterations = int64_t(double(iterations) * 0.2 / s);
+      break;
+    }
+    iterations *= 4;
+  }
+  double best = 0;
+  for (int r = 0; r < 2; ++r) {
+    const auto start = std::chrono::steady_clock::now();
+    pool.parallel_for(pool.size(), 1, [&](int, int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) sink = sink + simd.fma_chains(iterations);
+    });
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    best = std::max(best, double(pool.size()) * double(iterations) * simd.fma_flops_per_iteration / s / 1e9);
+  }
+  return best;
+}
+
+}  // namespace troupe::engine::cpu

@@ -1,0 +1,51 @@
+// The Llama-family decoder forward pass (Llama 2/3, Mistral, Qwen2), written once against the
+// backend interface: embedding, N x (RMSNorm, GQA attention with rotary, SwiGLU MLP), final norm,
+// output projection. Model code only: the KV store is handed in, batching lives elsewhere.
+#pragma once
+
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "common/expected.hpp"
+#include "engine/backend.hpp"
+#include "engine/model/model.hpp"
+
+namespace troupe::engine {
+
+class llama_forward {
+ public:
+  // Uploads the weights to `be` and sizes activation buffers for up to `max_tokens` tokens per call.
+  [[nodiscard]] static expected<std::unique_ptr<llama_forward>> create(std::shared_ptr<const model> m,
+                                                                       backend& be, int64_t max_tokens);
+
+  // Runs `tokens` of one sequence at positions start_pos.. (their K/V are written into `kv`) and
+  // writes the last token's logits [vocab] to `logits`. Longer inputs run in chunks of max_tokens.
+  // Errors: token id out of the vocabulary, positions beyond kv capacity.
+  [[nodiscard]] expected<void> forward(std::span<const int32_t> tokens, int64_t start_pos, kv_store& kv,
+                                       std::span<float> logits);
+
+  // A KV store for one sequence of up to `capacity` tokens.
+  [[nodiscard]] expected<std::unique_ptr<kv_store>> new_kv(int64_t capacity);
+
+  [[nodiscard]] const model_config& config() const { return model_->config; }
+  [[nodiscard]] const model& source() const { return *model_; }
+
+ private:
+  struct layer {
+    std::unique_ptr<device_weight> attn_norm, wq, wk, wv, bq, bk, bv, wo, ffn_norm, w_gate, w_up, w_down;
+  };
+
+  llama_forward(std::shared_ptr<const model> m, backend& be, int64_t max_tokens);
+  void run_chunk(std::span<const int32_t> tokens, std::span<const int32_t> pos, kv_store& kv);
+
+  std::shared_ptr<const model> model_;
+  backend& be_;
+  int64_t max_tokens_;
+  std::vector<float> inv_freq_;
+  std::unique_ptr<device_weight> tok_embd_, output_norm_, output_;
+  std::vector<layer> layers_;
+  std::unique_ptr<act_buffer> x_, h_, q_, k_, v_, attn_, gate_, up_, logits_;
+};
+
+}  // namespace troupe::engine

@@ -1,0 +1,68 @@
+// Turns one step's logits into the next token: penalties, temperature, top-k, top-p, min-p, then a
+// draw from the request's own seeded generator (same seed, same output). Greedy when temperature is 0.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <random>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "common/expected.hpp"
+
+namespace troupe::engine {
+
+struct sampling_params {
+  float temperature = 1.0f;        // 0 = greedy
+  float top_p = 1.0f;              // (0, 1]
+  int32_t top_k = 0;               // 0 = off
+  float min_p = 0.0f;              // [0, 1]
+  float repetition_penalty = 1.0f; // > 0; 1 = off (HF style: divide positive logits, multiply negative)
+  float presence_penalty = 0.0f;   // [-2, 2], OpenAI style, over generated tokens
+  float frequency_penalty = 0.0f;  // [-2, 2], OpenAI style, over generated tokens
+  std::optional<uint64_t> seed;    // none: seeded from std::random_device
+  int32_t logprobs = -1;           // -1: none; 0: chosen token only; N: plus top N alternatives
+};
+
+// Checks ranges; the error names the parameter and the allowed range.
+[[nodiscard]] expected<void> validate(const sampling_params& p);
+
+struct token_logprob {
+  int32_t token;
+  float logprob;
+};
+
+struct sample_result {
+  int32_t token;
+  float logprob;                      // log-softmax of the raw logits (before penalties/temperature)
+  std::vector<token_logprob> top;     // top-N alternatives by raw logprob, best first
+};
+
+// One sampler per sequence: it owns the seeded generator and the counts the penalties need.
+class sampler {
+ public:
+  explicit sampler(sampling_params params);
+
+  // Samples from `logits` (vocab entries; modified in place). `prompt` feeds the repetition
+  // penalty (which, as in HF, covers prompt and generated tokens); generated tokens are tracked
+  // internally through accept().
+  [[nodiscard]] sample_result sample(std::span<float> logits, std::span<const int32_t> prompt);
+
+  // Records a generated token (for presence/frequency/repetition penalties).
+  void accept(int32_t token);
+
+  [[nodiscard]] const sampling_params& params() const { return params_; }
+
+ private:
+  sampling_params params_;
+  std::mt19937_64 rng_;
+  std::vector<std::pair<int32_t, int32_t>> counts_;  // generated token -> count, sorted by token
+  std::vector<float> scratch_;
+  std::vector<int32_t> index_;
+  // Tokens the penalties changed this step, with their raw logits: the reported logprob is of the
+  // raw logits, and the penalties edit `logits` in place.
+  std::vector<std::pair<int32_t, float>> touched_;
+};
+
+}  // namespace troupe::engine

@@ -1,0 +1,37 @@
+// Streaming detokenization: turns ids into text deltas as they are generated, never cutting a
+// UTF-8 character in two (a byte-level token may hold only part of a CJK character or emoji).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "engine/tokenizer/tokenizer.hpp"
+
+namespace troupe::engine {
+
+// Threading: one decoder per stream, used from one thread at a time; it only reads the tokenizer
+// (whose const methods are thread-safe), which must outlive it.
+// For ids whose bytes are valid UTF-8 overall, the concatenated deltas (push... then flush) equal
+// tokenizer.decode(ids, skip_special). Invalid bytes come out as U+FFFD, one per maximal invalid
+// subpart, so every delta is valid UTF-8.
+class incremental_decoder {
+ public:
+  explicit incremental_decoder(const tokenizer& tok, bool skip_special = false)
+      : tok_(&tok), skip_special_(skip_special) {}
+
+  // Adds one token and returns the text that became complete (possibly empty).
+  [[nodiscard]] std::string push(int32_t id);
+
+  // Returns whatever is held back (an unfinished character, as U+FFFD) and resets.
+  [[nodiscard]] std::string flush();
+
+  // Bytes held back waiting for the rest of a character (0 to 3).
+  [[nodiscard]] size_t pending() const { return pending_.size(); }
+
+ private:
+  const tokenizer* tok_;
+  bool skip_special_;
+  std::string pending_;
+};
+
+}  // namespace troupe::engine

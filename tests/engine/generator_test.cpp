@@ -1,0 +1,157 @@
+// The generation loop: stop tokens, stop strings (held back while they might still match), max
+// tokens, seeds, logprobs, streaming deltas that add up to the text, and request validation.
+#include <gtest/gtest.h>
+
+#include "engine/cpu_backend.hpp"
+#include "engine/generator.hpp"
+#include "engine/model_tokenizer.hpp"
+#include "engine/stop_strings.hpp"
+#include "engine/tokenizer/utf8.hpp"
+#include "tests/engine/test_models.hpp"
+
+namespace troupe::engine {
+namespace {
+
+class generator_test : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto m = load_model(test::tiny_model("gen_llama", test::small_spec()));
+    ASSERT_TRUE(m) << m.message();
+    model_ = *m;
+    auto tok = load_tokenizer_for(*model_);
+    ASSERT_TRUE(tok) << tok.message();
+    tok_ = std::move(*tok);
+    be_ = make_cpu_backend(2);
+    auto fwd = llama_forward::create(model_, *be_, 32);
+    ASSERT_TRUE(fwd) << fwd.message();
+    fwd_ = std::move(*fwd);
+  }
+
+  generation_request greedy(int32_t max_tokens) {
+    generation_request r;
+    r.prompt = tok_->encode("The router streams tokens to every client.");
+    r.max_tokens = max_tokens;
+    r.sampling.temperature = 0;
+    r.ignore_eos = true;
+    return r;
+  }
+
+  generation_result run(const generation_request& r, std::string* streamed = nullptr) {
+    auto out = generate(*fwd_, *tok_, r, [streamed](const generation_event& ev) {
+      if (streamed) *streamed += ev.text_delta;
+    });
+    EXPECT_TRUE(out) << out.message();
+    return out ? *out : generation_result{};
+  }
+
+  std::shared_ptr<const model> model_;
+  std::unique_ptr<tokenizer> tok_;
+  std::unique_ptr<backend> be_;
+  std::unique_ptr<llama_forward> fwd_;
+};
+
+TEST_F(generator_test, max_tokens_and_streamed_text_equal_the_result) {
+  std::string streamed;
+  auto r = run(greedy(20), &streamed);
+  EXPECT_EQ(r.tokens.size(), 20u);
+  EXPECT_EQ(r.finish, finish_reason::length);
+  EXPECT_EQ(streamed, r.text);
+  // Random weights may emit a partial UTF-8 character; the streamed text replaces it with U+FFFD.
+  EXPECT_TRUE(utf8_is_valid(r.text));
+  const std::string raw = tok_->decode(r.tokens, true);
+  if (utf8_is_valid(raw)) EXPECT_EQ(r.text, raw);
+}
+
+TEST_F(generator_test, greedy_is_deterministic_and_seed_repeats_sampling) {
+  EXPECT_EQ(run(greedy(12)).tokens, run(greedy(12)).tokens);
+  auto r = greedy(24);
+  r.sampling.temperature = 1.5f;
+  r.sampling.seed = 42;
+  const auto a = run(r).tokens;
+  EXPECT_EQ(a, run(r).tokens);
+  r.sampling.seed = 43;
+  EXPECT_NE(a, run(r).tokens);
+}
+
+TEST_F(generator_test, stop_token_ends_generation_and_is_kept_out_of_the_text) {
+  const auto full = run(greedy(12));
+  auto r = greedy(12);
+  r.stop_token_ids = {full.tokens[5]};
+  const size_t first = size_t(std::find(full.tokens.begin(), full.tokens.end(), full.tokens[5]) - full.tokens.begin());
+  auto s = run(r);
+  EXPECT_EQ(s.finish, finish_reason::stop);
+  ASSERT_EQ(s.tokens.size(), first + 1);
+  EXPECT_EQ(s.text, tok_->decode(std::vector<int32_t>(full.tokens.begin(), full.tokens.begin() + long(first)), true));
+}
+
+TEST_F(generator_test, stop_string_cuts_the_text_and_is_never_streamed) {
+  const auto full = run(greedy(24));
+  ASSERT_GT(full.text.size(), 12u);
+  // A stop string taken from the middle of the greedy output, spanning token boundaries.
+  const std::string stop = full.text.substr(6, 5);
+  auto r = greedy(24);
+  r.stop = {stop};
+  std::string streamed;
+  auto s = run(r, &streamed);
+  EXPECT_EQ(s.finish, finish_reason::stop);
+  const size_t at = full.text.find(stop);
+  EXPECT_EQ(s.text, full.text.substr(0, at));
+  EXPECT_EQ(streamed, s.text);
+  EXPECT_EQ(streamed.find(stop), std::string::npos);
+}
+
+TEST_F(generator_test, logprobs_are_reported_per_token) {
+  auto r = greedy(6);
+  r.sampling.logprobs = 3;
+  auto s = run(r);
+  ASSERT_EQ(s.logprobs.size(), 6u);
+  for (size_t i = 0; i < 6; ++i) {
+    EXPECT_EQ(s.logprobs[i].token, s.tokens[i]);
+    EXPECT_LE(s.logprobs[i].logprob, 0.0f);
+    ASSERT_EQ(s.logprobs[i].top.size(), 3u);
+    EXPECT_EQ(s.logprobs[i].top[0].token, s.tokens[i]);  // greedy picks the best
+    EXPECT_GE(s.logprobs[i].top[0].logprob, s.logprobs[i].top[1].logprob);
+  }
+}
+
+TEST_F(generator_test, context_limit_ends_with_length) {
+  auto r = greedy(1000);  // the model's context is 128 tokens
+  auto s = run(r);
+  EXPECT_EQ(s.finish, finish_reason::length);
+  EXPECT_EQ(int64_t(s.prompt_tokens.size() + s.tokens.size()), model_->config.max_position);
+}
+
+TEST_F(generator_test, invalid_requests_get_clear_errors) {
+  auto expect_error = [this](generation_request r, const std::string& fragment) {
+    auto out = generate(*fwd_, *tok_, r, nullptr);
+    ASSERT_FALSE(out);
+    EXPECT_NE(out.message().find(fragment), std::string::npos) << out.message();
+  };
+  auto r = greedy(4);
+  r.prompt.clear();
+  expect_error(r, "empty");
+  r = greedy(4);
+  r.prompt.push_back(512);
+  expect_error(r, "outside the vocabulary");
+  r = greedy(4);
+  r.prompt.assign(128, 1);
+  expect_error(r, "context length is 128");
+  r = greedy(0);
+  expect_error(r, "max_tokens");
+  r = greedy(4);
+  r.sampling.temperature = -1;
+  expect_error(r, "temperature");
+}
+
+TEST(stop_strings, find_and_hold_back) {
+  stop_string_matcher m({"</s>", "STOP"});
+  EXPECT_EQ(m.find("abc</s>def", 0), 3u);
+  EXPECT_FALSE(m.find("abc</", 0));
+  EXPECT_EQ(m.held_back("abc</"), 2u);
+  EXPECT_EQ(m.held_back("xxST"), 2u);
+  EXPECT_EQ(m.held_back("abc"), 0u);
+  EXPECT_EQ(m.find("aaSTOP", 4), 2u);  // a match that began before `from`
+}
+
+}  // namespace
+}  // namespace troupe::engine

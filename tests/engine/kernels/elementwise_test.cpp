@@ -1,0 +1,116 @@
+// Tests for the element-wise kernels against direct double-precision formulas: RMSNorm, both
+// rotary layouts, SwiGLU gating, residual add and embedding-row dequantization.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <numeric>
+
+#include "engine/kernels/cpu/kernels.hpp"
+#include "tests/engine/kernels/kernel_test_util.hpp"
+
+namespace troupe::engine::cpu {
+namespace {
+
+using testing::random_floats;
+
+TEST(RmsNorm, MatchesFormulaPerRow) {
+  const int64_t n = 3, dim = 4096;
+  std::vector<float> x = random_floats(size_t(n * dim), 1, 300.f);
+  const std::vector<float> gamma = random_floats(size_t(dim), 2);
+  std::vector<float> out(x.size());
+  rms_norm(x.data(), gamma.data(), n, dim, 1e-5f, out.data());
+  for (int64_t t = 0; t < n; ++t) {
+    double ss = 0;
+    for (int64_t i = 0; i < dim; ++i) ss += double(x[size_t(t * dim + i)]) * x[size_t(t * dim + i)];
+    const double inv = 1.0 / std::sqrt(ss / dim + 1e-5);
+    for (int64_t i = 0; i < dim; ++i) {
+      const double want = double(x[size_t(t * dim + i)]) * inv * gamma[size_t(i)];
+      ASSERT_NEAR(out[size_t(t * dim + i)], want, 1e-5 * (std::fabs(want) + 1e-3)) << t << "," << i;
+    }
+  }
+}
+
+TEST(RmsNorm, WorksInPlaceAndUsesEps) {
+  std::vector<float> x(8, 0.f);
+  const std::vector<float> gamma(8, 2.f);
+  x[0] = 1e-3f;
+  rms_norm(x.data(), gamma.data(), 1, 8, 1.f, x.data());  // eps dominates the tiny mean square
+  EXPECT_NEAR(x[0], 1e-3 * 2 / std::sqrt(1e-6 / 8 + 1.0), 1e-9);
+  EXPECT_EQ(x[1], 0.f);
+}
+
+void check_rope(bool interleaved) {
+  const int64_t n = 4, heads = 3, head_dim = 64, half = head_dim / 2;
+  const std::vector<int32_t> pos = {0, 1, 517, 32767};
+  std::vector<float> inv_freq(static_cast<size_t>(half));
+  for (int64_t i = 0; i < half; ++i) inv_freq[size_t(i)] = float(std::pow(10000.0, -2.0 * i / head_dim));
+  const std::vector<float> x0 = random_floats(size_t(n * heads * head_dim), 5);
+  std::vector<float> x = x0;
+  rope(x.data(), n, heads, head_dim, pos, inv_freq, interleaved);
+  for (int64_t t = 0; t < n; ++t)
+    for (int64_t h = 0; h < heads; ++h)
+      for (int64_t i = 0; i < half; ++i) {
+        const size_t base = size_t((t * heads + h) * head_dim);
+        const size_t a = base + size_t(interleaved ? 2 * i : i);
+        const size_t b = base + size_t(interleaved ? 2 * i + 1 : i + half);
+        const double angle = double(pos[size_t(t)]) * double(inv_freq[size_t(i)]);
+        const double want_a = x0[a] * std::cos(angle) - x0[b] * std::sin(angle);
+        const double want_b = x0[a] * std::sin(angle) + x0[b] * std::cos(angle);
+        ASSERT_NEAR(x[a], want_a, 1e-5) << "t " << t << " h " << h << " i " << i;
+        ASSERT_NEAR(x[b], want_b, 1e-5) << "t " << t << " h " << h << " i " << i;
+      }
+}
+
+TEST(Rope, HalfSplitLayoutMatchesFormula) { check_rope(false); }
+TEST(Rope, InterleavedLayoutMatchesFormula) { check_rope(true); }
+
+TEST(Rope, PositionZeroIsIdentityAndLayoutsDiffer) {
+  const std::vector<float> inv_freq = {1.f, 0.5f};
+  std::vector<float> a = {1, 2, 3, 4}, b = a, c = a;
+  const std::vector<int32_t> zero = {0}, one = {1};
+  rope(a.data(), 1, 1, 4, zero, inv_freq, false);
+  EXPECT_EQ(a, (std::vector<float>{1, 2, 3, 4}));
+  rope(b.data(), 1, 1, 4, one, inv_freq, false);
+  rope(c.data(), 1, 1, 4, one, inv_freq, true);
+  EXPECT_NE(b, c);
+  // Half-split pairs (0, 2) at angle 1: x0' = 1 cos 1 - 3 sin 1.
+  EXPECT_NEAR(b[0], std::cos(1.0) - 3 * std::sin(1.0), 1e-6);
+  // Interleaved pairs (0, 1) at angle 1: x0' = 1 cos 1 - 2 sin 1.
+  EXPECT_NEAR(c[0], std::cos(1.0) - 2 * std::sin(1.0), 1e-6);
+}
+
+TEST(SiluMul, MatchesFormula) {
+  const std::vector<float> gate = random_floats(1001, 7, 4.f), up = random_floats(1001, 8);
+  std::vector<float> out(gate.size());
+  silu_mul(gate.data(), up.data(), int64_t(gate.size()), out.data());
+  for (size_t i = 0; i < gate.size(); ++i) {
+    const double g = gate[i];
+    const double want = g / (1 + std::exp(-g)) * up[i];
+    ASSERT_NEAR(out[i], want, 1e-6 * (std::fabs(want) + 1)) << i;
+  }
+  const float big_negative = -100.f, one = 1.f;
+  float o;
+  silu_mul(&big_negative, &one, 1, &o);
+  EXPECT_NEAR(o, 0.f, 1e-30);
+}
+
+TEST(Add, AccumulatesInPlace) {
+  std::vector<float> acc = {1, 2, 3}, x = {0.5f, -2, 10};
+  add(acc.data(), x.data(), 3);
+  EXPECT_EQ(acc, (std::vector<float>{1.5f, 0, 13}));
+}
+
+TEST(DequantizeRow, MatchesStoredValuesForEveryDtype) {
+  for (dtype t : {dtype::f32, dtype::f16, dtype::bf16, dtype::q8_0}) {
+    const auto w = testing::make_weights(t, 5, 96, 11);
+    std::vector<float> out(96);
+    for (int64_t r : {0, 3, 4}) {
+      dequantize_row(w.view, r, out.data());
+      for (int64_t k = 0; k < 96; ++k)
+        ASSERT_EQ(out[size_t(k)], w.values[size_t(r * 96 + k)]) << dtype_name(t) << " row " << r << " col " << k;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace troupe::engine::cpu

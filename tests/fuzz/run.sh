@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets for the checkpoint parsers (safetensors, GGUF) with ASan and UBSan,
+# seeds them with files from the project's own writers, runs each briefly; non-zero if any crashes.
+# Usage: run.sh CLANGXX SRC_DIR OUT_DIR   (FUZZ_SECONDS overrides the 20 s per target)
+set -euo pipefail
+
+if [ $# -ne 3 ]; then
+  echo "usage: $0 CLANGXX SRC_DIR OUT_DIR" >&2
+  exit 2
+fi
+CLANGXX=$1
+SRC=$(cd "$2" && pwd)
+OUT=$3
+SECONDS_PER_TARGET=${FUZZ_SECONDS:-20}
+TARGETS=(safetensors gguf)
+
+mkdir -p "$OUT/obj" "$OUT/seeds" "$OUT/corpus" "$OUT/artifacts" "$OUT/logs"
+
+shopt -s nullglob
+SOURCES=("$SRC"/engine/model/dtype.cpp "$SRC"/engine/model/mapped_file.cpp
+         "$SRC"/engine/model/safetensors*.cpp "$SRC"/engine/model/gguf*.cpp)
+shopt -u nullglob
+# -fno-sanitize-recover: UBSan findings must stop the run like ASan ones, not just print.
+FLAGS=(-std=c++20 -O1 -g -fno-sanitize-recover=all -I"$SRC")
+
+# Rebuild only when a source, header, flag or the compiler changed: ctest runs this every time.
+stamp=$( { echo "$CLANGXX ${FLAGS[*]}"; "$CLANGXX" --version | head -n 1;
+           cat "${SOURCES[@]}" "$SRC"/engine/model/*.hpp "$SRC"/common/*.hpp "$SRC"/tests/fuzz/*.cpp; } |
+         sha256sum | cut -d' ' -f1)
+if [ "$(cat "$OUT/build.stamp" 2>/dev/null || true)" != "$stamp" ]; then
+  echo "fuzz: building with $CLANGXX"
+  rm -f "$OUT/build.stamp" "$OUT"/obj/*.o
+  objects=()
+  for src in "${SOURCES[@]}"; do
+    obj="$OUT/obj/$(basename "$src" .cpp).o"
+    "$CLANGXX" "${FLAGS[@]}" -fsanitize=fuzzer-no-link,address,undefined -c "$src" -o "$obj"
+    objects+=("$obj")
+  done
+  for t in "${TARGETS[@]}"; do
+    "$CLANGXX" "${FLAGS[@]}" -fsanitize=fuzzer,address,undefined \
+      "$SRC/tests/fuzz/${t}_fuzz.cpp" "${objects[@]}" -lsimdjson -o "$OUT/${t}_fuzz"
+  done
+  "$CLANGXX" "${FLAGS[@]}" -fsanitize=address,undefined \
+    "$SRC/tests/fuzz/make_seeds.cpp" "${objects[@]}" -lsimdjson -o "$OUT/make_seeds"
+  echo "$stamp" > "$OUT/build.stamp"
+fi
+
+rm -rf "$OUT/seeds"
+mkdir -p "$OUT/seeds/safetensors" "$OUT/seeds/gguf"
+"$OUT/make_seeds" "$OUT/seeds/safetensors" "$OUT/seeds/gguf"
+
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+failed=0
+for t in "${TARGETS[@]}"; do
+  # The first corpus folder collects what the fuzzer finds and is kept for the next run.
+  mkdir -p "$OUT/corpus/$t"
+  log="$OUT/logs/$t.log"
+  echo "fuzz: $t for ${SECONDS_PER_TARGET}s"
+  if "$OUT/${t}_fuzz" -max_total_time="$SECONDS_PER_TARGET" -rss_limit_mb=2048 -malloc_limit_mb=1024 \
+       -timeout=10 -dict="$SRC/tests/fuzz/$t.dict" -artifact_prefix="$OUT/artifacts/$t-" \
+       -print_final_stats=1 "$OUT/corpus/$t" "$OUT/seeds/$t" > "$log" 2>&1; then
+    grep -E "stat::number_of_executed_units|Done [0-9]+ runs" "$log" | tail -n 2 || true
+  else
+    failed=1
+    echo "fuzz: $t FAILED; log $log, inputs under $OUT/artifacts/" >&2
+    tail -n 60 "$log" >&2
+  fi
+done
+exit "$failed"

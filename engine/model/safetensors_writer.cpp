@@ -4,6 +4,7 @@
 
 #include <set>
 
+#include "common/json_escape.hpp"
 #include "engine/model/format_checks.hpp"
 #include "engine/model/output_file.hpp"
 #include "engine/model/safetensors.hpp"
@@ -13,33 +14,6 @@ namespace troupe::engine {
 namespace {
 
 using detail::quote_name;
-
-// JSON string literal: quotes, backslashes and control characters escaped; UTF-8 kept as is.
-void append_json_string(std::string& out, std::string_view s) {
-  static constexpr char hex[] = "0123456789abcdef";
-  out += '"';
-  for (char ch : s) {
-    const auto c = static_cast<unsigned char>(ch);
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      default:
-        if (c < 0x20) {
-          out += "\\u00";
-          out += hex[c >> 4];
-          out += hex[c & 15];
-        } else {
-          out += ch;
-        }
-    }
-  }
-  out += '"';
-}
 
 std::string_view safetensors_dtype_name(dtype t) {
   switch (t) {

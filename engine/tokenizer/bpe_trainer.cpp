@@ -10,7 +10,7 @@
 #include "engine/tokenizer/added_tokens.hpp"
 #include "engine/tokenizer/bpe_spec.hpp"
 #include "engine/tokenizer/byte_level.hpp"
-#include "engine/tokenizer/json_writer.hpp"
+#include "common/json_escape.hpp"
 #include "engine/tokenizer/pre_tokenizer.hpp"
 #include "engine/tokenizer/tokenizer.hpp"
 #include "engine/tokenizer/utf8.hpp"

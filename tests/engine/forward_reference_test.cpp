@@ -20,6 +20,9 @@ struct model_case {
   tiny_model_spec spec;
 };
 
+// gtest prints the parameter in test listings: the case name, not its bytes.
+void PrintTo(const model_case& c, std::ostream* os) { *os << c.name; }
+
 tiny_model_spec base_spec() {
   tiny_model_spec s;
   s.layers = 2;

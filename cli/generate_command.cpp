@@ -21,6 +21,7 @@ struct generate_options {
   int threads = 0;
   bool json = false;
   bool keep_special = false;
+  bool no_mmap = false;
 };
 
 // "1,2,3" -> ids; the error names the bad element.
@@ -54,7 +55,7 @@ std::string logprobs_json(const std::vector<engine::sample_result>& lp) {
 }
 
 int run(generate_options& o, bool seed_given) {
-  auto m = engine::load_model(o.model);
+  auto m = engine::load_model(o.model, o.no_mmap ? engine::load_mode::read : engine::load_mode::map);
   if (!m) return std::fprintf(stderr, "error: %s\n", m.message().c_str()), 1;
   auto tok = engine::load_tokenizer_for(**m);
   if (!tok) return std::fprintf(stderr, "error: %s\n", tok.message().c_str()), 1;
@@ -120,6 +121,7 @@ command_runner add_generate_command(CLI::App& app) {
   g->add_flag("--ignore-eos", o->req.ignore_eos, "keep generating past end-of-sequence tokens");
   g->add_flag("--keep-special", o->keep_special, "keep special tokens in the text");
   g->add_option("--threads", o->threads, "CPU threads (0 = all)")->capture_default_str();
+  g->add_flag("--no-mmap", o->no_mmap, "read the weights into memory (huge pages) instead of mapping the file");
   g->add_flag("--json", o->json, "print one JSON object instead of streaming text");
   return [o, g, seed, prompt, tokens]() {
     if (!prompt->count() && !tokens->count()) {

@@ -364,8 +364,8 @@ expected<gguf_file> parse_gguf(std::span<const std::byte> image, const std::stri
   return gguf_reader(image, file_name).parse();
 }
 
-expected<gguf_file> open_gguf(const std::string& path) {
-  auto mapped = mapped_file::open(path);
+expected<gguf_file> open_gguf(const std::string& path, load_mode mode) {
+  auto mapped = mapped_file::open(path, mode);
   if (!mapped) return mapped.err();
   auto file = std::make_shared<const mapped_file>(std::move(*mapped));
   auto parsed = parse_gguf(file->bytes(), path);

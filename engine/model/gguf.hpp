@@ -68,7 +68,8 @@ struct gguf_file {
                                              const std::string& file_name);
 
 // Maps and parses a file.
-[[nodiscard]] expected<gguf_file> open_gguf(const std::string& path);
+[[nodiscard]] expected<gguf_file> open_gguf(const std::string& path,
+                                  load_mode mode = load_mode::map);
 
 // A tensor to write; shape is row-major (the writer reverses it into GGUF's ne order) and `data`
 // holds exactly row_bytes(type, shape.back()) * rows bytes.

@@ -1,7 +1,10 @@
-// A read-only memory mapping of a whole file; weights are used in place from it (no copy).
+// A whole file's bytes, read-only: memory-mapped (the default: weights are used in place, no copy)
+// or read into anonymous memory backed by huge pages (--no-mmap), for machines where reading a
+// page-cache mapping is slow (measured on this VM: see docs/PERFORMANCE.md).
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <span>
 #include <string>
 
@@ -9,10 +12,15 @@
 
 namespace troupe::engine {
 
+enum class load_mode : uint8_t {
+  map,   // mmap the file: no copy, pages shared with the page cache
+  read,  // read the file into private anonymous memory (2 MiB huge pages where the kernel allows)
+};
+
 class mapped_file {
  public:
-  // Maps `path` read-only. An empty file maps to an empty span. Errors name the path and errno text.
-  [[nodiscard]] static expected<mapped_file> open(const std::string& path);
+  // Opens `path` read-only. An empty file gives an empty span. Errors name the path and errno text.
+  [[nodiscard]] static expected<mapped_file> open(const std::string& path, load_mode mode = load_mode::map);
 
   mapped_file() = default;
   mapped_file(mapped_file&& other) noexcept;
@@ -28,6 +36,7 @@ class mapped_file {
   std::string path_;
   const std::byte* data_ = nullptr;
   size_t size_ = 0;
+  size_t mapped_size_ = 0;  // bytes to munmap (read mode rounds up to the huge page size)
 };
 
 }  // namespace troupe::engine

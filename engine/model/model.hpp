@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "common/expected.hpp"
+#include "engine/model/mapped_file.hpp"
 #include "engine/model/model_config.hpp"
 #include "engine/model/tensor_view.hpp"
 
@@ -50,7 +51,9 @@ struct model {
 
 // Loads a model from an HF folder (config.json + model.safetensors, or sharded with
 // model.safetensors.index.json) or a .gguf file. Checks every tensor's presence, dtype and shape
-// against the config; errors name the file, the tensor or key, and what was wrong.
-[[nodiscard]] expected<std::shared_ptr<const model>> load_model(const std::string& path);
+// against the config; errors name the file, the tensor or key, and what was wrong. `mode` map keeps
+// the weights in the page cache (no copy); read copies them into huge-page-backed memory.
+[[nodiscard]] expected<std::shared_ptr<const model>> load_model(const std::string& path,
+                                                                load_mode mode = load_mode::map);
 
 }  // namespace troupe::engine

@@ -136,7 +136,7 @@ expected<std::string> read_chat_template(const fs::path& dir) {
   return std::string();  // absent, or a list of named templates (handled by the chat-template issue)
 }
 
-expected<std::shared_ptr<const model>> load_hf(const fs::path& dir) {
+expected<std::shared_ptr<const model>> load_hf(const fs::path& dir, load_mode mode) {
   auto m = std::make_shared<model>();
   m->path = dir.string();
   m->format = model_format::hf_safetensors;
@@ -192,7 +192,7 @@ expected<std::shared_ptr<const model>> load_hf(const fs::path& dir) {
     shards.emplace("model.safetensors", nullptr);
   }
   for (auto& [file, shard] : shards) {
-    auto st = open_safetensors((dir / file).string());
+    auto st = open_safetensors((dir / file).string(), mode);
     if (!st) return st.err();
     shard = std::make_shared<safetensors_file>(std::move(*st));
     m->files.push_back(shard);
@@ -214,8 +214,8 @@ expected<std::shared_ptr<const model>> load_hf(const fs::path& dir) {
   return std::shared_ptr<const model>(std::move(m));
 }
 
-expected<std::shared_ptr<const model>> load_gguf(const fs::path& path) {
-  auto g = open_gguf(path.string());
+expected<std::shared_ptr<const model>> load_gguf(const fs::path& path, load_mode mode) {
+  auto g = open_gguf(path.string(), mode);
   if (!g) return g.err();
   auto file = std::make_shared<gguf_file>(std::move(*g));
   auto m = std::make_shared<model>();
@@ -256,13 +256,13 @@ expected<std::shared_ptr<const model>> load_gguf(const fs::path& path) {
 
 }  // namespace
 
-expected<std::shared_ptr<const model>> load_model(const std::string& path) {
+expected<std::shared_ptr<const model>> load_model(const std::string& path, load_mode mode) {
   std::error_code ec;
   const fs::path p(path);
-  if (fs::is_directory(p, ec)) return load_hf(p);
+  if (fs::is_directory(p, ec)) return load_hf(p, mode);
   if (fs::is_regular_file(p, ec)) {
-    if (p.extension() == ".gguf") return load_gguf(p);
-    if (p.filename() == "config.json") return load_hf(p.parent_path());
+    if (p.extension() == ".gguf") return load_gguf(p, mode);
+    if (p.filename() == "config.json") return load_hf(p.parent_path(), mode);
     return fail(path + ": not a .gguf file or a Hugging Face model folder");
   }
   return fail(path + ": no such file or folder");

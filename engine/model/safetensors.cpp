@@ -242,8 +242,8 @@ expected<safetensors_file> parse_safetensors(std::span<const std::byte> image,
   return out;
 }
 
-expected<safetensors_file> open_safetensors(const std::string& path) {
-  auto mapped = mapped_file::open(path);
+expected<safetensors_file> open_safetensors(const std::string& path, load_mode mode) {
+  auto mapped = mapped_file::open(path, mode);
   if (!mapped) return mapped.err();
   auto file = std::make_shared<const mapped_file>(std::move(*mapped));
   auto parsed = parse_safetensors(file->bytes(), path);

@@ -34,7 +34,8 @@ struct safetensors_file {
                                                            const std::string& file_name);
 
 // Maps and parses a file; the views stay valid while the returned object (or a copy of `file`) lives.
-[[nodiscard]] expected<safetensors_file> open_safetensors(const std::string& path);
+[[nodiscard]] expected<safetensors_file> open_safetensors(const std::string& path,
+                                         load_mode mode = load_mode::map);
 
 // A tensor to write: name, dtype (f32/f16/bf16), row-major shape and exactly the matching bytes.
 struct safetensors_entry {

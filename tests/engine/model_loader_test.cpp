@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <cstring>
 #include <fstream>
 
 #include "engine/model/model.hpp"
@@ -64,6 +65,21 @@ TEST(model_loader, loads_hf_and_gguf_with_same_config) {
   // f32 weights are used in place from the mapping: the view points into the file.
   EXPECT_EQ((*hf)->weights.layers[0].wq.type, dtype::f32);
   EXPECT_GT((*hf)->decode_weight_bytes(), 0u);
+}
+
+TEST(model_loader, read_mode_copies_the_same_bytes) {
+  const std::string dir = test::tiny_model("loader_llama", test::small_spec());
+  for (const std::string path : {dir, dir + ".gguf"}) {
+    auto mapped = load_model(path, load_mode::map);
+    auto read = load_model(path, load_mode::read);
+    ASSERT_TRUE(mapped) << mapped.message();
+    ASSERT_TRUE(read) << read.message();
+    const tensor_view& a = (*mapped)->weights.layers[1].w_down;
+    const tensor_view& b = (*read)->weights.layers[1].w_down;
+    ASSERT_EQ(a.nbytes, b.nbytes);
+    EXPECT_NE(a.data, b.data);
+    EXPECT_EQ(std::memcmp(a.data, b.data, a.nbytes), 0) << path;
+  }
 }
 
 TEST(model_loader, missing_paths_and_files) {

@@ -5,6 +5,8 @@
 #include <cstring>
 #include <memory>
 
+#include <sys/mman.h>
+
 #include "engine/kernels/cpu/kernels_impl.hpp"
 
 namespace troupe::engine::cpu {
@@ -13,14 +15,20 @@ double measure_memory_bandwidth(thread_pool& pool, size_t bytes, int reps) {
   const detail::path_table& simd = detail::table_for(detail::best_level());
   bytes = bytes / 4096 * 4096;
   if (bytes == 0) return 0;
-  std::unique_ptr<float, decltype(&std::free)> buf(static_cast<float*>(std::aligned_alloc(4096, bytes)),
+  std::unique_ptr<float, decltype(&std::free)> buf(static_cast<float*>(std::aligned_alloc(size_t(2) << 20, (bytes + (size_t(2) << 20) - 1) / (size_t(2) << 20) * (size_t(2) << 20))),
                                                    &std::free);
   if (!buf) return 0;
+  // Huge pages where the kernel allows: the probe should see the best read the machine offers
+  // (the weights are read from huge pages too with --no-mmap).
+  (void)madvise(buf.get(), bytes, MADV_HUGEPAGE);
   const int64_t count = int64_t(bytes / sizeof(float));
   const int64_t grain = 4096 / int64_t(sizeof(float));
   // First touch from the thread that will read each part, so every page is mapped before timing.
+  // Non-zero contents: a hypervisor or kernel may share or compress zero pages, which would then
+  // read from cache and overstate the bandwidth.
   pool.parallel_for(count, grain, [&](int, int64_t b, int64_t e) {
-    std::memset(buf.get() + b, 0, size_t(e - b) * sizeof(float));
+    float* p = buf.get();
+    for (int64_t i = b; i < e; ++i) p[i] = float(i & 1023) + 1.0f;
   });
   double best = 0;
   volatile double sink = 0;

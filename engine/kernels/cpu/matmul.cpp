@@ -3,6 +3,7 @@
 #include <cblas.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cassert>
 #include <cmath>
 #include <mutex>
@@ -100,7 +101,15 @@ void matmul_rows(const path_table& table, thread_pool& pool, const float* x, int
   const rows_fn fn = table.rows[int(w.type)];
   const int64_t rows = w.rows;
   if (n == 1) {
-    pool.parallel_for(rows, 16, [&](int, int64_t rb, int64_t re) { fn(w, a, 0, rb, re, y); });
+    // Threads claim chunks of ~128 KiB of rows as they go rather than fixed halves: on a shared
+    // machine one core is often slower for a while, and a static split makes the other wait.
+    const int64_t chunk = std::max<int64_t>(16, (int64_t(128) << 10) / int64_t(*row_bytes(w.type, w.cols)));
+    const int64_t n_chunks = (rows + chunk - 1) / chunk;
+    std::atomic<int64_t> next{0};
+    pool.parallel_for(pool.size(), 1, [&](int, int64_t, int64_t) {
+      for (int64_t c; (c = next.fetch_add(1, std::memory_order_relaxed)) < n_chunks;)
+        fn(w, a, 0, c * chunk, std::min(rows, (c + 1) * chunk), y);
+    });
     return;
   }
   const int64_t row_size = int64_t(*row_bytes(w.type, w.cols));

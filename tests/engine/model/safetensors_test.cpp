@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/engine/model/file_test_util.hpp"
+
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -14,26 +16,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string tmp_path(const std::string& name) {
-  const fs::path dir = fs::path(TROUPE_TEST_TMP) / "safetensors";
-  fs::create_directories(dir);
-  return (dir / name).string();
-}
-
-std::vector<std::byte> read_all(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::vector<char> chars((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  std::vector<std::byte> out(chars.size());
-  std::memcpy(out.data(), chars.data(), chars.size());
-  return out;
-}
-
-template <class T>
-std::vector<std::byte> as_bytes(const std::vector<T>& v) {
-  std::vector<std::byte> out(v.size() * sizeof(T));
-  std::memcpy(out.data(), v.data(), out.size());
-  return out;
-}
+std::string tmp_path(const std::string& name) { return test_util::tmp_path("safetensors", name); }
+using test_util::as_bytes;
+using test_util::read_all;
 
 // A safetensors image from header text and a data section, the way a hostile file could look.
 std::vector<std::byte> image(const std::string& header, size_t data_size, uint64_t header_len) {

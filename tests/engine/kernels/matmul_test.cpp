@@ -132,6 +132,19 @@ TEST(Matmul, HandlesColumnTailsAndBias) {
       for (int64_t n : {1, 2, 5, 20}) run_case(pool, type, {23, cols}, n, seed++, true);
 }
 
+TEST_P(MatmulDtype, GemmCrossesRowAndDepthBlocks) {
+  // Several weight-row blocks per thread (the next block's weights are packed while the current
+  // one computes), a partial last row block, depth blocks with a tail that is not a multiple of
+  // 16 (per-element types), and a partial last token strip; on one and on three threads.
+  const dtype type = GetParam();
+  const int64_t cols = type == dtype::q8_0 ? 1120 : 1101;
+  uint32_t seed = 500;
+  for (int threads : {1, 3}) {
+    thread_pool pool(threads);
+    run_case(pool, type, {300, cols}, 37, seed++, false);
+  }
+}
+
 TEST_P(MatmulDtype, PublicMatmulOnShortRows) {
   // One 32-column block, an odd block count (q8_0 pair loop tail) and the public matmul().
   thread_pool pool(2);

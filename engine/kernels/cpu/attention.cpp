@@ -1,6 +1,6 @@
-// Causal grouped-query attention over the KV cache. Few tokens (decode): per (token, kv head)
-// SIMD dot products, each cached key row read once for all query heads sharing it. Many tokens
-// (prefill): per (head, 32-token block) two single-threaded sgemm calls around a masked softmax.
+// Causal grouped-query attention over the KV cache. Few tokens (decode): per (token, kv head) two
+// sgemm calls over the query heads sharing that kv head. Many tokens (prefill): per (head,
+// 32-token block) two single-threaded sgemm calls around a masked softmax.
 #include <cblas.h>
 
 #include <algorithm>
@@ -41,44 +41,40 @@ void attention(thread_pool& pool, const float* q, int64_t n, std::span<const int
   const float scale = float(1.0 / std::sqrt(double(head_dim)));
   (void)kv_len;  // positions bound every read: pos[i] < kv_len is the caller's contract
 
+  static const bool blas_ready = [] {
+    openblas_set_num_threads(1);  // the pool owns the cores
+    return true;
+  }();
+  (void)blas_ready;
+
   if (n < gemm_min_tokens) {
-    const detail::path_table& simd = detail::table_for(detail::best_level());
+    // Few tokens (decode): per (token, kv head), the group's query heads form one small matrix,
+    // S = Q_group K^T then O = P V as two sgemm calls. One call per group replaced a dot product
+    // and an axpy call per (head, key), whose call overhead cost ~10 ms per token at 550 positions
+    // on the 1.1B model (22 layers x 32 heads).
     pool.parallel_for(n * n_kv_heads, 1, [&](int, int64_t ib, int64_t ie) {
       thread_local std::vector<float> scores;
       for (int64_t item = ib; item < ie; ++item) {
         const int64_t t = item / n_kv_heads, g = item % n_kv_heads;
         const int64_t len = int64_t(pos[size_t(t)]) + 1;
         scores.resize(size_t(group * len));
-        const float* kg = k + g * head_dim;
-        const float* vg = v + g * head_dim;
-        // Keys outer, heads inner: each key row is loaded from memory once for the whole group.
-        for (int64_t j = 0; j < len; ++j)
-          for (int64_t hh = 0; hh < group; ++hh) {
-            const float* qh = q + t * q_stride + (g * group + hh) * head_dim;
-            scores[size_t(hh * len + j)] = simd.dot_f32(qh, kg + j * kv_stride, head_dim) * scale;
-          }
+        const float* qg = q + t * q_stride + g * group * head_dim;  // [group, head_dim]
+        float* og = out + t * q_stride + g * group * head_dim;      // [group, head_dim]
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(group), int(len), int(head_dim), scale, qg,
+                    int(head_dim), k + g * head_dim, int(kv_stride), 0.f, scores.data(), int(len));
         for (int64_t hh = 0; hh < group; ++hh) {
-          float* s = scores.data() + hh * len;
-          const float inv = 1.f / exp_shifted(s, len);
-          for (int64_t j = 0; j < len; ++j) s[j] *= inv;
-          float* o = out + t * q_stride + (g * group + hh) * head_dim;
-          std::fill(o, o + head_dim, 0.f);
+          float* row = scores.data() + hh * len;
+          const float inv = 1.f / exp_shifted(row, len);
+          for (int64_t j = 0; j < len; ++j) row[j] *= inv;
         }
-        for (int64_t j = 0; j < len; ++j)
-          for (int64_t hh = 0; hh < group; ++hh)
-            simd.axpy_f32(scores[size_t(hh * len + j)], vg + j * kv_stride,
-                          out + t * q_stride + (g * group + hh) * head_dim, head_dim);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(group), int(head_dim), int(len), 1.f,
+                    scores.data(), int(len), v + g * head_dim, int(kv_stride), 0.f, og, int(head_dim));
       }
     });
     return;
   }
 
   // Prefill: S = Q_block K^T (scaled), causal-masked softmax per row, O = P V.
-  static const bool blas_ready = [] {
-    openblas_set_num_threads(1);  // the pool owns the cores
-    return true;
-  }();
-  (void)blas_ready;
   const int64_t blocks = (n + query_block - 1) / query_block;
   pool.parallel_for(n_heads * blocks, 1, [&](int, int64_t ib, int64_t ie) {
     thread_local std::vector<float> s;

@@ -2,6 +2,10 @@
 // conversion for the GEMM packer, and the bandwidth / FMA probes. Compiled with -mavx512*.
 #include <immintrin.h>
 
+#include <algorithm>
+#include <cstdint>
+#include <utility>
+
 // GCC 12's AVX-512 headers trip -Wuninitialized on their own _mm512_undefined_* helpers.
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -106,17 +110,47 @@ struct bf16_kernel {
   void run(int64_t row, float* out) const {
     const int64_t cols = w.cols;
     const uint16_t* p = row_of<uint16_t>(w, row);
-    __m512 acc[R][2];
-    for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
-    int64_t k = 0;
-    for (; k + 32 <= cols; k += 32) {
-      const __m512bh h = (__m512bh)_mm512_loadu_si512(hi + k);
-      const __m512bh l = (__m512bh)_mm512_loadu_si512(lo + k);
+    // Four accumulator chains per row: vdpbf16ps has a latency of several cycles, and with one
+    // row at a time two chains were too few to keep up with memory.
+    __m512 acc[R][4];
+    for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = acc[r][2] = acc[r][3] = _mm512_setzero_ps();
+    // Peel the head of a row that does not start on a cache line, so that every 64-byte load of
+    // the main loop is aligned instead of touching two lines (about +15-25% measured).
+    int64_t k = std::min<int64_t>(cols, int64_t((64 - (reinterpret_cast<uintptr_t>(p) & 63)) & 63) / 2);
+    if (k > 0) {
+      const __mmask32 m = __mmask32((uint64_t(1) << k) - 1);
+      const __m512bh h = (__m512bh)_mm512_maskz_loadu_epi16(m, hi);
+      const __m512bh l = (__m512bh)_mm512_maskz_loadu_epi16(m, lo);
+      for (int r = 0; r < R; ++r) {
+        const __m512bh wv = (__m512bh)_mm512_maskz_loadu_epi16(m, p + r * cols);
+        acc[r][0] = _mm512_dpbf16_ps(acc[r][0], wv, h);
+        acc[r][1] = _mm512_dpbf16_ps(acc[r][1], wv, l);
+      }
+    }
+    for (; k + 64 <= cols; k += 64) {
+      const __m512bh h0 = (__m512bh)_mm512_loadu_si512(hi + k), h1 = (__m512bh)_mm512_loadu_si512(hi + k + 32);
+      const __m512bh l0 = (__m512bh)_mm512_loadu_si512(lo + k), l1 = (__m512bh)_mm512_loadu_si512(lo + k + 32);
 #pragma GCC unroll 4
       for (int r = 0; r < R; ++r) {
         const uint16_t* q = p + r * cols + k;
         prefetch(q + prefetch_bytes / 2);
-        const __m512bh wv = (__m512bh)_mm512_loadu_si512(q);
+        prefetch(q + prefetch_bytes / 2 + 32);
+        const __m512bh w0 = (__m512bh)_mm512_loadu_si512(q), w1 = (__m512bh)_mm512_loadu_si512(q + 32);
+        acc[r][0] = _mm512_dpbf16_ps(acc[r][0], w0, h0);
+        acc[r][1] = _mm512_dpbf16_ps(acc[r][1], w0, l0);
+        acc[r][2] = _mm512_dpbf16_ps(acc[r][2], w1, h1);
+        acc[r][3] = _mm512_dpbf16_ps(acc[r][3], w1, l1);
+      }
+    }
+    for (int r = 0; r < R; ++r) {
+      acc[r][0] = _mm512_add_ps(acc[r][0], acc[r][2]);
+      acc[r][1] = _mm512_add_ps(acc[r][1], acc[r][3]);
+    }
+    for (; k + 32 <= cols; k += 32) {
+      const __m512bh h = (__m512bh)_mm512_loadu_si512(hi + k);
+      const __m512bh l = (__m512bh)_mm512_loadu_si512(lo + k);
+      for (int r = 0; r < R; ++r) {
+        const __m512bh wv = (__m512bh)_mm512_loadu_si512(p + r * cols + k);
         acc[r][0] = _mm512_dpbf16_ps(acc[r][0], wv, h);
         acc[r][1] = _mm512_dpbf16_ps(acc[r][1], wv, l);
       }
@@ -148,9 +182,10 @@ struct q8_0_kernel {
     const int64_t blocks = w.cols / q8_0_block;
     const block_q8_0* p = row_of<block_q8_0>(w, row);
     const __m512i flip = _mm512_set1_epi8(char(0x80));
-    __m512 acc[R];
+    // Two FMA chains per row (alternating block pairs), for the same reason as the bf16 kernel.
+    __m512 acc[R], acc2[R];
     __m256 acc_tail[R];
-    for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps(), acc_tail[r] = _mm256_setzero_ps();
+    for (int r = 0; r < R; ++r) acc[r] = acc2[r] = _mm512_setzero_ps(), acc_tail[r] = _mm256_setzero_ps();
     int64_t i = 0;
     for (; i + 2 <= blocks; i += 2) {
       const __m512i xv = _mm512_loadu_si512(xq + i * 32);
@@ -167,8 +202,10 @@ struct q8_0_kernel {
         const __m256i dh = _mm256_set_m128i(_mm_set1_epi16(short(b[1].d)), _mm_set1_epi16(short(b[0].d)));
         const __m512 scale = _mm512_mul_ps(_mm512_cvtph_ps(dh), xsv);
         acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scale, acc[r]);
+        std::swap(acc[r], acc2[r]);
       }
     }
+    for (int r = 0; r < R; ++r) acc[r] = _mm512_add_ps(acc[r], acc2[r]);
     if (i < blocks) {
       const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + i * 32));
       const __m256i cv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xc + i * 8));

@@ -182,6 +182,7 @@ struct q8_0_kernel {
     const int64_t blocks = w.cols / q8_0_block;
     const block_q8_0* p = row_of<block_q8_0>(w, row);
     const __m512i flip = _mm512_set1_epi8(char(0x80));
+    const __m512i spread = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
     // Two FMA chains per row (alternating block pairs), for the same reason as the bf16 kernel.
     __m512 acc[R], acc2[R];
     __m256 acc_tail[R];
@@ -190,7 +191,8 @@ struct q8_0_kernel {
     for (; i + 2 <= blocks; i += 2) {
       const __m512i xv = _mm512_loadu_si512(xq + i * 32);
       const __m512i cv = _mm512_loadu_si512(xc + i * 8);
-      const __m512 xsv = _mm512_insertf32x8(_mm512_set1_ps(xs[i]), _mm256_set1_ps(xs[i + 1]), 1);
+      // x's two block scales as [xs0, xs1] in the low lanes; the weight scales join them below.
+      const __m128 xs2 = _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(xs + i)));
 #pragma GCC unroll 4
       for (int r = 0; r < R; ++r) {
         const block_q8_0* b = p + r * blocks + i;
@@ -199,8 +201,11 @@ struct q8_0_kernel {
             _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[0].qs))),
             _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[1].qs)), 1);
         const __m512i dot = _mm512_dpbusd_epi32(cv, _mm512_xor_si512(wv, flip), xv);
-        const __m256i dh = _mm256_set_m128i(_mm_set1_epi16(short(b[1].d)), _mm_set1_epi16(short(b[0].d)));
-        const __m512 scale = _mm512_mul_ps(_mm512_cvtph_ps(dh), xsv);
+        // Both blocks' scales d_w * d_x computed in two lanes, then spread over their 8 lanes
+        // each: fewer instructions than broadcasting and converting each half separately.
+        const __m128i dw = _mm_cvtsi32_si128(int(uint32_t(b[0].d) | (uint32_t(b[1].d) << 16)));
+        const __m128 s2 = _mm_mul_ps(_mm_cvtph_ps(dw), xs2);
+        const __m512 scale = _mm512_permutexvar_ps(spread, _mm512_castps128_ps512(s2));
         acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scale, acc[r]);
         std::swap(acc[r], acc2[r]);
       }

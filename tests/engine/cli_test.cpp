@@ -1,5 +1,6 @@
 // The `troupe` binary as a user runs it: make-tiny, generate (text and --json), bench engine, and
 // clear errors with non-zero exit codes for bad input.
+#include "tests/test_tmp.hpp"
 #include <gtest/gtest.h>
 #include <simdjson.h>
 
@@ -31,7 +32,7 @@ process_result run(const std::string& args) {
 
 std::string model_dir() {
   static const std::string dir = [] {
-    const std::string d = std::string(TROUPE_TEST_TMP) + "/cli_model";
+    const std::string d = test::process_tmp() + "/cli_model";
     std::filesystem::remove_all(d);
     auto r = run("model make-tiny " + d + " --layers 2 --dim 64 --heads 4 --kv-heads 2 --ffn 128 --vocab 400 "
                  "--max-position 256 --gguf " + d + ".gguf --gguf-type q8_0");
@@ -72,6 +73,30 @@ TEST(cli, generate_streams_text_and_gguf_runs_too) {
   EXPECT_NE(r.out.find("finish:"), std::string::npos) << r.out;
 }
 
+TEST(cli, no_mmap_gives_the_same_greedy_tokens) {
+  const std::string args = "generate --model " + model_dir() + " --prompt 'abc def' --max-tokens 6 --temperature 0 "
+                           "--ignore-eos --json";
+  auto mapped = run(args);
+  auto read = run(args + " --no-mmap");
+  ASSERT_EQ(mapped.code, 0) << mapped.out;
+  ASSERT_EQ(read.code, 0) << read.out;
+  EXPECT_EQ(mapped.out, read.out);
+}
+
+TEST(cli, bench_engine_json_reports_every_documented_field) {
+  auto r = run("bench engine --model " + model_dir() + ".gguf --prompt-len 32 --gen 4 --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  simdjson::dom::parser p;
+  simdjson::dom::element doc;
+  ASSERT_EQ(p.parse(r.out).get(doc), simdjson::SUCCESS) << r.out;
+  for (const char* key : {"prefill_tokens_per_s", "decode_tokens_per_s", "decode_roofline_fraction",
+                          "memory_bandwidth_gb_s", "peak_rss_mb"}) {
+    double v = 0;
+    EXPECT_EQ(doc[key].get_double().get(v), simdjson::SUCCESS) << key << " in " << r.out;
+    EXPECT_GT(v, 0.0) << key;
+  }
+}
+
 TEST(cli, bad_input_exits_non_zero_with_a_message) {
   struct bad {
     std::string args, fragment;
@@ -83,8 +108,8 @@ TEST(cli, bad_input_exits_non_zero_with_a_message) {
       {"generate --model " + model_dir() + " --prompt hi --max-tokens 0", "max_tokens"},
       {"generate --model " + model_dir(), "--prompt"},
       {"generate --model /nonexistent/model --prompt hi", "/nonexistent/model"},
-      {"model make-tiny " + std::string(TROUPE_TEST_TMP) + "/x --heads 5", "--heads"},
-      {"model make-tiny " + std::string(TROUPE_TEST_TMP) + "/x --gguf-type q4_k", "--gguf-type"},
+      {"model make-tiny " + test::process_tmp() + "/x --heads 5", "--heads"},
+      {"model make-tiny " + test::process_tmp() + "/x --gguf-type q4_k", "--gguf-type"},
       {"bench engine --model " + model_dir() + " --prompt-len 250 --gen 10", "exceeds the model's context"},
       {"frobnicate", "frobnicate"},
   };

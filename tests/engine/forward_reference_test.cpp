@@ -1,5 +1,6 @@
 // The engine's logits against the independent double-precision reference (reference_model.hpp), for
 // every architecture, both file formats, the prefill (chunked, sgemm) and decode (matvec) paths.
+#include "tests/test_tmp.hpp"
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -58,7 +59,7 @@ std::vector<model_case> cases() {
 }
 
 std::string make(const model_case& mc, dtype hf_type, dtype gguf_type, int shards = 1) {
-  const std::string dir = std::string(TROUPE_TEST_TMP) + "/ref_" + mc.name + "_" +
+  const std::string dir = test::process_tmp() + "/ref_" + mc.name + "_" +
                           std::string(dtype_name(hf_type)) + "_" + std::string(dtype_name(gguf_type)) + "_" +
                           std::to_string(shards);
   tiny_model_spec s = mc.spec;

@@ -1,5 +1,6 @@
 // load_model on good and broken model folders and files: every problem is an error naming the file
 // and the tensor or key.
+#include "tests/test_tmp.hpp"
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -15,7 +16,7 @@ namespace {
 namespace fs = std::filesystem;
 
 std::string copy_model(const std::string& src, const std::string& name) {
-  const std::string dst = std::string(TROUPE_TEST_TMP) + "/broken_" + name;
+  const std::string dst = test::process_tmp() + "/broken_" + name;
   fs::remove_all(dst);
   fs::copy(src, dst, fs::copy_options::recursive);
   return dst;
@@ -83,7 +84,7 @@ TEST(model_loader, read_mode_copies_the_same_bytes) {
 }
 
 TEST(model_loader, missing_paths_and_files) {
-  expect_error(std::string(TROUPE_TEST_TMP) + "/does-not-exist", {"does-not-exist", "no such file"});
+  expect_error(test::process_tmp() + "/does-not-exist", {"does-not-exist", "no such file"});
   const std::string dir = copy_model(test::tiny_model("loader_llama", test::small_spec()), "no_weights");
   fs::remove(dir + "/model.safetensors");
   expect_error(dir, {"model.safetensors"});
@@ -133,7 +134,7 @@ TEST(model_loader, truncated_weights_file_is_an_error_not_a_crash) {
   const auto size = fs::file_size(dir + "/model.safetensors");
   fs::resize_file(dir + "/model.safetensors", size / 2);
   expect_error(dir, {"model.safetensors"});
-  const std::string gguf = std::string(TROUPE_TEST_TMP) + "/broken_truncated.gguf";
+  const std::string gguf = test::process_tmp() + "/broken_truncated.gguf";
   fs::copy_file(src + ".gguf", gguf, fs::copy_options::overwrite_existing);
   fs::resize_file(gguf, fs::file_size(gguf) - 100);
   expect_error(gguf, {"broken_truncated.gguf"});

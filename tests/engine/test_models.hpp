@@ -1,6 +1,7 @@
 // Small models the engine tests share, made once per test binary with make_tiny_model.
 #pragma once
 
+#include "tests/test_tmp.hpp"
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -10,9 +11,9 @@
 
 namespace troupe::test {
 
-// Writes (once per process) a tiny model under TROUPE_TEST_TMP/<name> and returns its folder.
+// Writes (once per process) a tiny model under the process's scratch folder and returns its path.
 inline std::string tiny_model(const std::string& name, engine::tiny_model_spec spec = {}) {
-  const std::string dir = std::string(TROUPE_TEST_TMP) + "/" + name;
+  const std::string dir = test::process_tmp() + "/" + name;
   if (!std::filesystem::exists(dir + "/config.json")) {
     spec.gguf_path = dir + ".gguf";
     auto ok = engine::make_tiny_model(spec, dir);

@@ -2,6 +2,7 @@
 // a vector.
 #pragma once
 
+#include "tests/test_tmp.hpp"
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -11,9 +12,9 @@
 
 namespace troupe::engine::test_util {
 
-// TROUPE_TEST_TMP/<suite>/<name>, creating the folder.
+// <process scratch folder>/<suite>/<name>, creating the folder.
 inline std::string tmp_path(const std::string& suite, const std::string& name) {
-  const std::filesystem::path dir = std::filesystem::path(TROUPE_TEST_TMP) / suite;
+  const std::filesystem::path dir = std::filesystem::path(test::process_tmp()) / suite;
   std::filesystem::create_directories(dir);
   return (dir / name).string();
 }

@@ -85,7 +85,10 @@ class cpu_backend final : public backend {
   }
 
   void rms_norm(act x, const device_weight& gamma, float eps, act out) override {
-    cpu::rms_norm(x.data, static_cast<const float*>(as_cpu(gamma).m.data), x.rows, x.cols, eps, out.data);
+    const auto* g = static_cast<const float*>(as_cpu(gamma).m.data);
+    over_rows(x.rows, [&](int64_t rb, int64_t re) {
+      cpu::rms_norm(x.data + rb * x.cols, g, re - rb, x.cols, eps, out.data + rb * out.cols);
+    });
   }
 
   void matmul(act x, const device_weight& w, const device_weight* bias, act y) override {
@@ -95,7 +98,10 @@ class cpu_backend final : public backend {
 
   void rope(act x, int64_t n_heads, int64_t head_dim, std::span<const int32_t> pos,
             std::span<const float> inv_freq, bool interleaved) override {
-    cpu::rope(x.data, x.rows, n_heads, head_dim, pos, inv_freq, interleaved);
+    over_rows(x.rows, [&](int64_t rb, int64_t re) {
+      cpu::rope(x.data + rb * x.cols, re - rb, n_heads, head_dim, pos.subspan(size_t(rb), size_t(re - rb)), inv_freq,
+                interleaved);
+    });
   }
 
   void write_kv(kv_store& kv, int64_t layer, std::span<const int32_t> pos, act k, act v) override {
@@ -115,9 +121,30 @@ class cpu_backend final : public backend {
                    out.data);
   }
 
-  void silu_mul(act gate, act up) override { cpu::silu_mul(gate.data, up.data, gate.rows * gate.cols, gate.data); }
+  void silu_mul(act gate, act up) override {
+    over_rows(gate.rows, [&](int64_t rb, int64_t re) {
+      cpu::silu_mul(gate.data + rb * gate.cols, up.data + rb * up.cols, (re - rb) * gate.cols, gate.data + rb * gate.cols);
+    });
+  }
 
-  void add(act acc, act x) override { cpu::add(acc.data, x.data, acc.rows * acc.cols); }
+  void add(act acc, act x) override {
+    over_rows(acc.rows, [&](int64_t rb, int64_t re) {
+      cpu::add(acc.data + rb * acc.cols, x.data + rb * x.cols, (re - rb) * acc.cols);
+    });
+  }
+
+  // Element-wise ops over many tokens (prefill) are split by rows across the pool; one token
+  // (decode) runs on the calling thread, where a dispatch would cost more than the work.
+  template <class Fn>
+  void over_rows(int64_t rows, const Fn& fn) {
+    if (rows < 2) {
+      fn(0, rows);
+      return;
+    }
+    pool_.parallel_for(rows, 1, [&fn](int, int64_t rb, int64_t re) {
+      if (rb < re) fn(rb, re);
+    });
+  }
 
   void to_host(act x, std::span<float> out) override {
     std::memcpy(out.data(), x.data, size_t(x.rows * x.cols) * sizeof(float));

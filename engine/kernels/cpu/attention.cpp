@@ -17,17 +17,6 @@ namespace {
 constexpr int64_t gemm_min_tokens = 16;
 constexpr int64_t query_block = 32;
 
-// s[j] = exp(s[j] - max) for j < len; returns the sum.
-float exp_shifted(float* s, int64_t len) {
-  float mx = -std::numeric_limits<float>::infinity();
-  for (int64_t j = 0; j < len; ++j) mx = std::max(mx, s[j]);
-  float sum = 0;
-  for (int64_t j = 0; j < len; ++j) {
-    s[j] = std::exp(s[j] - mx);
-    sum += s[j];
-  }
-  return sum;
-}
 
 }  // namespace
 
@@ -39,6 +28,7 @@ void attention(thread_pool& pool, const float* q, int64_t n, std::span<const int
   const int64_t q_stride = n_heads * head_dim;
   const int64_t kv_stride = n_kv_heads * head_dim;
   const float scale = float(1.0 / std::sqrt(double(head_dim)));
+  const detail::path_table& simd = detail::table_for(detail::best_level());
   (void)kv_len;  // positions bound every read: pos[i] < kv_len is the caller's contract
 
   static const bool blas_ready = [] {
@@ -62,11 +52,7 @@ void attention(thread_pool& pool, const float* q, int64_t n, std::span<const int
         float* og = out + t * q_stride + g * group * head_dim;      // [group, head_dim]
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(group), int(len), int(head_dim), scale, qg,
                     int(head_dim), k + g * head_dim, int(kv_stride), 0.f, scores.data(), int(len));
-        for (int64_t hh = 0; hh < group; ++hh) {
-          float* row = scores.data() + hh * len;
-          const float inv = 1.f / exp_shifted(row, len);
-          for (int64_t j = 0; j < len; ++j) row[j] *= inv;
-        }
+        for (int64_t hh = 0; hh < group; ++hh) simd.softmax(scores.data() + hh * len, len);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(group), int(head_dim), int(len), 1.f,
                     scores.data(), int(len), v + g * head_dim, int(kv_stride), 0.f, og, int(head_dim));
       }
@@ -90,8 +76,7 @@ void attention(thread_pool& pool, const float* q, int64_t n, std::span<const int
       for (int64_t i = 0; i < mb; ++i) {
         float* row = s.data() + i * kv_end;
         const int64_t len = int64_t(pos[size_t(t0 + i)]) + 1;
-        const float inv = 1.f / exp_shifted(row, len);
-        for (int64_t j = 0; j < len; ++j) row[j] *= inv;
+        simd.softmax(row, len);
         std::fill(row + len, row + kv_end, 0.f);
       }
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(mb), int(head_dim), int(kv_end), 1.f,

@@ -41,12 +41,14 @@ struct path_table {
   convert_fn convert;
   bool needs_bf16_split;  // bf16 rows read a.bf16_hi / bf16_lo instead of a.f32
   bool needs_q8_corr;
-  float (*dot_f32)(const float* a, const float* b, int64_t count);
-  void (*axpy_f32)(float alpha, const float* x, float* y, int64_t count);  // y += alpha * x
+  void (*softmax)(float* s, int64_t count);  // in place: exp(s - max(s)) / sum; count >= 1
   double (*read_stream)(const float* p, int64_t count);  // bandwidth probe: sums the floats
   float (*fma_chains)(int64_t iterations);  // peak probe; returns a sink value
   int fma_flops_per_iteration;
 };
+
+// The portable softmax, also used by the AVX2 path.
+void softmax_scalar(float* s, int64_t count);
 
 [[nodiscard]] const path_table& scalar_table();
 [[nodiscard]] const path_table& avx2_table();

@@ -159,28 +159,6 @@ void convert_avx2(const weight_matrix& w, int64_t row, int64_t k0, int64_t count
   }
 }
 
-float dot_avx2(const float* a, const float* b, int64_t count) {
-  __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
-  int64_t i = 0;
-  for (; i + 32 <= count; i += 32) {
-    s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
-    s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
-    s2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 16), _mm256_loadu_ps(b + i + 16), s2);
-    s3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 24), _mm256_loadu_ps(b + i + 24), s3);
-  }
-  for (; i + 8 <= count; i += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
-  float sum = hsum(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
-  for (; i < count; ++i) sum += a[i] * b[i];
-  return sum;
-}
-
-void axpy_avx2(float alpha, const float* x, float* y, int64_t count) {
-  const __m256 av = _mm256_set1_ps(alpha);
-  int64_t i = 0;
-  for (; i + 8 <= count; i += 8)
-    _mm256_storeu_ps(y + i, _mm256_fmadd_ps(av, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
-  for (; i < count; ++i) y[i] += alpha * x[i];
-}
 
 double read_avx2(const float* p, int64_t count) {
   __m256 s[8];
@@ -217,8 +195,7 @@ const path_table& avx2_table() {
       convert_avx2,
       false,
       false,
-      dot_avx2,
-      axpy_avx2,
+      softmax_scalar,
       read_avx2,
       fma_chains_avx2,
       10 * 8 * 2,

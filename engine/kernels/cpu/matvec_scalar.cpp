@@ -93,18 +93,6 @@ void convert_scalar(const weight_matrix& w, int64_t row, int64_t k0, int64_t cou
   }
 }
 
-float dot_scalar(const float* a, const float* b, int64_t count) {
-  float s[4] = {0, 0, 0, 0};
-  int64_t i = 0;
-  for (; i + 4 <= count; i += 4)
-    for (int j = 0; j < 4; ++j) s[j] += a[i + j] * b[i + j];
-  for (; i < count; ++i) s[0] += a[i] * b[i];
-  return (s[0] + s[1]) + (s[2] + s[3]);
-}
-
-void axpy_scalar(float alpha, const float* x, float* y, int64_t count) {
-  for (int64_t i = 0; i < count; ++i) y[i] += alpha * x[i];
-}
 
 double read_scalar(const float* p, int64_t count) {
   float s[8] = {};
@@ -125,14 +113,22 @@ float fma_chains_scalar(int64_t iterations) {
 
 }  // namespace
 
+void softmax_scalar(float* s, int64_t count) {
+  float mx = s[0];
+  for (int64_t j = 1; j < count; ++j) mx = std::max(mx, s[j]);
+  float sum = 0;
+  for (int64_t j = 0; j < count; ++j) sum += (s[j] = std::exp(s[j] - mx));
+  const float inv = 1.f / sum;
+  for (int64_t j = 0; j < count; ++j) s[j] *= inv;
+}
+
 const path_table& scalar_table() {
   static const path_table table{
       {rows_f32, rows_f16, rows_bf16, rows_q8_0},
       convert_scalar,
       false,
       false,
-      dot_scalar,
-      axpy_scalar,
+      softmax_scalar,
       read_scalar,
       fma_chains_scalar,
       16,

@@ -4,8 +4,11 @@
 
 #include <cmath>
 #include <numeric>
+#include <algorithm>
+#include <vector>
 
 #include "engine/kernels/cpu/kernels.hpp"
+#include "engine/kernels/cpu/kernels_impl.hpp"
 #include "tests/engine/kernels/kernel_test_util.hpp"
 
 namespace troupe::engine::cpu {
@@ -110,6 +113,32 @@ TEST(DequantizeRow, MatchesStoredValuesForEveryDtype) {
         ASSERT_EQ(out[size_t(k)], w.values[size_t(r * 96 + k)]) << dtype_name(t) << " row " << r << " col " << k;
     }
   }
+}
+
+}  // namespace
+}  // namespace troupe::engine::cpu
+
+namespace troupe::engine::cpu {
+namespace {
+
+// Every SIMD path's softmax against a double-precision one, on lengths around the vector width and
+// on inputs whose exponent would underflow.
+TEST(Softmax, EveryPathMatchesDoublePrecision) {
+  std::vector<const detail::path_table*> tables = {&detail::scalar_table()};
+  if (detail::best_level() != detail::simd_level::scalar) tables.push_back(&detail::avx2_table());
+  if (detail::best_level() == detail::simd_level::avx512) tables.push_back(&detail::avx512_table());
+  for (const detail::path_table* t : tables)
+    for (int64_t n : {1, 7, 16, 17, 100, 513}) {
+      std::vector<float> s(static_cast<size_t>(n));
+      for (int64_t i = 0; i < n; ++i) s[size_t(i)] = float((i * 37) % 23) * 1.7f - 20.0f - (i == 3 ? 200.0f : 0.0f);
+      std::vector<double> want(s.begin(), s.end());
+      const double mx = *std::max_element(want.begin(), want.end());
+      double sum = 0;
+      for (double& v : want) sum += (v = std::exp(v - mx));
+      t->softmax(s.data(), n);
+      for (int64_t i = 0; i < n; ++i)
+        ASSERT_NEAR(s[size_t(i)], want[size_t(i)] / sum, 1e-6 * (want[size_t(i)] / sum) + 1e-12) << "n=" << n << " i=" << i;
+    }
 }
 
 }  // namespace

@@ -123,12 +123,11 @@ command_runner add_generate_command(CLI::App& app) {
   g->add_option("--threads", o->threads, "CPU threads (0 = all)")->capture_default_str();
   g->add_flag("--no-mmap", o->no_mmap, "read the weights into memory (huge pages) instead of mapping the file");
   g->add_flag("--json", o->json, "print one JSON object instead of streaming text");
-  return [o, g, seed, prompt, tokens]() {
+  return [o, seed, prompt, tokens]() {
     if (!prompt->count() && !tokens->count()) {
       std::fprintf(stderr, "error: give --prompt TEXT or --prompt-tokens 1,2,3\n");
       return 2;
     }
-    (void)g;
     return run(*o, seed->count() > 0);
   };
 }

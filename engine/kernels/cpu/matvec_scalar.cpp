@@ -106,8 +106,10 @@ double read_scalar(const float* p, int64_t count) {
 float fma_chains_scalar(int64_t iterations) {
   float a[8] = {1, 1, 1, 1, 1, 1, 1, 1};
   const float b = 0.9999f, c = 1e-4f;
-  for (int64_t it = 0; it < iterations; ++it)
+  for (int64_t it = 0; it < iterations; ++it) {
     for (float& v : a) v = v * b + c;
+    asm volatile("" : "+m"(a));  // keeps the compiler from folding or collapsing the iterations
+  }
   return a[0] + a[1] + a[2] + a[3] + a[4] + a[5] + a[6] + a[7];
 }
 

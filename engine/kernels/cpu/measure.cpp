@@ -56,6 +56,9 @@ double measure_fma_peak(thread_pool& pool) {
       iterations = int64_t(double(iterations) * 0.2 / s);
       break;
     }
+    // Bounded: a path whose loop runs faster than expected must not grow `iterations` forever
+    // (it overflowed and spun here before this cap).
+    if (iterations > (int64_t(1) << 36)) break;
     iterations *= 4;
   }
   double best = 0;

@@ -77,13 +77,12 @@ expected<void> llama_forward::forward(std::span<const int32_t> tokens, int64_t s
   if (start_pos < 0 || start_pos + int64_t(tokens.size()) > kv.capacity())
     return fail("positions " + std::to_string(start_pos) + ".." + std::to_string(start_pos + int64_t(tokens.size()) - 1) +
                 " exceed the KV capacity of " + std::to_string(kv.capacity()) + " tokens");
-  std::vector<int32_t> pos;
   size_t n = 0;  // tokens in the latest chunk; its last row holds the last token's state
   for (size_t begin = 0; begin < tokens.size(); begin += n) {
     n = std::min(tokens.size() - begin, size_t(max_tokens_));
-    pos.resize(n);
-    std::iota(pos.begin(), pos.end(), int32_t(start_pos + int64_t(begin)));
-    run_chunk(tokens.subspan(begin, n), pos, kv);
+    pos_.resize(n);
+    std::iota(pos_.begin(), pos_.end(), int32_t(start_pos + int64_t(begin)));
+    run_chunk(tokens.subspan(begin, n), pos_, kv);
   }
   // Only the last token's logits are needed for generation: norm and project one row.
   const act last = x_->view().row(int64_t(n) - 1);

@@ -43,6 +43,7 @@ class llama_forward {
   backend& be_;
   int64_t max_tokens_;
   std::vector<float> inv_freq_;
+  std::vector<int32_t> pos_;  // positions of the current chunk (kept to avoid an allocation per step)
   std::unique_ptr<device_weight> tok_embd_, output_norm_, output_;
   std::vector<layer> layers_;
   std::unique_ptr<act_buffer> x_, h_, q_, k_, v_, attn_, gate_, up_, logits_;

@@ -1,6 +1,7 @@
 // CPU kernels for the Llama-family forward pass: SIMD matmul over f32/f16/bf16/q8_0 weights
 // (AVX-512 with BF16 and VNNI dot products when the CPU has them, AVX2 otherwise, scalar fallback),
-// OpenBLAS sgemm for many-token matmuls, and the element-wise ops. Activations are always f32.
+// a GEMM for many-token matmuls (own AVX-512 kernel; OpenBLAS on the other paths), attention, and
+// the element-wise ops. Activations are always f32.
 // Shapes in comments are [rows, cols], row-major.
 #pragma once
 
@@ -22,8 +23,8 @@ struct weight_matrix {
 
 // y[n, w.rows] = x[n, w.cols] * w^T (+ bias[w.rows] when non-null).
 // n == 1 (decode) streams the weights once with SIMD dot products split over rows across the pool;
-// small n reuses each weight row for all n tokens; large n converts weight row panels to f32 and
-// calls cblas_sgemm. Precision: f32/f16/bf16 weights accumulate in f32 against f32 activations
+// small n reuses each tile of weight rows from cache for all n tokens; n >= 16 packs weight panels
+// to f32 for the AVX-512 GEMM (cblas_sgemm on the AVX2/scalar paths). Precision: f32/f16/bf16 weights accumulate in f32 against f32 activations
 // (bf16 dot products use a two-term bf16 split of x so x keeps ~16 mantissa bits); q8_0 quantizes x
 // to 8 bits per 32-block as llama.cpp does.
 void matmul(thread_pool& pool, const float* x, int64_t n, const weight_matrix& w, const float* bias,

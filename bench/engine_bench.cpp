@@ -9,6 +9,7 @@
 #include <memory>
 #include <random>
 
+#include "bench/benchmarks.hpp"
 #include "cli/commands.hpp"
 #include "cli/json_output.hpp"
 #include "engine/cpu_backend.hpp"
@@ -136,11 +137,9 @@ int run_engine_bench(const bench_options& o) {
 
 }  // namespace
 
-command_runner add_bench_command(CLI::App& app) {
+command_runner add_engine_bench(CLI::App& bench) {
   auto o = std::make_shared<bench_options>();
-  CLI::App* bench = app.add_subcommand("bench", "benchmarks");
-  bench->require_subcommand(1);
-  CLI::App* eng = bench->add_subcommand("engine", "batch-1 prefill and decode speed vs. the machine's roofline");
+  CLI::App* eng = bench.add_subcommand("engine", "batch-1 prefill and decode speed vs. the machine's roofline");
   eng->add_option("--model", o->model, "HF folder or .gguf file")->required();
   eng->add_option("--prompt-len", o->prompt_len)->capture_default_str();
   eng->add_option("--gen", o->gen, "tokens to decode")->capture_default_str();

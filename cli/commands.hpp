@@ -12,6 +12,6 @@ using command_runner = std::function<int()>;
 
 command_runner add_model_command(CLI::App& app);     // troupe model make-tiny | info
 command_runner add_generate_command(CLI::App& app);  // troupe generate
-command_runner add_bench_command(CLI::App& app);     // troupe bench engine
+command_runner add_bench_command(CLI::App& app);     // troupe bench engine | tokenizer
 
 }  // namespace troupe::cli

@@ -1,11 +1,13 @@
-// `troupe generate --model PATH (--prompt TEXT | --prompt-tokens 1,2,3) ...`: one generation on the
-// CPU engine, streamed to the terminal, or one JSON object with --json.
+// `troupe generate --model PATH (--prompt TEXT | --prompt-tokens 1,2,3 | --chat TEXT [--system
+// TEXT]) ...`: one generation on the CPU engine, streamed to the terminal, or one JSON object with
+// --json. --chat renders the model's own chat template with the generation prompt.
 #include <charconv>
 #include <cstdio>
 #include <memory>
 
 #include "cli/commands.hpp"
 #include "cli/json_output.hpp"
+#include "engine/chat/chat_template.hpp"
 #include "engine/cpu_backend.hpp"
 #include "engine/generator.hpp"
 #include "engine/model_tokenizer.hpp"
@@ -15,7 +17,7 @@ namespace troupe::cli {
 namespace {
 
 struct generate_options {
-  std::string model, prompt, prompt_tokens;
+  std::string model, prompt, prompt_tokens, chat, system;
   engine::generation_request req;
   uint64_t seed = 0;
   int threads = 0;
@@ -41,6 +43,26 @@ expected<std::vector<int32_t>> parse_ids(const std::string& s) {
   return ids;
 }
 
+// The prompt text of a one-turn chat: the model's template rendered for [system,] user, with the
+// generation prompt, and bos/eos as the template names them.
+expected<std::string> chat_prompt(const engine::tokenizer& tok, const generate_options& o) {
+  if (tok.chat_template().empty())
+    return fail("--chat: the model has no chat template (tokenizer_config.json chat_template or "
+                "GGUF tokenizer.chat_template)");
+  auto tmpl = engine::chat::chat_template::parse(tok.chat_template());
+  if (!tmpl) return fail("--chat: " + tmpl.message());
+  std::vector<engine::chat::chat_message> messages;
+  if (!o.system.empty()) messages.push_back({"system", o.system});
+  messages.push_back({"user", o.chat});
+  engine::chat::render_options options;
+  if (tok.specials().bos) options.bos_token = tok.token_bytes(*tok.specials().bos);
+  if (tok.specials().eos) options.eos_token = tok.token_bytes(*tok.specials().eos);
+  options.add_generation_prompt = true;
+  auto text = engine::chat::render_chat(*tmpl, messages, options);
+  if (!text) return fail("--chat: " + text.message());
+  return text;
+}
+
 std::string logprobs_json(const std::vector<engine::sample_result>& lp) {
   std::string s = "[";
   for (size_t i = 0; i < lp.size(); ++i) {
@@ -63,6 +85,11 @@ int run(generate_options& o, bool seed_given) {
     auto ids = parse_ids(o.prompt_tokens);
     if (!ids) return std::fprintf(stderr, "error: %s\n", ids.message().c_str()), 2;
     o.req.prompt = std::move(*ids);
+  } else if (!o.chat.empty()) {
+    auto text = chat_prompt(**tok, o);
+    if (!text) return std::fprintf(stderr, "error: %s\n", text.message().c_str()), 2;
+    // The template writes bos itself (as transformers' apply_chat_template does, nothing is added).
+    o.req.prompt = (*tok)->encode(*text, false);
   } else {
     o.req.prompt = (*tok)->encode(o.prompt);
   }
@@ -105,7 +132,11 @@ command_runner add_generate_command(CLI::App& app) {
   g->add_option("--model", o->model, "HF folder or .gguf file")->required();
   auto* prompt = g->add_option("--prompt", o->prompt, "prompt text (encoded with the model's tokenizer)");
   auto* tokens = g->add_option("--prompt-tokens", o->prompt_tokens, "prompt as token ids: 1,2,3");
+  auto* chat = g->add_option("--chat", o->chat, "a user message, rendered with the model's chat template");
+  auto* system = g->add_option("--system", o->system, "a system message before --chat");
   prompt->excludes(tokens);
+  chat->excludes(prompt)->excludes(tokens);
+  system->needs(chat);
   g->add_option("--max-tokens", o->req.max_tokens, "tokens to generate at most")->capture_default_str();
   g->add_option("--temperature", o->req.sampling.temperature, "0 = greedy")->capture_default_str();
   g->add_option("--top-p", o->req.sampling.top_p)->capture_default_str();
@@ -123,9 +154,9 @@ command_runner add_generate_command(CLI::App& app) {
   g->add_option("--threads", o->threads, "CPU threads (0 = all)")->capture_default_str();
   g->add_flag("--no-mmap", o->no_mmap, "read the weights into memory (huge pages) instead of mapping the file");
   g->add_flag("--json", o->json, "print one JSON object instead of streaming text");
-  return [o, seed, prompt, tokens]() {
-    if (!prompt->count() && !tokens->count()) {
-      std::fprintf(stderr, "error: give --prompt TEXT or --prompt-tokens 1,2,3\n");
+  return [o, seed, prompt, tokens, chat]() {
+    if (!prompt->count() && !tokens->count() && !chat->count()) {
+      std::fprintf(stderr, "error: give --prompt TEXT, --prompt-tokens 1,2,3 or --chat TEXT\n");
       return 2;
     }
     return run(*o, seed->count() > 0);

@@ -8,7 +8,7 @@ packages=(
   build-essential cmake ninja-build ccache pkg-config git
   clang libclang-rt-14-dev            # libFuzzer targets (fuzz_parsers test)
   libgtest-dev libgmock-dev libbenchmark-dev
-  libsimdjson-dev libpcre2-dev libcli11-dev libspdlog-dev libfmt-dev
+  libsimdjson-dev libpcre2-dev libutf8proc-dev libcli11-dev libspdlog-dev libfmt-dev
   libopenblas-dev libhwy-dev
   libcaf-dev libcapnp-dev capnproto libgloo-dev libhiredis-dev redis-server
 )

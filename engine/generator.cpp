@@ -45,7 +45,8 @@ expected<generation_result> generate(llama_forward& fwd, const tokenizer& tok, c
   generation_result out;
   out.prompt_tokens = req.prompt;
   sampler samp(req.sampling);
-  incremental_decoder decoder(tok, req.skip_special);
+  // The generated text continues the prompt: a SentencePiece "▁word" keeps its space.
+  incremental_decoder decoder(tok, req.skip_special, req.prompt.empty());
   std::vector<float> logits(size_t(c.vocab_size));
   size_t emitted = 0;  // bytes of out.text already streamed
 

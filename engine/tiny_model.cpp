@@ -142,10 +142,21 @@ struct family {
   std::string bos, eos;
   bool add_bos;
   std::string chat_template;
+  tokenizer_style style = tokenizer_style::byte_level;
 };
 
-// Llama 3 style specials and template for llama/mistral; ChatML for qwen2.
+// Llama 3's byte-level vocabulary, specials and template for llama; Mistral's SentencePiece
+// vocabulary (<s>, </s>, [INST]) and template for mistral; ChatML for qwen2.
 family family_of(const std::string& arch) {
+  if (arch == "mistral")
+    return {{"[INST]", "[/INST]"},
+            "<s>",
+            "</s>",
+            true,
+            "{{ bos_token }}{% for message in messages %}{% if message['role'] == 'user' %}"
+            "{{ '[INST] ' + message['content'] + ' [/INST]' }}{% elif message['role'] == 'assistant' %}"
+            "{{ message['content'] + eos_token }}{% endif %}{% endfor %}",
+            tokenizer_style::sentencepiece};
   if (arch == "qwen2")
     return {{"<|endoftext|>", "<|im_start|>", "<|im_end|>"},
             "",
@@ -231,7 +242,8 @@ expected<void> make_tiny_model(const tiny_model_spec& s, const std::string& out_
 
   // Tokenizer first: its ids of bos/eos go into config.json.
   const family fam = family_of(s.arch);
-  auto tok_json = train_bpe_tokenizer_json(default_training_corpus(), int32_t(s.vocab), fam.specials);
+  auto tok_json =
+      train_bpe_tokenizer_json(default_training_corpus(), int32_t(s.vocab), fam.specials, fam.style);
   if (!tok_json) return tok_json.err();
   if (auto ok = write_text(dir / "tokenizer.json", *tok_json); !ok) return ok;
   std::string tc = "{\n  \"add_bos_token\": " + std::string(fam.add_bos ? "true" : "false") + ",\n";

@@ -2,17 +2,27 @@
 // a trained tiny tokenizer may have tens of thousands) cost one trie walk per candidate position.
 #include "engine/tokenizer/added_tokens.hpp"
 
+#include "engine/tokenizer/utf8.hpp"
+
 namespace troupe::engine {
 namespace {
 
-bool is_space(char c) {
-  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+// Whether the character ending at text[end] (exclusive) is a word character.
+bool word_char_before(std::string_view text, size_t end) {
+  if (end == 0) return false;
+  size_t start = end - 1;
+  while (start > 0 && end - start < 4 && (static_cast<unsigned char>(text[start]) & 0xC0) == 0x80)
+    --start;
+  const auto seq = utf8_check(text, start);
+  return seq.status == utf8_status::valid && start + seq.length == end &&
+         is_word_char(utf8_decode(text, start, seq.length));
 }
 
-bool is_word_byte(char c) {
-  const auto b = static_cast<unsigned char>(c);
-  return b >= 0x80 || (b >= '0' && b <= '9') || (b >= 'a' && b <= 'z') || (b >= 'A' && b <= 'Z') ||
-         b == '_';
+// Whether the character starting at text[begin] is a word character.
+bool word_char_at(std::string_view text, size_t begin) {
+  if (begin >= text.size()) return false;
+  const auto seq = utf8_check(text, begin);
+  return seq.status == utf8_status::valid && is_word_char(utf8_decode(text, begin, seq.length));
 }
 
 }  // namespace
@@ -54,10 +64,7 @@ int32_t added_token_matcher::longest_at(std::string_view text, size_t pos,
     if (tok.special && !parse_special) continue;
     if (tok.single_word) {
       const size_t end = i + 1;
-      if ((pos > 0 && is_word_byte(text[pos - 1])) ||
-          (end < text.size() && is_word_byte(text[end]))) {
-        continue;
-      }
+      if (word_char_before(text, pos) || word_char_at(text, end)) continue;
     }
     best = t;
   }
@@ -81,12 +88,8 @@ void added_token_matcher::split(std::string_view text, bool parse_special,
     const added_token& tok = tokens_[t];
     size_t begin = pos;
     size_t end = pos + tok.content.size();
-    if (tok.lstrip) {
-      while (begin > plain_start && is_space(text[begin - 1])) --begin;
-    }
-    if (tok.rstrip) {
-      while (end < text.size() && is_space(text[end])) ++end;
-    }
+    if (tok.lstrip) begin -= trailing_space_length(text.substr(plain_start, begin - plain_start));
+    if (tok.rstrip) end += leading_space_length(text.substr(end));
     if (begin > plain_start) out.push_back({text.substr(plain_start, begin - plain_start), -1});
     out.push_back({text.substr(begin, end - begin), tok.id});
     plain_start = pos = end;

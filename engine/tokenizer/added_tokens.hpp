@@ -17,6 +17,7 @@ struct added_token {
   bool lstrip = false;       // swallows whitespace on its left
   bool rstrip = false;       // swallows whitespace on its right
   bool single_word = false;  // matches only when not inside a word
+  bool normalized = false;   // matched in the normalized text rather than the raw text
 };
 
 // Thread-safety: immutable after construction; split() may run concurrently.
@@ -32,8 +33,8 @@ class added_token_matcher {
   };
   // Cuts `text` into segments. Special tokens are recognised only when `parse_special`; non-special
   // added tokens always are (llama.cpp's and Hugging Face's behaviour).
-  // Limits: lstrip/rstrip and single_word look at ASCII whitespace and ASCII letters/digits/'_'
-  // (any non-ASCII byte counts as a word character).
+  // lstrip/rstrip swallow Unicode whitespace (White_Space); single_word looks at Unicode letters,
+  // numbers, marks and '_' next to the match.
   void split(std::string_view text, bool parse_special, std::vector<segment>& out) const;
 
   [[nodiscard]] const std::vector<added_token>& tokens() const { return tokens_; }

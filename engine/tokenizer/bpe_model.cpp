@@ -3,6 +3,7 @@
 #include "engine/tokenizer/bpe_model.hpp"
 
 #include <algorithm>
+#include <cstdio>
 #include <functional>
 #include <mutex>
 #include <queue>
@@ -24,15 +25,36 @@ size_t utf8_char_length(std::string_view s, size_t i) {
 
 expected<std::unique_ptr<bpe_model>> bpe_model::create(
     std::unordered_map<std::string, int32_t> vocab,
-    const std::vector<std::pair<std::string, std::string>>& merges, bool ignore_merges,
-    std::optional<int32_t> unk, const std::string& merges_key) {
+    const std::vector<std::pair<std::string, std::string>>& merges, const bpe_options& options,
+    const std::string& merges_key) {
   std::unique_ptr<bpe_model> m(new bpe_model());
   m->vocab_ = std::move(vocab);
-  m->ignore_merges_ = ignore_merges;
-  m->unk_ = unk;
+  m->options_ = options;
+  if (!options.word_marker.empty()) {
+    // Cutting is exact unless some token has the marker after a character that is not the
+    // marker (a merge would have to cross the cut to make it).
+    const std::string& mk = options.word_marker;
+    m->cut_at_marker_ = true;
+    for (const auto& [token, id] : m->vocab_) {
+      for (size_t at = token.find(mk, 1); at != std::string::npos; at = token.find(mk, at + 1)) {
+        if (at < mk.size() || token.compare(at - mk.size(), mk.size(), mk) != 0) {
+          m->cut_at_marker_ = false;
+          break;
+        }
+      }
+      if (!m->cut_at_marker_) break;
+    }
+  }
+  for (int b = 0; b < 256; ++b) {
+    char name[8];
+    std::snprintf(name, sizeof name, "<0x%02X>", b);
+    const auto it = m->vocab_.find(name);
+    m->byte_ids_[b] = it == m->vocab_.end() ? -1 : it->second;
+  }
   m->merges_.reserve(merges.size());
   for (size_t r = 0; r < merges.size(); ++r) {
-    const auto& [left, right] = merges[r];
+    const std::string& left = merges[r].first;
+    const std::string& right = merges[r].second;
     const auto where = [&]() {
       return merges_key + "[" + std::to_string(r) + "] \"" + left + " " + right + "\"";
     };
@@ -54,7 +76,24 @@ expected<std::unique_ptr<bpe_model>> bpe_model::create(
 
 void bpe_model::encode_word(std::string_view word, std::vector<int32_t>& out) const {
   if (word.empty()) return;
-  if (ignore_merges_) {
+  if (!cut_at_marker_ || word.size() <= cache_max_word) {
+    encode_piece(word, out);
+    return;
+  }
+  // Cut before each marker that follows something other than the marker.
+  const std::string& mk = options_.word_marker;
+  size_t start = 0;
+  for (size_t at = word.find(mk, 1); at != std::string_view::npos; at = word.find(mk, at + 1)) {
+    if (at >= mk.size() && word.compare(at - mk.size(), mk.size(), mk) == 0) continue;
+    encode_piece(word.substr(start, at - start), out);
+    start = at;
+  }
+  encode_piece(word.substr(start), out);
+}
+
+void bpe_model::encode_piece(std::string_view word, std::vector<int32_t>& out) const {
+  if (word.empty()) return;
+  if (options_.ignore_merges) {
     // Llama 3: a word that is itself a vocabulary token is that token, whatever the merges say.
     const auto it = vocab_.find(std::string(word));
     if (it != vocab_.end()) {
@@ -90,22 +129,33 @@ void bpe_model::merge_word(std::string_view word, std::vector<int32_t>& out) con
   };
   std::vector<symbol> syms;
   syms.reserve(word.size());
+  const auto add = [&](int32_t id) {
+    const auto idx = static_cast<int32_t>(syms.size());
+    syms.push_back({id, idx - 1, idx + 1, true});
+  };
   std::string ch;
+  bool last_unk = false;  // the previous symbol came from an unknown character
   for (size_t i = 0; i < word.size();) {
     const size_t n = utf8_char_length(word, i);
     ch.assign(word.substr(i, n));
     i += n;
-    const auto it = vocab_.find(ch);
-    int32_t id = -1;
-    if (it != vocab_.end()) {
-      id = it->second;
-    } else if (unk_) {
-      id = *unk_;
-    } else {
+    if (const auto it = vocab_.find(ch); it != vocab_.end()) {
+      add(it->second);
+      last_unk = false;
       continue;
     }
-    const auto idx = static_cast<int32_t>(syms.size());
-    syms.push_back({id, idx - 1, idx + 1, true});
+    if (options_.byte_fallback) {
+      bool all = true;
+      for (const char c : ch) all = all && byte_ids_[static_cast<unsigned char>(c)] >= 0;
+      if (all) {
+        for (const char c : ch) add(byte_ids_[static_cast<unsigned char>(c)]);
+        last_unk = false;
+        continue;
+      }
+    }
+    if (!options_.unk) continue;
+    if (!(options_.fuse_unk && last_unk)) add(*options_.unk);
+    last_unk = true;
   }
   if (syms.empty()) return;
   syms.back().next = -1;

@@ -16,6 +16,19 @@
 
 namespace troupe::engine {
 
+// How the model treats characters that are not in its vocabulary, and whole-word matches.
+struct bpe_options {
+  bool ignore_merges = false;  // a word that is a vocabulary token is that token (Llama 3)
+  bool byte_fallback = false;  // an unknown character becomes its UTF-8 bytes as <0xXX> tokens
+  bool fuse_unk = false;       // consecutive unknown characters become one unk
+  std::optional<int32_t> unk;
+  // SentencePiece vocabularies: the word-start marker ("▁"). When no vocabulary token holds the
+  // marker right after another character, no merge can cross the point before a marker that
+  // follows another character, so a long word (a whole sentence: these families have no
+  // pre-tokenizer) is cut there and encoded piece by piece, exactly, through the word cache.
+  std::string word_marker;
+};
+
 // Thread-safety: encode_word() is const and may run concurrently; the word cache inside is
 // guarded by a shared mutex (many readers, one writer).
 class bpe_model {
@@ -25,17 +38,19 @@ class bpe_model {
   // which merge, as "<merges_key>[i]".
   [[nodiscard]] static expected<std::unique_ptr<bpe_model>> create(
       std::unordered_map<std::string, int32_t> vocab,
-      const std::vector<std::pair<std::string, std::string>>& merges, bool ignore_merges,
-      std::optional<int32_t> unk, const std::string& merges_key);
+      const std::vector<std::pair<std::string, std::string>>& merges, const bpe_options& options,
+      const std::string& merges_key);
 
-  // Appends the ids of `word`. Characters missing from the vocabulary become `unk` when there is
-  // one and are dropped otherwise (a byte-level vocabulary has every byte, so this never happens).
+  // Appends the ids of `word`. A character missing from the vocabulary becomes byte tokens (with
+  // byte_fallback, when all of its bytes have one), else `unk` when there is one, else nothing
+  // (a byte-level vocabulary has every byte, so this never happens there).
   void encode_word(std::string_view word, std::vector<int32_t>& out) const;
 
   [[nodiscard]] const std::unordered_map<std::string, int32_t>& vocab() const { return vocab_; }
 
  private:
   bpe_model() = default;
+  void encode_piece(std::string_view word, std::vector<int32_t>& out) const;
   void merge_word(std::string_view word, std::vector<int32_t>& out) const;
 
   struct merge_result {
@@ -44,8 +59,9 @@ class bpe_model {
   };
   std::unordered_map<std::string, int32_t> vocab_;
   std::unordered_map<uint64_t, merge_result> merges_;  // key: left id << 32 | right id
-  bool ignore_merges_ = false;
-  std::optional<int32_t> unk_;
+  bpe_options options_;
+  bool cut_at_marker_ = false;  // see bpe_options::word_marker
+  int32_t byte_ids_[256] = {};  // byte_fallback: the id of "<0xXX>", or -1
 
   // Bounded cache of recent words: cleared when full, so memory stays bounded under any input.
   static constexpr size_t cache_max_entries = 1 << 15;

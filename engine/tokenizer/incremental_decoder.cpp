@@ -8,7 +8,12 @@ namespace troupe::engine {
 
 std::string incremental_decoder::push(int32_t id) {
   if (skip_special_ && tok_->is_special(id)) return {};
-  pending_ += tok_->token_bytes(id);
+  std::string bytes = tok_->token_bytes(id);
+  if (strip_space_ && !bytes.empty()) {
+    if (bytes.front() == ' ') bytes.erase(0, 1);
+    strip_space_ = false;
+  }
+  pending_ += bytes;
   std::string out;
   size_t i = 0;
   while (i < pending_.size()) {

@@ -50,6 +50,12 @@ expected<std::unique_ptr<regex_splitter>> regex_splitter::create(std::string pat
 regex_splitter::~regex_splitter() { pcre2_code_free(code_); }
 
 void regex_splitter::split(std::string_view text, std::vector<std::string_view>& out) const {
+  std::vector<bool> is_match;
+  split_marked(text, out, is_match);
+}
+
+void regex_splitter::split_marked(std::string_view text, std::vector<std::string_view>& out,
+                                  std::vector<bool>& is_match) const {
   if (text.empty()) return;
   match_state st;
   st.data = pcre2_match_data_create_from_pattern(code_, nullptr);
@@ -57,6 +63,7 @@ void regex_splitter::split(std::string_view text, std::vector<std::string_view>&
   st.stack = pcre2_jit_stack_create(jit_stack_start, jit_stack_max, nullptr);
   if (st.data == nullptr || st.context == nullptr) {
     out.push_back(text);
+    is_match.push_back(false);
     return;
   }
   pcre2_set_match_limit(st.context, match_limit);
@@ -77,11 +84,18 @@ void regex_splitter::split(std::string_view text, std::vector<std::string_view>&
       while (pos < text.size() && (static_cast<unsigned char>(text[pos]) & 0xC0) == 0x80) ++pos;
       continue;
     }
-    if (begin > gap_start) out.push_back(text.substr(gap_start, begin - gap_start));
+    if (begin > gap_start) {
+      out.push_back(text.substr(gap_start, begin - gap_start));
+      is_match.push_back(false);
+    }
     out.push_back(text.substr(begin, end - begin));
+    is_match.push_back(true);
     gap_start = pos = end;
   }
-  if (gap_start < text.size()) out.push_back(text.substr(gap_start));
+  if (gap_start < text.size()) {
+    out.push_back(text.substr(gap_start));
+    is_match.push_back(false);
+  }
 }
 
 std::string regex_escape(std::string_view literal) {

@@ -37,6 +37,10 @@ class regex_splitter {
   // rest of the text becomes one piece (it still encodes, only less compactly).
   void split(std::string_view text, std::vector<std::string_view>& out) const;
 
+  // The same cut, with `is_match[k]` telling whether out[k] is a match (true) or a gap.
+  void split_marked(std::string_view text, std::vector<std::string_view>& out,
+                    std::vector<bool>& is_match) const;
+
   [[nodiscard]] const std::string& pattern() const { return pattern_; }
 
  private:

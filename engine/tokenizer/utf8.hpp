@@ -1,4 +1,4 @@
-// UTF-8 validation helpers shared by the pre-tokenizer (which must hand PCRE2 only valid text) and
+// UTF-8 validation and character-class helpers shared by the pre-tokenizer (which must hand PCRE2 only valid text) and
 // the incremental decoder (which must never cut a character in two).
 #pragma once
 
@@ -24,6 +24,19 @@ struct utf8_sequence {
 
 // Appends the UTF-8 encoding of `cp` (must be a valid scalar value).
 void utf8_append(std::string& out, char32_t cp);
+
+// The code point of the valid sequence of `length` bytes at s[i] (as utf8_check reported it).
+[[nodiscard]] char32_t utf8_decode(std::string_view s, size_t i, size_t length);
+
+// Unicode's White_Space property (what Rust's char::is_whitespace and Hugging Face use).
+[[nodiscard]] bool is_unicode_space(char32_t cp);
+
+// A letter, a number, a combining mark or '_' (what Rust's regex calls a word character).
+[[nodiscard]] bool is_word_char(char32_t cp);
+
+// Length of the whitespace that `s` starts / ends with (invalid bytes are not whitespace).
+[[nodiscard]] size_t leading_space_length(std::string_view s);
+[[nodiscard]] size_t trailing_space_length(std::string_view s);
 
 inline constexpr std::string_view utf8_replacement = "\xEF\xBF\xBD";  // U+FFFD
 

@@ -9,6 +9,8 @@
 #include <filesystem>
 #include <sys/wait.h>
 
+#include "engine/tokenizer/tokenizer.hpp"
+
 namespace troupe::engine {
 namespace {
 
@@ -97,6 +99,50 @@ TEST(cli, bench_engine_json_reports_every_documented_field) {
   }
 }
 
+// --chat renders the model's own template (the Llama 3 layout make-tiny writes for llama) with the
+// generation prompt, and the prompt ids are that text encoded without adding specials again.
+TEST(cli, chat_renders_the_models_template) {
+  auto r = run("generate --model " + model_dir() + " --chat 'Hello there' --system 'Be brief' "
+               "--max-tokens 2 --temperature 0 --ignore-eos --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  simdjson::dom::parser p;
+  simdjson::dom::element doc;
+  ASSERT_EQ(p.parse(r.out).get(doc), simdjson::SUCCESS) << r.out;
+  auto tok = load_tokenizer_json(model_dir());
+  ASSERT_TRUE(tok) << tok.message();
+  const std::string expected_text =
+      "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nBe brief<|eot_id|>"
+      "<|start_header_id|>user<|end_header_id|>\n\nHello there<|eot_id|>"
+      "<|start_header_id|>assistant<|end_header_id|>\n\n";
+  std::vector<int32_t> got;
+  for (simdjson::dom::element id : doc["prompt_tokens"].get_array()) got.push_back(int32_t(int64_t(id)));
+  EXPECT_EQ(got, (*tok)->encode(expected_text, false));
+  EXPECT_EQ((*tok)->decode(got), expected_text);
+
+  // The GGUF copy carries the same template.
+  auto g = run("generate --model " + model_dir() + ".gguf --chat 'Hello there' --system 'Be brief' "
+               "--max-tokens 2 --temperature 0 --ignore-eos --json");
+  ASSERT_EQ(g.code, 0) << g.out;
+  EXPECT_NE(g.out.find(r.out.substr(0, r.out.find("\"tokens\""))), std::string::npos) << g.out;
+
+  // A model without a template, and one whose template does not parse: clear errors.
+  const std::string bare = test::process_tmp() + "/cli_model_no_template";
+  std::filesystem::remove_all(bare);
+  std::filesystem::copy(model_dir(), bare);
+  for (const auto& [config, fragment] :
+       {std::pair{std::string(R"({"eos_token": "<|eot_id|>"})"), std::string("has no chat template")},
+        std::pair{std::string(R"({"eos_token": "<|eot_id|>", "chat_template": "{% for m in %}"})"),
+                  std::string("chat template: line 1")}}) {
+    FILE* f = std::fopen((bare + "/tokenizer_config.json").c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    std::fputs(config.c_str(), f);
+    std::fclose(f);
+    auto e = run("generate --model " + bare + " --chat hi");
+    EXPECT_EQ(e.code, 2) << e.out;
+    EXPECT_NE(e.out.find(fragment), std::string::npos) << e.out;
+  }
+}
+
 TEST(cli, bad_input_exits_non_zero_with_a_message) {
   struct bad {
     std::string args, fragment;
@@ -107,6 +153,8 @@ TEST(cli, bad_input_exits_non_zero_with_a_message) {
       {"generate --model " + model_dir() + " --prompt hi --top-p 0", "top_p"},
       {"generate --model " + model_dir() + " --prompt hi --max-tokens 0", "max_tokens"},
       {"generate --model " + model_dir(), "--prompt"},
+      {"generate --model " + model_dir() + " --system hi --prompt x", "--system requires --chat"},
+      {"generate --model " + model_dir() + " --chat hi --prompt x", "excludes"},
       {"generate --model /nonexistent/model --prompt hi", "/nonexistent/model"},
       {"model make-tiny " + test::process_tmp() + "/x --heads 5", "--heads"},
       {"model make-tiny " + test::process_tmp() + "/x --gguf-type q4_k", "--gguf-type"},

@@ -62,6 +62,61 @@ TEST_F(generator_test, max_tokens_and_streamed_text_equal_the_result) {
   if (utf8_is_valid(raw)) EXPECT_EQ(r.text, raw);
 }
 
+// `s` with each maximal invalid UTF-8 subpart replaced by U+FFFD, as streamed text is.
+std::string lossy(const std::string& s) {
+  std::string out;
+  for (size_t i = 0; i < s.size();) {
+    const auto seq = utf8_check(s, i);
+    out += seq.status == utf8_status::valid ? s.substr(i, seq.length) : std::string(utf8_replacement);
+    i += seq.length;
+  }
+  return out;
+}
+
+// A SentencePiece vocabulary (make-tiny's mistral): generated text continues the prompt, so a
+// first "▁word" keeps its space, exactly as decoding prompt + output and cutting the prompt off.
+TEST(generator_sentencepiece, text_continues_the_prompt) {
+  auto spec = test::small_spec();
+  spec.arch = "mistral";
+  spec.vocab = 2000;
+  auto m = load_model(test::tiny_model("gen_mistral", spec));
+  ASSERT_TRUE(m) << m.message();
+  auto tok = load_tokenizer_for(**m);
+  ASSERT_TRUE(tok) << tok.message();
+  ASSERT_TRUE((*tok)->strips_leading_space());
+  auto be = make_cpu_backend(2);
+  auto fwd = llama_forward::create(*m, *be, 32);
+  ASSERT_TRUE(fwd) << fwd.message();
+  const auto run = [&](const std::string& prompt_text, int32_t max_tokens) {
+    generation_request r;
+    r.prompt = (*tok)->encode(prompt_text);
+    r.max_tokens = max_tokens;
+    r.sampling.temperature = 0;
+    r.ignore_eos = true;
+    std::string streamed;
+    auto out = generate(**fwd, **tok, r, [&streamed](const generation_event& ev) { streamed += ev.text_delta; });
+    EXPECT_TRUE(out) << out.message();
+    EXPECT_EQ(streamed, out->text);
+    std::vector<int32_t> all = r.prompt;
+    all.insert(all.end(), out->tokens.begin(), out->tokens.end());
+    const std::string prompt = (*tok)->decode(r.prompt, true);
+    EXPECT_EQ(out->text, lossy((*tok)->decode(all, true)).substr(prompt.size())) << prompt_text;
+    return *out;
+  };
+  run("The router streams tokens to", 12);
+  // Find a prompt whose first generated token is a "▁word": its text must start with the space.
+  int found = 0;
+  for (const std::string word : {"a", "the", "of", "router", "and", "stream", "to", "is", "we",
+                                 "client", "model", "token", "cache", "in", "on", "it"}) {
+    const generation_result out = run(word, 1);
+    if ((*tok)->token_bytes(out.tokens[0]).starts_with(' ')) {
+      EXPECT_TRUE(out.text.starts_with(' ')) << word << ": \"" << out.text << "\"";
+      ++found;
+    }
+  }
+  EXPECT_GT(found, 0) << "no prompt led to a \"▁word\" token; pick other prompts";
+}
+
 TEST_F(generator_test, greedy_is_deterministic_and_seed_repeats_sampling) {
   EXPECT_EQ(run(greedy(12)).tokens, run(greedy(12)).tokens);
   auto r = greedy(24);

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer targets for the checkpoint parsers (safetensors, GGUF) with ASan and UBSan,
-# seeds them with files from the project's own writers, runs each briefly; non-zero if any crashes.
+# Builds the libFuzzer targets for the checkpoint parsers (safetensors, GGUF), the tokenizer.json
+# loader and the chat-template interpreter with ASan and UBSan, seeds them (files from the project's
+# own writers; tokenizer.json files of each family; the real chat templates), runs each briefly;
+# non-zero if any crashes.
 # Usage: run.sh CLANGXX SRC_DIR OUT_DIR   (FUZZ_SECONDS overrides the 20 s per target)
 set -euo pipefail
 
@@ -12,42 +14,70 @@ CLANGXX=$1
 SRC=$(cd "$2" && pwd)
 OUT=$3
 SECONDS_PER_TARGET=${FUZZ_SECONDS:-20}
-TARGETS=(safetensors gguf)
+TARGETS=(safetensors gguf tokenizer_json chat_template)
 
 mkdir -p "$OUT/obj" "$OUT/seeds" "$OUT/corpus" "$OUT/artifacts" "$OUT/logs"
 
 shopt -s nullglob
 SOURCES=("$SRC"/engine/model/dtype.cpp "$SRC"/engine/model/mapped_file.cpp
          "$SRC"/engine/model/safetensors*.cpp "$SRC"/engine/model/gguf*.cpp)
+CHAT_SOURCES=("$SRC"/engine/chat/*.cpp)
+TOKENIZER_SOURCES=("$SRC"/engine/tokenizer/*.cpp)
 shopt -u nullglob
 # -fno-sanitize-recover: UBSan findings must stop the run like ASan ones, not just print.
 FLAGS=(-std=c++20 -O1 -g -fno-sanitize-recover=all -I"$SRC")
 
 # Rebuild only when a source, header, flag or the compiler changed: ctest runs this every time.
 stamp=$( { echo "$CLANGXX ${FLAGS[*]}"; "$CLANGXX" --version | head -n 1;
-           cat "${SOURCES[@]}" "$SRC"/engine/model/*.hpp "$SRC"/common/*.hpp "$SRC"/tests/fuzz/*.cpp; } |
+           cat "${SOURCES[@]}" "$SRC"/engine/model/*.hpp "$SRC"/common/*.hpp "$SRC"/tests/fuzz/*.cpp \
+               "${CHAT_SOURCES[@]}" "$SRC"/engine/chat/*.hpp \
+               "${TOKENIZER_SOURCES[@]}" "$SRC"/engine/tokenizer/*.hpp; } |
          sha256sum | cut -d' ' -f1)
 if [ "$(cat "$OUT/build.stamp" 2>/dev/null || true)" != "$stamp" ]; then
   echo "fuzz: building with $CLANGXX"
-  rm -f "$OUT/build.stamp" "$OUT"/obj/*.o
-  objects=()
-  for src in "${SOURCES[@]}"; do
-    obj="$OUT/obj/$(basename "$src" .cpp).o"
+  rm -rf "$OUT/build.stamp" "$OUT"/obj
+  mkdir -p "$OUT/obj/model" "$OUT/obj/chat" "$OUT/obj/tokenizer"
+  # One folder of objects per library: the model parsers', the tokenizer's (which also needs the
+  # model parsers, for GGUF vocabularies) and the chat-template interpreter's.
+  model_objects=()
+  chat_objects=()
+  tokenizer_objects=()
+  for src in "${SOURCES[@]}" "${CHAT_SOURCES[@]}" "${TOKENIZER_SOURCES[@]}"; do
+    group=model
+    case "$src" in
+      "$SRC"/engine/chat/*) group=chat ;;
+      "$SRC"/engine/tokenizer/*) group=tokenizer ;;
+    esac
+    obj="$OUT/obj/$group/$(basename "$src" .cpp).o"
     "$CLANGXX" "${FLAGS[@]}" -fsanitize=fuzzer-no-link,address,undefined -c "$src" -o "$obj"
-    objects+=("$obj")
+    case "$group" in
+      chat) chat_objects+=("$obj") ;;
+      tokenizer) tokenizer_objects+=("$obj") ;;
+      *) model_objects+=("$obj") ;;
+    esac
   done
   for t in "${TARGETS[@]}"; do
+    libs=(-lsimdjson)
+    case "$t" in
+      chat_template) objects=("${chat_objects[@]}") ;;
+      tokenizer_json)
+        objects=("${tokenizer_objects[@]}" "${model_objects[@]}")
+        libs+=(-lpcre2-8 -lutf8proc) ;;
+      *) objects=("${model_objects[@]}") ;;
+    esac
     "$CLANGXX" "${FLAGS[@]}" -fsanitize=fuzzer,address,undefined \
-      "$SRC/tests/fuzz/${t}_fuzz.cpp" "${objects[@]}" -lsimdjson -o "$OUT/${t}_fuzz"
+      "$SRC/tests/fuzz/${t}_fuzz.cpp" "${objects[@]}" "${libs[@]}" -o "$OUT/${t}_fuzz"
   done
   "$CLANGXX" "${FLAGS[@]}" -fsanitize=address,undefined \
-    "$SRC/tests/fuzz/make_seeds.cpp" "${objects[@]}" -lsimdjson -o "$OUT/make_seeds"
+    "$SRC/tests/fuzz/make_seeds.cpp" "${model_objects[@]}" -lsimdjson -o "$OUT/make_seeds"
   echo "$stamp" > "$OUT/build.stamp"
 fi
 
 rm -rf "$OUT/seeds"
-mkdir -p "$OUT/seeds/safetensors" "$OUT/seeds/gguf"
+mkdir -p "$OUT/seeds/safetensors" "$OUT/seeds/gguf" "$OUT/seeds/tokenizer_json" "$OUT/seeds/chat_template"
 "$OUT/make_seeds" "$OUT/seeds/safetensors" "$OUT/seeds/gguf"
+cp "$SRC"/tests/fuzz/seeds/tokenizer_json/*.json "$OUT/seeds/tokenizer_json/"
+cp "$SRC"/tests/engine/chat/templates/*.jinja "$OUT/seeds/chat_template/"
 
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 failed=0

@@ -142,11 +142,12 @@ struct family {
   std::string bos, eos;
   bool add_bos;
   std::string chat_template;
-  tokenizer_style style = tokenizer_style::byte_level;
+  tokenizer_style style = tokenizer_style::llama3;
 };
 
-// Llama 3's byte-level vocabulary, specials and template for llama; Mistral's SentencePiece
-// vocabulary (<s>, </s>, [INST]) and template for mistral; ChatML for qwen2.
+// Each architecture's tokenizer layout as its real checkpoints ship it: Llama 3's (byte-level,
+// its regex, ignore_merges), specials and template for llama; Mistral's SentencePiece vocabulary
+// (<s>, </s>, [INST]) and template for mistral; Qwen2's (NFC, its regex) with ChatML for qwen2.
 family family_of(const std::string& arch) {
   if (arch == "mistral")
     return {{"[INST]", "[/INST]"},
@@ -163,7 +164,8 @@ family family_of(const std::string& arch) {
             "<|im_end|>",
             false,
             "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + "
-            "'<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"};
+            "'<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}",
+            tokenizer_style::qwen2};
   return {{"<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"},
           "<|begin_of_text|>",
           "<|eot_id|>",

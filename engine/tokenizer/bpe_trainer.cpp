@@ -13,6 +13,7 @@
 #include "common/json_escape.hpp"
 #include "engine/tokenizer/added_tokens.hpp"
 #include "engine/tokenizer/byte_level.hpp"
+#include "engine/tokenizer/normalizer.hpp"
 #include "engine/tokenizer/pre_tokenizer.hpp"
 #include "engine/tokenizer/sentencepiece_merges.hpp"
 #include "engine/tokenizer/tokenizer.hpp"
@@ -179,13 +180,14 @@ void append_added_tokens(std::string& out, const std::vector<std::pair<int32_t, 
 template <typename Spell>
 void append_model(std::string& out, const std::vector<std::string>& vocab,
                   const std::vector<std::pair<std::string, std::string>>& merges, bool sentencepiece,
-                  Spell&& spell) {
+                  bool ignore_merges, Spell&& spell) {
   out += "  \"model\": {\n    \"type\": \"BPE\",\n    \"dropout\": null,\n";
   out += sentencepiece ? "    \"unk_token\": \"<unk>\",\n" : "    \"unk_token\": null,\n";
   out += "    \"continuing_subword_prefix\": null,\n    \"end_of_word_suffix\": null,\n";
   out += sentencepiece ? "    \"fuse_unk\": true,\n    \"byte_fallback\": true,\n"
                        : "    \"fuse_unk\": false,\n    \"byte_fallback\": false,\n";
-  out += "    \"ignore_merges\": false,\n    \"vocab\": {";
+  out += ignore_merges ? "    \"ignore_merges\": true,\n    \"vocab\": {"
+                       : "    \"ignore_merges\": false,\n    \"vocab\": {";
   for (size_t id = 0; id < vocab.size(); ++id) {
     out += id ? ",\n      " : "\n      ";
     append_json_string(out, spell(vocab[id]));
@@ -209,7 +211,7 @@ std::string write_tokenizer_json(const std::vector<std::string>& vocab,
                                  const std::vector<std::pair<std::string, std::string>>& merges,
                                  std::vector<std::pair<int32_t, std::string>> fixed_added,
                                  const std::vector<std::string>& added, std::string_view pipeline,
-                                 bool sentencepiece, Spell&& spell) {
+                                 bool sentencepiece, bool ignore_merges, Spell&& spell) {
   for (size_t i = 0; i < added.size(); ++i)
     fixed_added.emplace_back(static_cast<int32_t>(vocab.size() + i), added[i]);
   std::string out;
@@ -217,15 +219,26 @@ std::string write_tokenizer_json(const std::vector<std::string>& vocab,
   out += "{\n  \"version\": \"1.0\",\n  \"truncation\": null,\n  \"padding\": null,\n";
   append_added_tokens(out, fixed_added);
   out += pipeline;
-  append_model(out, vocab, merges, sentencepiece, spell);
+  append_model(out, vocab, merges, sentencepiece, ignore_merges, spell);
   return out;
 }
 
-// Llama 3's layout: 256 byte tokens + merges over GPT-2 regex words; specials as added tokens.
+// A byte-level layout: 256 byte tokens + merges over the words of the style's regex (NFC applied
+// first for Qwen2); specials as added tokens.
 expected<std::string> train_byte_level(std::string_view corpus, size_t vocab_size,
                                        const std::vector<added_token>& specials,
-                                       std::vector<std::string>& added) {
-  auto pre = pre_tokenizer::create({regex_split_step(std::string(gpt2_split_pattern), "")});
+                                       std::vector<std::string>& added, tokenizer_style style) {
+  const std::string_view pattern = style == tokenizer_style::llama3  ? llama3_split_pattern
+                                   : style == tokenizer_style::qwen2 ? qwen2_split_pattern
+                                                                     : gpt2_split_pattern;
+  std::string nfc_corpus;
+  if (style == tokenizer_style::qwen2) {
+    normalizer_step nfc;
+    nfc.what = normalizer_step::kind::nfc;
+    nfc_corpus = normalizer({nfc}).apply(corpus);
+    corpus = nfc_corpus;
+  }
+  auto pre = pre_tokenizer::create({regex_split_step(std::string(pattern), "")});
   if (!pre) return pre.err();
   std::vector<word> words;
   for (const auto& [text, n] : count_words(corpus, specials, *pre)) {
@@ -241,16 +254,28 @@ expected<std::string> train_byte_level(std::string_view corpus, size_t vocab_siz
   std::vector<std::pair<std::string, std::string>> merges;
   for (const auto& [a, b] : t.merges) merges.emplace_back(t.token_bytes[a], t.token_bytes[b]);
 
-  return write_tokenizer_json(
-      t.token_bytes, merges, {}, added,
-      "  \"normalizer\": null,\n"
-      "  \"pre_tokenizer\": {\"type\": \"ByteLevel\", \"add_prefix_space\": false, "
-      "\"trim_offsets\": true, \"use_regex\": true},\n"
+  std::string pipeline = style == tokenizer_style::qwen2 ? "  \"normalizer\": {\"type\": \"NFC\"},\n"
+                                                         : "  \"normalizer\": null,\n";
+  if (style == tokenizer_style::byte_level) {
+    pipeline +=
+        "  \"pre_tokenizer\": {\"type\": \"ByteLevel\", \"add_prefix_space\": false, "
+        "\"trim_offsets\": true, \"use_regex\": true},\n";
+  } else {
+    pipeline += "  \"pre_tokenizer\": {\"type\": \"Sequence\", \"pretokenizers\": [{\"type\": "
+                "\"Split\", \"pattern\": {\"Regex\": ";
+    append_json_string(pipeline, pattern);
+    pipeline +=
+        "}, \"behavior\": \"Isolated\", \"invert\": false}, {\"type\": \"ByteLevel\", "
+        "\"add_prefix_space\": false, \"trim_offsets\": true, \"use_regex\": false}]},\n";
+  }
+  pipeline +=
       "  \"post_processor\": {\"type\": \"ByteLevel\", \"add_prefix_space\": true, "
       "\"trim_offsets\": false, \"use_regex\": true},\n"
       "  \"decoder\": {\"type\": \"ByteLevel\", \"add_prefix_space\": true, \"trim_offsets\": "
-      "true, \"use_regex\": true},\n",
-      false, [](const std::string& bytes) { return byte_level_encode(bytes); });
+      "true, \"use_regex\": true},\n";
+  return write_tokenizer_json(t.token_bytes, merges, {}, added, pipeline, false,
+                              style == tokenizer_style::llama3,
+                              [](const std::string& bytes) { return byte_level_encode(bytes); });
 }
 
 // Llama 2's layout: <unk> <s> </s>, <0x00>..<0xFF>, the corpus's characters (most frequent first),
@@ -339,7 +364,7 @@ expected<std::string> train_sentencepiece(std::string_view corpus, size_t vocab_
       "\"pattern\": {\"String\": \"\u2581\"}, \"content\": \" \"}, {\"type\": \"ByteFallback\"}, "
       "{\"type\": \"Fuse\"}, {\"type\": \"Strip\", \"content\": \" \", \"start\": 1, \"stop\": "
       "0}]},\n",
-      true, [](const std::string& s) { return s; });
+      true, false, [](const std::string& s) { return s; });
 }
 
 }  // namespace
@@ -375,7 +400,7 @@ expected<std::string> train_bpe_tokenizer_json(std::string_view corpus, int32_t 
   std::vector<std::string> added(specials.begin(), specials.end());
   const auto size = static_cast<size_t>(vocab_size);
   auto json = sentencepiece ? train_sentencepiece(corpus, size, special_tokens, added)
-                            : train_byte_level(corpus, size, special_tokens, added);
+                            : train_byte_level(corpus, size, special_tokens, added, style);
   if (!json) return fail(who + json.message());
   return json;
 }

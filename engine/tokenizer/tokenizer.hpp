@@ -73,10 +73,15 @@ class tokenizer {
 // Loads the tokenizer embedded in a GGUF file's metadata.
 [[nodiscard]] expected<std::unique_ptr<tokenizer>> load_tokenizer_gguf(const gguf_file& file);
 
-// The two BPE families a tokenizer can be trained as.
+// The tokenizer layouts a vocabulary can be trained for (each as the real family ships it).
 enum class tokenizer_style {
-  // Llama 3's: 256 byte tokens + merges, GPT-2 regex words, ByteLevel alphabet.
+  // GPT-2's: 256 byte tokens + merges over words of ByteLevel's own regex.
   byte_level,
+  // Llama 3's: the same alphabet, words of Llama 3's regex (digits in threes), a Split +
+  // ByteLevel pre-tokenizer and ignore_merges.
+  llama3,
+  // Qwen2's: NFC, words of Qwen2's regex (single digits), a Split + ByteLevel pre-tokenizer.
+  qwen2,
   // Llama 2's: <unk> <s> </s>, 256 <0xXX> byte-fallback tokens, the corpus's characters, merges
   // over "▁"-spelled words; the legacy Prepend/Replace normalizer and the Strip decoder.
   sentencepiece,

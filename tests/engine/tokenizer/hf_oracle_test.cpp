@@ -182,6 +182,13 @@ std::vector<family> families() {
     f.has_gguf = false;  // llama.cpp has no "first" scheme: the GGUF writer must refuse it
     out.push_back(std::move(f));
   }
+  {  // The Llama 3 and Qwen2 layouts as the trainer writes them (make-tiny's llama and qwen2).
+    family l{"llama3-trained", trained(tokenizer_style::llama3), "{}"};
+    family q{"qwen2-trained", trained(tokenizer_style::qwen2), "{}"};
+    q.nfc_in_json = true;
+    out.push_back(std::move(l));
+    out.push_back(std::move(q));
+  }
   {  // Gemma: Replace only (no prepended space), no Strip in the decoder, <bos> template.
     family f{"gemma", sentencepiece, R"({"bos_token": "<s>", "eos_token": "<end_of_turn>"})"};
     set_added(f.json, "[" + added(0, "<unk>", true) + ", " + added(1, "<s>", true) + ", " +

@@ -144,8 +144,11 @@ expected<void> read_pre(const gguf_file& f, tokenizer_spec& spec) {
     spec.ignore_merges = true;  // as llama.cpp does for Llama 3
   } else if (pre == "qwen2") {
     pattern = qwen2_split_pattern;
-    // Qwen2's tokenizer.json normalizes to NFC; llama.cpp does not, so the GGUF path follows
-    // llama.cpp (identical on the NFC text that nearly all input is).
+    // Qwen2's tokenizer.json normalizes to NFC. llama.cpp skips it; Troupe applies it, so that a
+    // GGUF gives the ids Hugging Face gives (they differ only on text that is not already NFC).
+    normalizer_step nfc;
+    nfc.what = normalizer_step::kind::nfc;
+    spec.normalizer.push_back(nfc);
   } else if (pre == "gpt2" || pre == "default") {
     pattern = gpt2_split_pattern;
   } else {
@@ -329,7 +332,7 @@ expected<std::string> gguf_pre_name(const tokenizer_spec& spec) {
     if (p == llama3_split_pattern) return std::string("llama-bpe");
     if (p == gpt2_split_pattern) return std::string("gpt2");
   }
-  // Qwen2: the NFC normalizer and its regex (llama.cpp applies no normalizer; see read_pre).
+  // Qwen2: the NFC normalizer (or none) and its regex; reading applies NFC (see read_pre).
   if (spec.pre_steps.size() == 1 && spec.pre_steps[0].what == pre_step::kind::split &&
       spec.pre_steps[0].pattern == qwen2_split_pattern &&
       (spec.normalizer.empty() ||

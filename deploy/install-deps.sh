@@ -10,6 +10,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libsimdjson-dev libpcre2-dev libutf8proc-dev libcli11-dev libspdlog-dev libfmt-dev
   libopenblas-dev libhwy-dev
+  libxxhash-dev                       # XXH3 block hashes (engine/kv_cache)
   libcaf-dev libcapnp-dev capnproto libgloo-dev libhiredis-dev redis-server
 )
 # Node.js + npm run test-only reference implementations from npm; a machine that already has them

@@ -44,6 +44,25 @@ class kv_store {
   [[nodiscard]] virtual size_t bytes_per_token() const = 0;  // K and V, all layers
 };
 
+// Keys and values of many sequences in fixed-size blocks (the paged KV cache): per layer,
+// [num_blocks, block_size, kv_dim] for K and the same for V. Which block holds which positions of
+// which sequence is the caller's business (block tables, engine/kv_cache).
+class paged_kv {
+ public:
+  virtual ~paged_kv() = default;
+  [[nodiscard]] virtual int64_t num_blocks() const = 0;
+  [[nodiscard]] virtual int64_t block_size() const = 0;
+  [[nodiscard]] virtual size_t bytes_per_block() const = 0;  // K and V, all layers
+};
+
+// The sequences a batched step reads K/V through: per token its sequence and position, per
+// sequence its block table (position p at block table[p / block_size], row p % block_size).
+struct paged_batch {
+  std::span<const int32_t> pos;                     // [n]
+  std::span<const int32_t> token_seq;               // [n]: index into `tables`
+  std::span<const std::span<const int32_t>> tables;  // per sequence
+};
+
 class backend {
  public:
   virtual ~backend() = default;
@@ -55,6 +74,8 @@ class backend {
   [[nodiscard]] virtual std::unique_ptr<act_buffer> alloc(int64_t rows, int64_t cols) = 0;
   [[nodiscard]] virtual expected<std::unique_ptr<kv_store>> alloc_kv(int64_t n_layers, int64_t capacity,
                                                                      int64_t kv_dim) = 0;
+  [[nodiscard]] virtual expected<std::unique_ptr<paged_kv>> alloc_paged_kv(int64_t n_layers, int64_t num_blocks,
+                                                                           int64_t block_size, int64_t kv_dim) = 0;
 
   // out[i] = table[ids[i]] (ids already checked to be < table rows).
   virtual void embed(const device_weight& table, std::span<const int32_t> ids, act out) = 0;
@@ -70,6 +91,15 @@ class backend {
   // Causal attention of q [n, n_heads*head_dim] at positions pos over kv positions 0..pos[i].
   virtual void attention(act q, const kv_store& kv, int64_t layer, std::span<const int32_t> pos,
                          int64_t n_heads, int64_t n_kv_heads, int64_t head_dim, act out) = 0;
+  // Stores k, v [n, kv_dim] of `layer` at the rows of b (each token's block table and position).
+  virtual void write_paged_kv(paged_kv& kv, int64_t layer, const paged_batch& b, act k, act v) = 0;
+  // Causal attention of q [n, n_heads*head_dim]: token i over positions 0..b.pos[i] of its sequence.
+  virtual void paged_attention(act q, const paged_kv& kv, int64_t layer, const paged_batch& b,
+                               int64_t n_heads, int64_t n_kv_heads, int64_t head_dim, act out) = 0;
+  // Copies block `src` to block `dst` in every layer (copy-on-write of a shared partial block).
+  virtual void copy_kv_block(paged_kv& kv, int32_t src, int32_t dst) = 0;
+  // out[i] = x[rows[i]].
+  virtual void gather_rows(act x, std::span<const int32_t> rows, act out) = 0;
   // gate = silu(gate) * up.
   virtual void silu_mul(act gate, act up) = 0;
   // acc += x.

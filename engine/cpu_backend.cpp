@@ -47,6 +47,30 @@ class cpu_kv_store final : public kv_store {
   std::vector<float> data_;
 };
 
+// K and V per layer in blocks: layer l's K is [num_blocks, block_size, kv_dim] at k(l), V likewise.
+class cpu_paged_kv final : public paged_kv {
+ public:
+  cpu_paged_kv(int64_t n_layers, int64_t num_blocks, int64_t block_size, int64_t kv_dim)
+      : num_blocks_(num_blocks), block_size_(block_size), kv_dim_(kv_dim), n_layers_(n_layers),
+        data_(size_t(n_layers * 2 * num_blocks * block_size * kv_dim)) {}
+  [[nodiscard]] int64_t num_blocks() const override { return num_blocks_; }
+  [[nodiscard]] int64_t block_size() const override { return block_size_; }
+  [[nodiscard]] size_t bytes_per_block() const override {
+    return size_t(n_layers_ * 2 * block_size_ * kv_dim_) * sizeof(float);
+  }
+  [[nodiscard]] int64_t layer_floats() const { return num_blocks_ * block_size_ * kv_dim_; }
+  float* k(int64_t layer) { return data_.data() + (layer * 2) * layer_floats(); }
+  float* v(int64_t layer) { return data_.data() + (layer * 2 + 1) * layer_floats(); }
+  const float* k(int64_t layer) const { return data_.data() + (layer * 2) * layer_floats(); }
+  const float* v(int64_t layer) const { return data_.data() + (layer * 2 + 1) * layer_floats(); }
+  [[nodiscard]] int64_t kv_dim() const { return kv_dim_; }
+  [[nodiscard]] int64_t n_layers() const { return n_layers_; }
+
+ private:
+  int64_t num_blocks_, block_size_, kv_dim_, n_layers_;
+  std::vector<float> data_;
+};
+
 class cpu_backend final : public backend {
  public:
   explicit cpu_backend(int n_threads) : pool_(n_threads) {}
@@ -77,6 +101,15 @@ class cpu_backend final : public backend {
     if (bytes > 64e9) return fail("KV cache of " + std::to_string(capacity) + " tokens needs " +
                                   std::to_string(int64_t(bytes / 1e9)) + " GB; lower the context");
     return std::unique_ptr<kv_store>(std::make_unique<cpu_kv_store>(n_layers, capacity, kv_dim));
+  }
+
+  expected<std::unique_ptr<paged_kv>> alloc_paged_kv(int64_t n_layers, int64_t num_blocks, int64_t block_size,
+                                                      int64_t kv_dim) override {
+    const double bytes = double(n_layers) * 2 * double(num_blocks) * double(block_size) * double(kv_dim) * sizeof(float);
+    if (num_blocks < 1 || block_size < 1) return fail("paged KV cache: num_blocks and block_size must be positive");
+    if (bytes > 64e9) return fail("paged KV cache of " + std::to_string(num_blocks) + " blocks needs " +
+                                  std::to_string(int64_t(bytes / 1e9)) + " GB");
+    return std::unique_ptr<paged_kv>(std::make_unique<cpu_paged_kv>(n_layers, num_blocks, block_size, kv_dim));
   }
 
   void embed(const device_weight& table, std::span<const int32_t> ids, act out) override {
@@ -119,6 +152,50 @@ class cpu_backend final : public backend {
     const int64_t kv_len = pos.empty() ? 0 : int64_t(pos.back()) + 1;
     cpu::attention(pool_, q.data, q.rows, pos, s.k(layer), s.v(layer), kv_len, n_heads, n_kv_heads, head_dim,
                    out.data);
+  }
+
+  void write_paged_kv(paged_kv& kv, int64_t layer, const paged_batch& b, act k, act v) override {
+    auto& s = static_cast<cpu_paged_kv&>(kv);
+    const int64_t d = s.kv_dim(), bs = s.block_size();
+    for (size_t i = 0; i < b.pos.size(); ++i) {
+      const std::span<const int32_t> table = b.tables[size_t(b.token_seq[i])];
+      const int64_t row = int64_t(table[size_t(b.pos[i] / bs)]) * bs + b.pos[i] % bs;
+      std::memcpy(s.k(layer) + row * d, k.data + int64_t(i) * d, size_t(d) * sizeof(float));
+      std::memcpy(s.v(layer) + row * d, v.data + int64_t(i) * d, size_t(d) * sizeof(float));
+    }
+  }
+
+  void paged_attention(act q, const paged_kv& kv, int64_t layer, const paged_batch& b, int64_t n_heads,
+                       int64_t n_kv_heads, int64_t head_dim, act out) override {
+    const auto& s = static_cast<const cpu_paged_kv&>(kv);
+    cpu::paged_attention_args a;
+    a.q = q.data;
+    a.out = out.data;
+    a.n_tokens = q.rows;
+    a.n_heads = n_heads;
+    a.n_kv_heads = n_kv_heads;
+    a.head_dim = head_dim;
+    a.k_cache = s.k(layer);
+    a.v_cache = s.v(layer);
+    a.block_size = s.block_size();
+    a.pos = b.pos;
+    a.token_seq = b.token_seq;
+    a.tables = b.tables;
+    cpu::paged_attention(pool_, a);
+  }
+
+  void copy_kv_block(paged_kv& kv, int32_t src, int32_t dst) override {
+    auto& s = static_cast<cpu_paged_kv&>(kv);
+    const int64_t floats = s.block_size() * s.kv_dim();
+    for (int64_t l = 0; l < s.n_layers(); ++l) {
+      std::memcpy(s.k(l) + dst * floats, s.k(l) + src * floats, size_t(floats) * sizeof(float));
+      std::memcpy(s.v(l) + dst * floats, s.v(l) + src * floats, size_t(floats) * sizeof(float));
+    }
+  }
+
+  void gather_rows(act x, std::span<const int32_t> rows, act out) override {
+    for (size_t i = 0; i < rows.size(); ++i)
+      std::memcpy(out.data + int64_t(i) * out.cols, x.data + int64_t(rows[i]) * x.cols, size_t(x.cols) * sizeof(float));
   }
 
   void silu_mul(act gate, act up) override {

@@ -77,23 +77,113 @@ expected<void> llama_forward::forward(std::span<const int32_t> tokens, int64_t s
   if (start_pos < 0 || start_pos + int64_t(tokens.size()) > kv.capacity())
     return fail("positions " + std::to_string(start_pos) + ".." + std::to_string(start_pos + int64_t(tokens.size()) - 1) +
                 " exceed the KV capacity of " + std::to_string(kv.capacity()) + " tokens");
+  // One sequence's contiguous store.
+  struct contiguous final : kv_binding {
+    backend& be;
+    kv_store& kv;
+    const model_config& c;
+    std::span<const int32_t> pos;
+    contiguous(backend& b, kv_store& s, const model_config& cfg) : be(b), kv(s), c(cfg) {}
+    void write(int64_t layer, act k, act v) override { be.write_kv(kv, layer, pos, k, v); }
+    void attend(int64_t layer, act q, act out) override {
+      be.attention(q, kv, layer, pos, c.n_heads, c.n_kv_heads, c.head_dim, out);
+    }
+  };
+  contiguous binding(be_, kv, c);
   size_t n = 0;  // tokens in the latest chunk; its last row holds the last token's state
   for (size_t begin = 0; begin < tokens.size(); begin += n) {
     n = std::min(tokens.size() - begin, size_t(max_tokens_));
     pos_.resize(n);
     std::iota(pos_.begin(), pos_.end(), int32_t(start_pos + int64_t(begin)));
-    run_chunk(tokens.subspan(begin, n), pos_, kv);
+    binding.pos = pos_;
+    run_chunk(tokens.subspan(begin, n), pos_, binding);
   }
   // Only the last token's logits are needed for generation: norm and project one row.
   const act last = x_->view().row(int64_t(n) - 1);
   const act h = h_->view().first_rows(1);
   be_.rms_norm(last, *output_norm_, c.rms_eps, h);        // [1, dim]
-  be_.matmul(h, *output_, nullptr, logits_->view());       // [1, vocab]
-  be_.to_host(logits_->view(), logits);
+  const act out = logits_->view().first_rows(1);           // [1, vocab]
+  be_.matmul(h, *output_, nullptr, out);
+  be_.to_host(out, logits);
   return {};
 }
 
-void llama_forward::run_chunk(std::span<const int32_t> tokens, std::span<const int32_t> pos, kv_store& kv) {
+expected<std::unique_ptr<paged_kv>> llama_forward::new_paged_kv(int64_t num_blocks, int64_t block_size) {
+  const model_config& c = model_->config;
+  if (num_blocks <= 0 || block_size <= 0)
+    return fail("paged KV cache: " + std::to_string(num_blocks) + " blocks of " + std::to_string(block_size) +
+                " positions: both must be positive");
+  return be_.alloc_paged_kv(c.n_layers, num_blocks, block_size, c.kv_dim());
+}
+
+expected<void> llama_forward::forward_batch(const batch& b, paged_kv& kv, std::span<float> logits) {
+  const model_config& c = model_->config;
+  const int64_t n = int64_t(b.tokens.size());
+  if (n == 0) return fail("forward_batch: no tokens");
+  if (n > max_tokens_)
+    return fail("forward_batch: " + std::to_string(n) + " tokens exceed the step budget of " +
+                std::to_string(max_tokens_));
+  if (b.pos.size() != b.tokens.size() || b.token_seq.size() != b.tokens.size())
+    return fail("forward_batch: tokens, pos and token_seq must have the same length");
+  if (int64_t(logits.size()) != int64_t(b.logit_rows.size()) * c.vocab_size)
+    return fail("forward_batch: logits span must hold logit_rows x vocab floats");
+  for (int64_t i = 0; i < n; ++i) {
+    const int32_t t = b.tokens[size_t(i)], p = b.pos[size_t(i)], s = b.token_seq[size_t(i)];
+    if (t < 0 || t >= c.vocab_size)
+      return fail("token id " + std::to_string(t) + " is outside the vocabulary [0, " + std::to_string(c.vocab_size) + ")");
+    if (p < 0 || p >= c.max_position)
+      return fail("position " + std::to_string(p) + " is outside the context [0, " + std::to_string(c.max_position) + ")");
+    if (s < 0 || size_t(s) >= b.tables.size())
+      return fail("forward_batch: token " + std::to_string(i) + " names sequence " + std::to_string(s) +
+                  " of " + std::to_string(b.tables.size()));
+    const auto& table = b.tables[size_t(s)];
+    if (size_t(p / kv.block_size()) >= table.size())
+      return fail("forward_batch: position " + std::to_string(p) + " of sequence " + std::to_string(s) +
+                  " is beyond its block table of " + std::to_string(table.size()) + " blocks");
+  }
+  for (const auto& table : b.tables) {
+    for (const int32_t block : table) {
+      if (block < 0 || block >= kv.num_blocks())
+        return fail("forward_batch: block " + std::to_string(block) + " is outside the cache of " +
+                    std::to_string(kv.num_blocks()) + " blocks");
+    }
+  }
+  for (const int32_t r : b.logit_rows) {
+    if (r < 0 || r >= n) return fail("forward_batch: logit row " + std::to_string(r) + " is not a token of the batch");
+  }
+
+  // The batch over the paged cache.
+  struct paged final : kv_binding {
+    backend& be;
+    paged_kv& kv;
+    const model_config& c;
+    paged_batch pb;
+    paged(backend& e, paged_kv& s, const model_config& cfg, paged_batch p) : be(e), kv(s), c(cfg), pb(p) {}
+    void write(int64_t layer, act k, act v) override { be.write_paged_kv(kv, layer, pb, k, v); }
+    void attend(int64_t layer, act q, act out) override {
+      be.paged_attention(q, kv, layer, pb, c.n_heads, c.n_kv_heads, c.head_dim, out);
+    }
+  };
+  paged binding(be_, kv, c, paged_batch{b.pos, b.token_seq, b.tables});
+  run_chunk(b.tokens, b.pos, binding);
+
+  // Logits of the wanted rows only: gather, norm, project.
+  const int64_t m = int64_t(b.logit_rows.size());
+  if (m == 0) return {};
+  if (m > logits_rows_) {
+    logits_ = be_.alloc(m, c.vocab_size);
+    logits_rows_ = m;
+  }
+  const act rows = h_->view().first_rows(m);                  // [m, dim]
+  be_.gather_rows(x_->view().first_rows(n), b.logit_rows, rows);
+  be_.rms_norm(rows, *output_norm_, c.rms_eps, rows);
+  const act out = logits_->view().first_rows(m);              // [m, vocab]
+  be_.matmul(rows, *output_, nullptr, out);
+  be_.to_host(out, logits);
+  return {};
+}
+
+void llama_forward::run_chunk(std::span<const int32_t> tokens, std::span<const int32_t> pos, kv_binding& kv) {
   const model_config& c = model_->config;
   const int64_t n = int64_t(tokens.size());
   const act x = x_->view().first_rows(n);        // [n, dim] residual stream
@@ -114,8 +204,8 @@ void llama_forward::run_chunk(std::span<const int32_t> tokens, std::span<const i
     be_.matmul(h, *l.wv, l.bv.get(), v);
     be_.rope(q, c.n_heads, c.head_dim, pos, inv_freq_, c.rope_interleaved);
     be_.rope(k, c.n_kv_heads, c.head_dim, pos, inv_freq_, c.rope_interleaved);
-    be_.write_kv(kv, int64_t(li), pos, k, v);
-    be_.attention(q, kv, int64_t(li), pos, c.n_heads, c.n_kv_heads, c.head_dim, a);
+    kv.write(int64_t(li), k, v);
+    kv.attend(int64_t(li), q, a);
     be_.matmul(a, *l.wo, nullptr, h);             // [n, dim]
     be_.add(x, h);
     be_.rms_norm(x, *l.ffn_norm, c.rms_eps, h);

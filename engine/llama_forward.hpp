@@ -28,6 +28,25 @@ class llama_forward {
   // A KV store for one sequence of up to `capacity` tokens.
   [[nodiscard]] expected<std::unique_ptr<kv_store>> new_kv(int64_t capacity);
 
+  // One continuous-batching step: the tokens of several sequences (decode tokens and prefill
+  // chunks, in any order) go through every weight matrix together, and each token attends its own
+  // sequence's positions 0..pos through that sequence's block table in the paged cache `kv`.
+  // Writes the logits of the tokens listed in `logit_rows` to `logits` [logit_rows.size(), vocab].
+  // At most max_tokens tokens per call (the scheduler's token budget). Errors: token ids outside
+  // the vocabulary, positions beyond the context, a block table too short for a position, or a
+  // block id outside the cache -- checked before anything runs.
+  struct batch {
+    std::span<const int32_t> tokens;                   // [n]
+    std::span<const int32_t> pos;                      // [n]
+    std::span<const int32_t> token_seq;                // [n]: index into `tables`
+    std::span<const std::span<const int32_t>> tables;  // per sequence: its block ids
+    std::span<const int32_t> logit_rows;               // token indices whose logits are wanted
+  };
+  [[nodiscard]] expected<void> forward_batch(const batch& b, paged_kv& kv, std::span<float> logits);
+
+  // A paged KV cache of `num_blocks` blocks of `block_size` positions for this model.
+  [[nodiscard]] expected<std::unique_ptr<paged_kv>> new_paged_kv(int64_t num_blocks, int64_t block_size);
+
   [[nodiscard]] const model_config& config() const { return model_->config; }
   [[nodiscard]] const model& source() const { return *model_; }
 
@@ -36,8 +55,16 @@ class llama_forward {
     std::unique_ptr<device_weight> attn_norm, wq, wk, wv, bq, bk, bv, wo, ffn_norm, w_gate, w_up, w_down;
   };
 
+  // Where a chunk's K/V rows go and what its attention reads: one contiguous sequence, or a
+  // batch over the paged cache.
+  struct kv_binding {
+    virtual ~kv_binding() = default;
+    virtual void write(int64_t layer, act k, act v) = 0;
+    virtual void attend(int64_t layer, act q, act out) = 0;
+  };
+
   llama_forward(std::shared_ptr<const model> m, backend& be, int64_t max_tokens);
-  void run_chunk(std::span<const int32_t> tokens, std::span<const int32_t> pos, kv_store& kv);
+  void run_chunk(std::span<const int32_t> tokens, std::span<const int32_t> pos, kv_binding& kv);
 
   std::shared_ptr<const model> model_;
   backend& be_;
@@ -47,6 +74,7 @@ class llama_forward {
   std::unique_ptr<device_weight> tok_embd_, output_norm_, output_;
   std::vector<layer> layers_;
   std::unique_ptr<act_buffer> x_, h_, q_, k_, v_, attn_, gate_, up_, logits_;
+  int64_t logits_rows_ = 1;  // rows logits_ holds (grown by forward_batch as needed)
 };
 
 }  // namespace troupe::engine

@@ -57,6 +57,30 @@ void attention(thread_pool& pool, const float* q, int64_t n, std::span<const int
                const float* k, const float* v, int64_t kv_len, int64_t n_heads, int64_t n_kv_heads,
                int64_t head_dim, float* out);
 
+// Causal attention of a batch of query tokens from several sequences over a paged KV cache
+// (vLLM style). Per layer the keys and values live in a pool of fixed-size blocks; position p of a
+// sequence is row p % block_size of block table[p / block_size]. Token i attends to positions
+// 0..pos[i] of sequence token_seq[i]. Scale 1/sqrt(head_dim); query head h reads kv head
+// h / (n_heads / n_kv_heads). One pass over the keys with an online (flash-style) softmax in f32,
+// so scratch is O(head_dim) per (token, head), never O(context). Parallel over (token, kv head);
+// a kv-head group's query heads share every K/V row load.
+// Nothing is validated at run time beyond debug asserts; callers guarantee the shapes, that
+// n_heads % n_kv_heads == 0, that every token has pos / block_size < tables[token_seq].size()
+// (no read past a table), and that every block id in the first pos / block_size + 1 entries is
+// < num_blocks. Table entries past that are never read; blocks may be shared between sequences.
+struct paged_attention_args {
+  const float* q;    // [n_tokens, n_heads * head_dim]
+  float* out;        // [n_tokens, n_heads * head_dim]
+  int64_t n_tokens, n_heads, n_kv_heads, head_dim;
+  const float* k_cache;  // [num_blocks, block_size, n_kv_heads * head_dim]
+  const float* v_cache;  // same
+  int64_t block_size;
+  std::span<const int32_t> pos;        // [n_tokens]: the token's position in its sequence
+  std::span<const int32_t> token_seq;  // [n_tokens]: index into `tables`
+  std::span<const std::span<const int32_t>> tables;  // per sequence: its block ids
+};
+void paged_attention(thread_pool& pool, const paged_attention_args& a);
+
 // Measures main-memory read bandwidth (GB/s) with all pool threads streaming vectorized loads over
 // a buffer of `bytes` (>= 1 GiB to defeat the L3); takes the best of `reps` passes.
 [[nodiscard]] double measure_memory_bandwidth(thread_pool& pool, size_t bytes = size_t(1) << 30,

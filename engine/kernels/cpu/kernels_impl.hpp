@@ -66,4 +66,20 @@ void matmul_on(simd_level level, thread_pool& pool, const float* x, int64_t n,
 // The token count from which matmul switches from row dot products to GEMM.
 inline constexpr int64_t default_gemm_min_n = 16;
 
+// Paged attention on an explicit path (the public paged_attention uses best_level()).
+void paged_attention_on(simd_level level, thread_pool& pool, const paged_attention_args& a);
+
+// One paged-attention work item: token `token`, kv head `kv_head`, all the group's query heads.
+// scratch holds group * (head_dim + 2 + paged_attention_tile) floats (group = n_heads /
+// n_kv_heads). One per path (paged_attention*.cpp, all from paged_attention_impl.hpp).
+inline constexpr int64_t paged_attention_tile = 32;  // keys scored per online-softmax step
+using paged_attention_item_fn = void (*)(const paged_attention_args& a, int64_t token,
+                                         int64_t kv_head, float* scratch);
+void paged_attention_item_scalar(const paged_attention_args& a, int64_t token, int64_t kv_head,
+                                 float* scratch);
+void paged_attention_item_avx2(const paged_attention_args& a, int64_t token, int64_t kv_head,
+                               float* scratch);
+void paged_attention_item_avx512(const paged_attention_args& a, int64_t token, int64_t kv_head,
+                                 float* scratch);
+
 }  // namespace troupe::engine::cpu::detail

@@ -7,8 +7,19 @@
 #include <vector>
 
 #include "engine/kernels/cpu/kernels.hpp"
+#include "engine/kernels/cpu/kernels_impl.hpp"
 
 namespace troupe::engine::cpu::testing {
+
+// The name of a SIMD path, for test messages.
+inline const char* level_name(detail::simd_level l) {
+  switch (l) {
+    case detail::simd_level::avx512: return "avx512";
+    case detail::simd_level::avx2: return "avx2";
+    case detail::simd_level::scalar: break;
+  }
+  return "scalar";
+}
 
 // A weight matrix that owns its bytes, plus the exact value of every stored weight.
 struct test_weights {

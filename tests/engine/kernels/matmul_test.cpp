@@ -13,18 +13,10 @@ namespace troupe::engine::cpu {
 namespace {
 
 using detail::simd_level;
+using testing::level_name;
 using testing::make_weights;
 using testing::random_floats;
 using testing::test_weights;
-
-const char* level_name(simd_level l) {
-  switch (l) {
-    case simd_level::avx512: return "avx512";
-    case simd_level::avx2: return "avx2";
-    case simd_level::scalar: break;
-  }
-  return "scalar";
-}
 
 // Relative tolerance against sum |w * x| for each path's arithmetic.
 double tolerance(dtype t) {

@@ -47,6 +47,9 @@ class llama_forward {
   // A paged KV cache of `num_blocks` blocks of `block_size` positions for this model.
   [[nodiscard]] expected<std::unique_ptr<paged_kv>> new_paged_kv(int64_t num_blocks, int64_t block_size);
 
+  // Copies a block in every layer (the scheduler's copy-on-write), before the step that needs it.
+  void copy_kv_block(paged_kv& kv, int32_t src, int32_t dst) { be_.copy_kv_block(kv, src, dst); }
+
   [[nodiscard]] const model_config& config() const { return model_->config; }
   [[nodiscard]] const model& source() const { return *model_; }
 

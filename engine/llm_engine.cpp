@@ -1,0 +1,230 @@
+// The step loop: plan (scheduler) -> copy-on-write block copies -> one batched forward pass ->
+// sampling per sequence -> update (scheduler: forks, finishes, prefix-cache commits) -> outputs.
+#include "engine/llm_engine.hpp"
+
+#include <algorithm>
+
+namespace troupe::engine {
+
+expected<std::unique_ptr<llm_engine>> llm_engine::create(llama_forward& fwd, engine_config config,
+                                                         std::vector<int32_t> eos_ids) {
+  const model_config& c = fwd.config();
+  if (config.block_size < 1) return fail("engine: block_size must be positive");
+  if (config.max_batched_tokens < 1 || config.max_running < 1)
+    return fail("engine: max_batched_tokens and max_running must be positive");
+  const int64_t bytes_per_block =
+      c.n_layers * 2 * int64_t(config.block_size) * c.kv_dim() * int64_t(sizeof(float));
+  const int64_t num_blocks = config.kv_memory_bytes / bytes_per_block;
+  const int64_t blocks_per_context = (c.max_position + config.block_size - 1) / config.block_size;
+  if (num_blocks < blocks_per_context) {
+    return fail("engine: --kv-memory of " + std::to_string(config.kv_memory_bytes) + " bytes holds " +
+                std::to_string(num_blocks) + " blocks of " + std::to_string(config.block_size) +
+                " tokens; one sequence of the model's context (" + std::to_string(c.max_position) +
+                " tokens) needs " + std::to_string(blocks_per_context) + " (" +
+                std::to_string(blocks_per_context * bytes_per_block) + " bytes)");
+  }
+  if (num_blocks > (int64_t(1) << 30)) return fail("engine: --kv-memory is too large");
+  auto kv = fwd.new_paged_kv(num_blocks, config.block_size);
+  if (!kv) return kv.err();
+  return std::unique_ptr<llm_engine>(
+      new llm_engine(fwd, std::move(config), std::move(eos_ids), std::move(*kv), int32_t(num_blocks)));
+}
+
+llm_engine::llm_engine(llama_forward& fwd, engine_config config, std::vector<int32_t> eos_ids,
+                       std::unique_ptr<paged_kv> kv, int32_t num_blocks)
+    : fwd_(fwd),
+      config_(std::move(config)),
+      eos_ids_(std::move(eos_ids)),
+      kv_(std::move(kv)),
+      pool_(num_blocks, config_.block_size),
+      cache_(pool_, kv_cache_config{config_.model_revision, config_.prefix_caching}),
+      scheduler_(scheduler_config{config_.max_batched_tokens, config_.max_running, fwd.config().max_position},
+                 cache_, make_fcfs_priority_policy()) {}
+
+expected<int64_t> llm_engine::add_request(engine_request r) {
+  if (auto ok = validate(r.sampling); !ok) return ok.err();
+  const int64_t vocab = fwd_.config().vocab_size;
+  for (const int32_t t : r.prompt) {
+    if (t < 0 || t >= vocab)
+      return fail("token id " + std::to_string(t) + " is outside the vocabulary [0, " + std::to_string(vocab) + ")");
+  }
+  const int64_t id = next_request_++;
+  sched_request s;
+  s.id = id;
+  s.prompt = r.prompt;
+  s.max_tokens = r.max_tokens;
+  s.priority = r.priority;
+  s.n = r.n;
+  s.stop_token_ids = r.stop_token_ids;
+  if (!r.ignore_eos) s.stop_token_ids.insert(s.stop_token_ids.end(), eos_ids_.begin(), eos_ids_.end());
+  if (auto ok = scheduler_.add_request(std::move(s)); !ok) return ok.err();
+  requests_.emplace(id, request_state{std::move(r), {}});
+  return id;
+}
+
+bool llm_engine::abort(int64_t id) {
+  if (!scheduler_.abort(id)) return false;
+  std::erase_if(seqs_, [id](const auto& kv) { return kv.second.request == id; });
+  requests_.erase(id);
+  aborted_.push_back(id);
+  return true;
+}
+
+bool llm_engine::has_unfinished() const { return scheduler_.has_unfinished() || !aborted_.empty(); }
+
+void llm_engine::fail_step(const step_plan& plan, const std::string& why, std::vector<request_output>& out) {
+  std::vector<int64_t> ids;
+  for (const auto& s : plan.seqs) ids.push_back(s.request);
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  for (const int64_t id : ids) {
+    (void)scheduler_.abort(id);
+    std::erase_if(seqs_, [id](const auto& kv) { return kv.second.request == id; });
+    requests_.erase(id);
+    request_output o;
+    o.request = id;
+    o.finish = engine_finish::error;
+    o.error = why;
+    out.push_back(std::move(o));
+  }
+}
+
+std::vector<request_output> llm_engine::step() {
+  const auto started = std::chrono::steady_clock::now();
+  std::vector<request_output> out;
+  for (const int64_t id : aborted_) {
+    request_output o;
+    o.request = id;
+    o.finish = engine_finish::abort;
+    out.push_back(std::move(o));
+  }
+  aborted_.clear();
+  const step_plan plan = scheduler_.schedule();
+  if (plan.empty()) return out;
+
+  for (const block_copy& c : plan.copies) fwd_.copy_kv_block(*kv_, c.src, c.dst);
+
+  // The batch: every scheduled sequence's tokens, positions and table; logits for the last token
+  // of each sequence that samples.
+  std::vector<int32_t> tokens, pos, token_seq, logit_rows;
+  std::vector<std::span<const int32_t>> tables;
+  tokens.reserve(size_t(plan.num_tokens));
+  for (size_t i = 0; i < plan.seqs.size(); ++i) {
+    const scheduled_seq& s = plan.seqs[i];
+    tables.emplace_back(s.block_table);
+    for (size_t j = 0; j < s.tokens.size(); ++j) {
+      tokens.push_back(s.tokens[j]);
+      pos.push_back(int32_t(s.start_pos + int64_t(j)));
+      token_seq.push_back(int32_t(i));
+    }
+    if (s.num_samples > 0) logit_rows.push_back(int32_t(tokens.size()) - 1);
+  }
+  const int64_t vocab = fwd_.config().vocab_size;
+  logits_.resize(logit_rows.size() * size_t(vocab));
+  auto ran = fwd_.forward_batch({tokens, pos, token_seq, tables, logit_rows}, *kv_, logits_);
+  if (!ran) {
+    fail_step(plan, ran.message(), out);
+    return out;
+  }
+
+  // Sampling: a sequence's first sample step draws n tokens (sample 0 continues it, the others
+  // fork); each sample has its own sampler (seed + sample index when the request is seeded).
+  std::vector<seq_output> outputs;
+  std::vector<std::vector<sample_result>> results;
+  size_t row = 0;
+  for (const scheduled_seq& s : plan.seqs) {
+    if (s.num_samples == 0) continue;
+    const std::span<float> logits(logits_.data() + row * size_t(vocab), size_t(vocab));
+    ++row;
+    request_state& rs = requests_.at(s.request);
+    auto [it, fresh] = seqs_.try_emplace(s.seq, seq_state{s.request, 0});
+    if (rs.samplers.empty()) {
+      for (int32_t k = 0; k < rs.req.n; ++k) {
+        sampling_params p = rs.req.sampling;
+        if (p.seed) p.seed = *p.seed + uint64_t(k);
+        rs.samplers.emplace_back(p);
+      }
+    }
+    seq_output o{s.seq, {}};
+    std::vector<sample_result> rs_results;
+    const std::vector<float> raw = s.num_samples > 1 ? std::vector<float>(logits.begin(), logits.end())
+                                                     : std::vector<float>();
+    for (int32_t k = 0; k < s.num_samples; ++k) {
+      const int32_t sample = s.num_samples > 1 ? k : it->second.sample;
+      std::span<float> l = logits;
+      std::vector<float> copy;
+      if (k > 0) {  // each draw from the same logits (samplers edit them in place)
+        copy = raw;
+        l = copy;
+      }
+      sample_result r = rs.samplers[size_t(sample)].sample(l, rs.req.prompt);
+      rs.samplers[size_t(sample)].accept(r.token);
+      o.tokens.push_back(r.token);
+      rs_results.push_back(std::move(r));
+    }
+    outputs.push_back(std::move(o));
+    results.push_back(std::move(rs_results));
+  }
+
+  auto updated = scheduler_.update(outputs);
+  if (!updated) {
+    fail_step(plan, updated.message(), out);
+    return out;
+  }
+  for (const forked_seq& f : updated->forks) {
+    // Forks come in sample order 1, 2, ... for each parent.
+    int32_t sample = 1;
+    for (const auto& [id, st] : seqs_) {
+      if (st.request == f.request) sample = std::max(sample, st.sample + 1);
+    }
+    seqs_[f.child] = seq_state{f.request, sample};
+  }
+  // One output per sample that got a token.
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    const seq_state& st = seqs_.at(outputs[i].seq);
+    const request_state& rs = requests_.at(st.request);
+    for (size_t k = 0; k < outputs[i].tokens.size(); ++k) {
+      request_output o;
+      o.request = st.request;
+      o.sample = outputs[i].tokens.size() > 1 ? int32_t(k) : st.sample;
+      o.tokens.push_back(outputs[i].tokens[k]);
+      if (rs.req.sampling.logprobs >= 0) o.logprobs.push_back(results[i][k]);
+      out.push_back(std::move(o));
+      ++generated_;
+    }
+  }
+  for (const finished_seq& f : updated->finished) {
+    const auto sit = seqs_.find(f.seq);
+    const int32_t sample = sit == seqs_.end() ? 0 : sit->second.sample;
+    auto match = std::find_if(out.begin(), out.end(), [&f, sample](const request_output& o) {
+      return o.request == f.request && o.sample == sample && !o.finish;
+    });
+    if (match == out.end()) {
+      out.push_back(request_output{f.request, sample, {}, {}, std::nullopt, {}});
+      match = out.end() - 1;
+    }
+    match->finish = f.reason == seq_finish::stop ? engine_finish::stop : engine_finish::length;
+    if (sit != seqs_.end()) seqs_.erase(sit);
+    if (f.request_done) requests_.erase(f.request);
+  }
+  step_time_ += std::chrono::steady_clock::now() - started;
+  return out;
+}
+
+engine_stats llm_engine::stats() const {
+  engine_stats s;
+  s.running = scheduler_.num_running();
+  s.waiting = scheduler_.num_waiting();
+  s.preemptions = scheduler_.num_preemptions();
+  const kv_cache_stats k = cache_.stats();
+  s.kv_blocks_used = int32_t(k.blocks_used);
+  s.kv_blocks_total = int32_t(k.blocks_total);
+  s.kv_capacity_tokens = int64_t(k.blocks_total) * config_.block_size;
+  s.prefix_hit_rate = k.hit_rate();
+  s.generated_tokens = generated_;
+  const double secs = std::chrono::duration<double>(step_time_).count();
+  s.tokens_per_s = secs > 0 ? double(generated_) / secs : 0;
+  return s;
+}
+
+}  // namespace troupe::engine

@@ -1,0 +1,134 @@
+// The step-based engine a shard group's leader runs: many requests at once, continuously batched
+// over a paged KV cache with automatic prefix caching. add_request() queues, step() runs one forward
+// pass over the whole batch (the scheduler's plan) and returns every request's new tokens, abort()
+// ends a request and frees its KV blocks at once. Parts wired explicitly: block_pool ->
+// kv_cache_manager -> scheduler (FCFS with priority classes) -> llama_forward::forward_batch ->
+// one sampler per sequence.
+//
+// Threading: not thread-safe; one thread (the step loop) owns the engine, the forward pass and
+// its backend.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "common/expected.hpp"
+#include "engine/kv_cache/block_pool.hpp"
+#include "engine/kv_cache/kv_cache_manager.hpp"
+#include "engine/llama_forward.hpp"
+#include "engine/sampler.hpp"
+#include "engine/scheduler/scheduler.hpp"
+
+namespace troupe::engine {
+
+struct engine_config {
+  int64_t kv_memory_bytes = int64_t(256) << 20;  // the paged cache's size: K and V of all layers
+  int32_t block_size = 16;                       // positions per KV block
+  int64_t max_batched_tokens = 256;              // tokens per step (the forward pass's max_tokens)
+  int32_t max_running = 64;                      // sequences in the running batch
+  bool prefix_caching = true;
+  std::string model_revision;                    // seeds the prefix-cache hashes (e.g. the model path)
+};
+
+struct engine_request {
+  std::vector<int32_t> prompt;          // token ids, validated against the vocabulary
+  int32_t max_tokens = 16;
+  sampling_params sampling;
+  std::vector<int32_t> stop_token_ids;  // besides the model's eos ids (unless ignore_eos)
+  bool ignore_eos = false;
+  int32_t priority = 0;                 // lower runs first; the last-arrived of the lowest class is preempted first
+  int32_t n = 1;                        // parallel samples sharing the prompt's blocks
+};
+
+enum class engine_finish { stop, length, abort, error };
+[[nodiscard]] constexpr const char* to_string(engine_finish f) {
+  switch (f) {
+    case engine_finish::stop: return "stop";
+    case engine_finish::length: return "length";
+    case engine_finish::abort: return "abort";
+    case engine_finish::error: break;
+  }
+  return "error";
+}
+
+// One sample of one request after a step: the tokens generated this step (one, or none when the
+// step only prefilled or the request ended), their logprobs when asked for, and how it finished.
+struct request_output {
+  int64_t request = 0;
+  int32_t sample = 0;                   // 0 .. n-1
+  std::vector<int32_t> tokens;
+  std::vector<sample_result> logprobs;  // one per token when sampling.logprobs >= 0
+  std::optional<engine_finish> finish;
+  std::string error;                    // with engine_finish::error
+};
+
+struct engine_stats {
+  size_t running = 0, waiting = 0;
+  int64_t preemptions = 0;
+  int32_t kv_blocks_used = 0, kv_blocks_total = 0;
+  int64_t kv_capacity_tokens = 0;
+  double prefix_hit_rate = 0;           // prompt tokens found in the cache / prompt tokens looked up
+  int64_t generated_tokens = 0;
+  double tokens_per_s = 0;              // generated tokens / time spent in step()
+};
+
+class llm_engine {
+ public:
+  // Sizes the paged cache from config.kv_memory_bytes (at least one sequence of the model's
+  // context must fit, else an error naming the sizes). `fwd` must have been created with
+  // max_tokens >= config.max_batched_tokens and must outlive the engine. `eos_ids` end every
+  // request that does not ignore_eos.
+  [[nodiscard]] static expected<std::unique_ptr<llm_engine>> create(llama_forward& fwd, engine_config config,
+                                                                    std::vector<int32_t> eos_ids);
+
+  // Queues a request; returns its id. Errors: invalid sampling parameters, token ids outside the
+  // vocabulary, and (from the scheduler) a prompt + max_tokens beyond the context or the whole cache.
+  [[nodiscard]] expected<int64_t> add_request(engine_request r);
+
+  // One forward pass over the batch; outputs for every sample that got a token or finished.
+  // Empty when there is nothing to run.
+  [[nodiscard]] std::vector<request_output> step();
+
+  // Ends a request now (its blocks are freed at once); the next step() reports finish `abort`.
+  // False for an unknown or finished id.
+  bool abort(int64_t id);
+
+  [[nodiscard]] bool has_unfinished() const;
+  [[nodiscard]] engine_stats stats() const;
+
+ private:
+  struct request_state {
+    engine_request req;
+    std::vector<sampler> samplers;  // one per sample, created when the prompt's logits arrive
+  };
+  struct seq_state {
+    int64_t request = 0;
+    int32_t sample = 0;
+  };
+
+  llm_engine(llama_forward& fwd, engine_config config, std::vector<int32_t> eos_ids,
+             std::unique_ptr<paged_kv> kv, int32_t num_blocks);
+  void fail_step(const step_plan& plan, const std::string& why, std::vector<request_output>& out);
+
+  llama_forward& fwd_;
+  engine_config config_;
+  std::vector<int32_t> eos_ids_;
+  std::unique_ptr<paged_kv> kv_;
+  block_pool pool_;
+  kv_cache_manager cache_;
+  scheduler scheduler_;
+  int64_t next_request_ = 1;
+  std::unordered_map<int64_t, request_state> requests_;
+  std::unordered_map<seq_id, seq_state> seqs_;
+  std::vector<int64_t> aborted_;  // reported by the next step()
+  std::vector<float> logits_;
+  int64_t generated_ = 0;
+  std::chrono::steady_clock::duration step_time_{};
+};
+
+}  // namespace troupe::engine

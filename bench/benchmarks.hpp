@@ -3,11 +3,30 @@
 
 #include <CLI/CLI.hpp>
 
+#include <cstdint>
+#include <string>
+#include <vector>
+
 #include "cli/commands.hpp"
 
 namespace troupe::cli {
 
-command_runner add_engine_bench(CLI::App& bench);     // troupe bench engine
+command_runner add_engine_bench(CLI::App& bench);     // troupe bench engine [--concurrency ...]
+
+// `troupe bench engine --concurrency C1,C2,...`: the continuous-batching engine under load.
+struct serving_options {
+  std::string model;
+  std::vector<int64_t> concurrency;
+  int64_t prompt_len = 256;
+  int64_t gen = 128;
+  int64_t shared_prefix = 0;         // leading prompt tokens all requests share
+  int64_t max_batched_tokens = 256;  // tokens per step
+  int64_t kv_memory = 0;             // bytes; 0 = room for every request
+  int threads = 0;
+  bool json = false;
+  bool no_mmap = false;
+};
+int run_serving_bench(const serving_options& o);
 command_runner add_tokenizer_bench(CLI::App& bench);  // troupe bench tokenizer
 
 }  // namespace troupe::cli

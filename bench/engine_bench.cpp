@@ -139,14 +139,31 @@ int run_engine_bench(const bench_options& o) {
 
 command_runner add_engine_bench(CLI::App& bench) {
   auto o = std::make_shared<bench_options>();
-  CLI::App* eng = bench.add_subcommand("engine", "batch-1 prefill and decode speed vs. the machine's roofline");
+  auto s = std::make_shared<serving_options>();
+  CLI::App* eng = bench.add_subcommand(
+      "engine", "batch-1 prefill and decode speed vs. the machine's roofline; with --concurrency, "
+                "the continuous-batching engine under load");
   eng->add_option("--model", o->model, "HF folder or .gguf file")->required();
   eng->add_option("--prompt-len", o->prompt_len)->capture_default_str();
   eng->add_option("--gen", o->gen, "tokens to decode")->capture_default_str();
   eng->add_option("--threads", o->threads, "CPU threads (0 = all)")->capture_default_str();
   eng->add_flag("--no-mmap", o->no_mmap, "read the weights into memory (huge pages) instead of mapping the file");
   eng->add_flag("--json", o->json, "print one JSON object");
-  return [o]() { return run_engine_bench(*o); };
+  auto* conc = eng->add_option("--concurrency", s->concurrency, "concurrent requests, e.g. 1,8,32")->delimiter(',');
+  eng->add_option("--shared-prefix", s->shared_prefix, "with --concurrency: prompt tokens all requests share");
+  eng->add_option("--max-batched-tokens", s->max_batched_tokens, "with --concurrency: tokens per step")
+      ->capture_default_str();
+  eng->add_option("--kv-memory", s->kv_memory, "with --concurrency: KV cache bytes (default: room for all)");
+  return [o, s, conc]() {
+    if (conc->count() == 0) return run_engine_bench(*o);
+    s->model = o->model;
+    s->prompt_len = o->prompt_len;
+    s->gen = o->gen;
+    s->threads = o->threads;
+    s->json = o->json;
+    s->no_mmap = o->no_mmap;
+    return run_serving_bench(*s);
+  };
 }
 
 }  // namespace troupe::cli

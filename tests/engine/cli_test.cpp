@@ -99,6 +99,33 @@ TEST(cli, bench_engine_json_reports_every_documented_field) {
   }
 }
 
+// The serving benchmark: one result per concurrency with the documented fields; with a shared
+// prefix, later requests hit the prefix cache.
+TEST(cli, bench_engine_concurrency_json_has_the_documented_fields) {
+  auto r = run("bench engine --model " + model_dir() + " --concurrency 1,3 --prompt-len 40 --gen 4 "
+               "--shared-prefix 32 --max-batched-tokens 64 --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  simdjson::dom::parser p;
+  simdjson::dom::element doc;
+  ASSERT_EQ(p.parse(r.out).get(doc), simdjson::SUCCESS) << r.out;
+  std::vector<int64_t> seen;
+  for (simdjson::dom::element res : doc["results"].get_array()) {
+    seen.push_back(int64_t(res["concurrency"]));
+    EXPECT_GT(double(res["output_tokens_per_s"]), 0.0) << r.out;
+    for (const char* q : {"p50", "p90", "p99"}) {
+      EXPECT_GE(double(res["ttft_ms"][q]), 0.0) << r.out;
+      EXPECT_GE(double(res["tpot_ms"][q]), 0.0) << r.out;
+    }
+    EXPECT_GT(double(res["kv_used_fraction"]), 0.0) << r.out;
+    EXPECT_GT(double(res["first_ttft_ms"]), 0.0) << r.out;
+  }
+  EXPECT_EQ(seen, (std::vector<int64_t>{1, 3}));
+  EXPECT_GT(double(doc["results"].at(1)["prefix_hit_rate"]), 0.0) << r.out;
+  auto bad = run("bench engine --model " + model_dir() + " --concurrency 0 --prompt-len 8 --gen 2");
+  EXPECT_NE(bad.code, 0);
+  EXPECT_NE(bad.out.find("--concurrency"), std::string::npos) << bad.out;
+}
+
 // --chat renders the model's own template (the Llama 3 layout make-tiny writes for llama) with the
 // generation prompt, and the prompt ids are that text encoded without adding specials again.
 TEST(cli, chat_renders_the_models_template) {

@@ -22,6 +22,7 @@ struct serving_options {
   int64_t shared_prefix = 0;         // leading prompt tokens all requests share
   int64_t max_batched_tokens = 256;  // tokens per step
   int64_t kv_memory = 0;             // bytes; 0 = room for every request
+  double kv_memory_fraction = 0;     // > 0: this share of available memory instead
   int threads = 0;
   bool json = false;
   bool no_mmap = false;

@@ -154,6 +154,8 @@ command_runner add_engine_bench(CLI::App& bench) {
   eng->add_option("--max-batched-tokens", s->max_batched_tokens, "with --concurrency: tokens per step")
       ->capture_default_str();
   eng->add_option("--kv-memory", s->kv_memory, "with --concurrency: KV cache bytes (default: room for all)");
+  eng->add_option("--kv-memory-fraction", s->kv_memory_fraction,
+                  "with --concurrency: KV cache as this share of available memory");
   return [o, s, conc]() {
     if (conc->count() == 0) return run_engine_bench(*o);
     s->model = o->model;

@@ -80,6 +80,7 @@ int run_serving_bench(const serving_options& o) {
     const int64_t per_token = c.n_layers * 2 * c.kv_dim() * int64_t(sizeof(float));
     cfg.kv_memory_bytes = o.kv_memory > 0 ? o.kv_memory
                                           : std::max(conc * (o.prompt_len + o.gen + 16), c.max_position + 16) * per_token;
+    cfg.kv_memory_fraction = o.kv_memory_fraction;
     auto eng = engine::llm_engine::create(**fwd, cfg, {});
     if (!eng) return std::fprintf(stderr, "error: %s\n", eng.message().c_str()), 1;
     engine::llm_engine& e = **eng;

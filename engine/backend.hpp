@@ -67,6 +67,8 @@ class backend {
  public:
   virtual ~backend() = default;
   [[nodiscard]] virtual std::string_view name() const = 0;
+  // Memory the backend could still allocate (bytes): what a KV budget given as a fraction scales.
+  [[nodiscard]] virtual int64_t available_memory() const = 0;
 
   // Prepares a weight. Matrices may stay in their stored dtype (the CPU backend keeps a view into
   // the mapped file: no copy); 1-D tensors (norms, biases) are converted to f32.

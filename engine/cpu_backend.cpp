@@ -1,6 +1,7 @@
 // backend implemented with engine/kernels/cpu.
 #include "engine/cpu_backend.hpp"
 
+#include <cstdio>
 #include <cstring>
 #include <vector>
 
@@ -76,6 +77,19 @@ class cpu_backend final : public backend {
   explicit cpu_backend(int n_threads) : pool_(n_threads) {}
 
   [[nodiscard]] std::string_view name() const override { return "cpu"; }
+
+  // MemAvailable from /proc/meminfo (free memory plus what the kernel can reclaim), 0 if unknown.
+  [[nodiscard]] int64_t available_memory() const override {
+    std::FILE* f = std::fopen("/proc/meminfo", "r");
+    if (f == nullptr) return 0;
+    char line[256];
+    long long kib = 0;
+    while (std::fgets(line, sizeof line, f) != nullptr) {
+      if (std::sscanf(line, "MemAvailable: %lld kB", &kib) == 1) break;
+    }
+    std::fclose(f);
+    return int64_t(kib) * 1024;
+  }
 
   expected<std::unique_ptr<device_weight>> upload(const tensor_view& t) override {
     auto w = std::make_unique<cpu_weight>();

@@ -47,6 +47,9 @@ class llama_forward {
   // A paged KV cache of `num_blocks` blocks of `block_size` positions for this model.
   [[nodiscard]] expected<std::unique_ptr<paged_kv>> new_paged_kv(int64_t num_blocks, int64_t block_size);
 
+  // What the backend could still allocate (bytes).
+  [[nodiscard]] int64_t available_memory() const { return be_.available_memory(); }
+
   // Copies a block in every layer (the scheduler's copy-on-write), before the step that needs it.
   void copy_kv_block(paged_kv& kv, int32_t src, int32_t dst) { be_.copy_kv_block(kv, src, dst); }
 

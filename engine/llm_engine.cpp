@@ -14,6 +14,13 @@ expected<std::unique_ptr<llm_engine>> llm_engine::create(llama_forward& fwd, eng
     return fail("engine: max_batched_tokens and max_running must be positive");
   const int64_t bytes_per_block =
       c.n_layers * 2 * int64_t(config.block_size) * c.kv_dim() * int64_t(sizeof(float));
+  if (config.kv_memory_fraction < 0 || config.kv_memory_fraction > 1)
+    return fail("engine: --kv-memory-fraction must be in (0, 1], got " + std::to_string(config.kv_memory_fraction));
+  if (config.kv_memory_fraction > 0) {
+    const int64_t available = fwd.available_memory();
+    if (available <= 0) return fail("engine: the backend cannot tell its available memory; give --kv-memory in bytes");
+    config.kv_memory_bytes = int64_t(double(available) * config.kv_memory_fraction);
+  }
   const int64_t num_blocks = config.kv_memory_bytes / bytes_per_block;
   const int64_t blocks_per_context = (c.max_position + config.block_size - 1) / config.block_size;
   if (num_blocks < blocks_per_context) {

@@ -28,6 +28,7 @@ namespace troupe::engine {
 
 struct engine_config {
   int64_t kv_memory_bytes = int64_t(256) << 20;  // the paged cache's size: K and V of all layers
+  double kv_memory_fraction = 0;                 // > 0: instead, this share of the backend's available memory
   int32_t block_size = 16;                       // positions per KV block
   int64_t max_batched_tokens = 256;              // tokens per step (the forward pass's max_tokens)
   int32_t max_running = 64;                      // sequences in the running batch

@@ -256,6 +256,17 @@ TEST_F(llm_engine_test, bad_requests_and_sizes_are_clear_errors) {
   ASSERT_FALSE(too_long);
   EXPECT_NE(too_long.message().find("128"), std::string::npos) << too_long.message();
 
+  // A share of the available memory sizes the cache too; outside (0, 1] is an error.
+  engine_config share;
+  share.kv_memory_fraction = 0.01;
+  auto shared = llm_engine::create(*fwd_, share, {});
+  ASSERT_TRUE(shared) << shared.message();
+  EXPECT_GE((*shared)->stats().kv_capacity_tokens, model_->config.max_position);
+  share.kv_memory_fraction = 1.5;
+  auto too_much = llm_engine::create(*fwd_, share, {});
+  ASSERT_FALSE(too_much);
+  EXPECT_NE(too_much.message().find("--kv-memory-fraction"), std::string::npos) << too_much.message();
+
   engine_config tiny;
   tiny.kv_memory_bytes = 1024;
   auto small = llm_engine::create(*fwd_, tiny, {});

@@ -36,8 +36,15 @@ using rows_fn = void (*)(const weight_matrix& w, const activations& a, int64_t t
 using convert_fn = void (*)(const weight_matrix& w, int64_t row, int64_t k0, int64_t count,
                             float* out);
 
+// y[t * w.rows + r] for every token t of a and r in [row_begin, row_end): a few tokens at once.
+using batch_rows_fn = void (*)(const weight_matrix& w, const activations& a, int64_t row_begin,
+                               int64_t row_end, float* y);
+
 struct path_table {
   rows_fn rows[4];  // indexed by dtype
+  // bf16 weights times 2..batch_max_n tokens, each weight vector loaded once for several tokens
+  // (continuous-batching decode steps); null where the path has none.
+  batch_rows_fn bf16_batch;
   convert_fn convert;
   bool needs_bf16_split;  // bf16 rows read a.bf16_hi / bf16_lo instead of a.f32
   bool needs_q8_corr;
@@ -65,6 +72,9 @@ void matmul_on(simd_level level, thread_pool& pool, const float* x, int64_t n,
 
 // The token count from which matmul switches from row dot products to GEMM.
 inline constexpr int64_t default_gemm_min_n = 16;
+// Up to this many tokens, bf16 weights go through path_table::bf16_batch when the path has one
+// (the GEMM's per-call f32 packing costs more than it saves for a decode batch).
+inline constexpr int64_t batch_max_n = 64;
 
 // Paged attention on an explicit path (the public paged_attention uses best_level()).
 void paged_attention_on(simd_level level, thread_pool& pool, const paged_attention_args& a);

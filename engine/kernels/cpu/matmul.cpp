@@ -172,7 +172,18 @@ void matmul_on(simd_level level, thread_pool& pool, const float* x, int64_t n,
   assert(row_bytes(w.type, w.cols).has_value());
   if (n <= 0 || w.rows <= 0) return;
   const path_table& table = table_for(level);
-  if (n < gemm_min_n) {
+  if (w.type == dtype::bf16 && table.bf16_batch != nullptr && n >= 2 && n <= batch_max_n) {
+    // A decode batch: rows in chunks of ~256 KiB, claimed as the threads go.
+    const activations a = prepare(table, x, n, w);
+    const int64_t row_size = int64_t(*row_bytes(w.type, w.cols));
+    const int64_t chunk = std::max<int64_t>(4, (int64_t(256) << 10) / row_size / 4 * 4);
+    const int64_t n_chunks = (w.rows + chunk - 1) / chunk;
+    std::atomic<int64_t> next{0};
+    pool.parallel_for(pool.size(), 1, [&](int, int64_t, int64_t) {
+      for (int64_t c; (c = next.fetch_add(1, std::memory_order_relaxed)) < n_chunks;)
+        table.bf16_batch(w, a, c * chunk, std::min(w.rows, (c + 1) * chunk), y);
+    });
+  } else if (n < gemm_min_n) {
     matmul_rows(table, pool, x, n, w, y);
   } else if (level == simd_level::avx512) {
     gemm_avx512(pool, x, n, w, y);

@@ -192,6 +192,7 @@ float fma_chains_avx2(int64_t iterations) {
 const path_table& avx2_table() {
   static const path_table table{
       {rows_f32, rows_f16, rows_bf16, rows_q8_0},
+      nullptr,
       convert_avx2,
       false,
       false,

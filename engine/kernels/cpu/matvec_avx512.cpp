@@ -231,6 +231,72 @@ struct q8_0_kernel {
   }
 };
 
+// R rows x T tokens of bf16 weights against x = hi + lo: R x T accumulators, each 32-weight vector
+// loaded once for T tokens (hi and lo products go into the same accumulator). Row heads are not
+// peeled for alignment: with several tokens per load the dot products, not the loads, bound it.
+template <int R, int T>
+void bf16_block(const weight_matrix& w, const activations& a, int64_t r0, int64_t t0, float* y) {
+  const int64_t cols = w.cols;
+  const uint16_t* p = row_of<uint16_t>(w, r0);
+  const uint16_t* hi = a.bf16_hi + t0 * cols;
+  const uint16_t* lo = a.bf16_lo + t0 * cols;
+  __m512 acc[R][T];
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
+  int64_t k = 0;
+  for (; k + 32 <= cols; k += 32) {
+    __m512bh wv[R];
+    for (int r = 0; r < R; ++r) wv[r] = (__m512bh)_mm512_loadu_si512(p + r * cols + k);
+    for (int t = 0; t < T; ++t) {
+      const __m512bh h = (__m512bh)_mm512_loadu_si512(hi + t * cols + k);
+      const __m512bh l = (__m512bh)_mm512_loadu_si512(lo + t * cols + k);
+      for (int r = 0; r < R; ++r) {
+        acc[r][t] = _mm512_dpbf16_ps(acc[r][t], wv[r], h);
+        acc[r][t] = _mm512_dpbf16_ps(acc[r][t], wv[r], l);
+      }
+    }
+  }
+  if (k < cols) {
+    const __mmask32 m = __mmask32((uint64_t(1) << (cols - k)) - 1);
+    __m512bh wv[R];
+    for (int r = 0; r < R; ++r) wv[r] = (__m512bh)_mm512_maskz_loadu_epi16(m, p + r * cols + k);
+    for (int t = 0; t < T; ++t) {
+      const __m512bh h = (__m512bh)_mm512_maskz_loadu_epi16(m, hi + t * cols + k);
+      const __m512bh l = (__m512bh)_mm512_maskz_loadu_epi16(m, lo + t * cols + k);
+      for (int r = 0; r < R; ++r) {
+        acc[r][t] = _mm512_dpbf16_ps(acc[r][t], wv[r], h);
+        acc[r][t] = _mm512_dpbf16_ps(acc[r][t], wv[r], l);
+      }
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < T; ++t) y[(t0 + t) * w.rows + r0 + r] = _mm512_reduce_add_ps(acc[r][t]);
+}
+
+// Blocks of 4 rows x 4 tokens (16 accumulators), then the row and token tails.
+template <int R>
+void bf16_rows_block(const weight_matrix& w, const activations& a, int64_t r0, float* y) {
+  int64_t t0 = 0;
+  for (; t0 + 4 <= a.n; t0 += 4) bf16_block<R, 4>(w, a, r0, t0, y);
+  switch (a.n - t0) {
+    case 3: bf16_block<R, 3>(w, a, r0, t0, y); break;
+    case 2: bf16_block<R, 2>(w, a, r0, t0, y); break;
+    case 1: bf16_block<R, 1>(w, a, r0, t0, y); break;
+    default: break;
+  }
+}
+
+void rows_bf16_batch(const weight_matrix& w, const activations& a, int64_t rb, int64_t re, float* y) {
+  int64_t r = rb;
+  for (; r + 4 <= re; r += 4) bf16_rows_block<4>(w, a, r, y);
+  switch (re - r) {
+    case 3: bf16_rows_block<3>(w, a, r, y); break;
+    case 2: bf16_rows_block<2>(w, a, r, y); break;
+    case 1: bf16_rows_block<1>(w, a, r, y); break;
+    default: break;
+  }
+}
+
 void rows_f32(const weight_matrix& w, const activations& a, int64_t t, int64_t rb, int64_t re,
               float* y) {
   over_rows(f32_kernel{w, a.f32 + t * a.cols}, rb, re, y);
@@ -372,6 +438,7 @@ float fma_chains_avx512(int64_t iterations) {
 const path_table& avx512_table() {
   static const path_table table{
       {rows_f32, rows_f16, rows_bf16, rows_q8_0},
+      rows_bf16_batch,
       convert_avx512,
       true,
       true,

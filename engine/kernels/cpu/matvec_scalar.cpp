@@ -127,6 +127,7 @@ void softmax_scalar(float* s, int64_t count) {
 const path_table& scalar_table() {
   static const path_table table{
       {rows_f32, rows_f16, rows_bf16, rows_q8_0},
+      nullptr,
       convert_scalar,
       false,
       false,

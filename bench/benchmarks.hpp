@@ -4,8 +4,11 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
+
+#include "engine/model/model.hpp"
 
 #include "cli/commands.hpp"
 
@@ -28,6 +31,11 @@ struct serving_options {
   bool no_mmap = false;
 };
 int run_serving_bench(const serving_options& o);
+
+// Loads `path` and checks that prompt_len + gen fit its context. On failure prints the error,
+// sets `exit_code` (1: the model could not be loaded, 2: the arguments) and returns null.
+std::shared_ptr<const engine::model> load_bench_model(const std::string& path, bool no_mmap, int64_t prompt_len,
+                                                      int64_t gen, int& exit_code);
 command_runner add_tokenizer_bench(CLI::App& bench);  // troupe bench tokenizer
 
 }  // namespace troupe::cli

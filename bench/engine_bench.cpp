@@ -54,16 +54,14 @@ int run_engine_bench(const bench_options& o) {
   double bw = engine::cpu::measure_memory_bandwidth(probe_pool);  // GB/s
   const double peak = engine::cpu::measure_fma_peak(probe_pool);  // GFLOP/s
 
-  auto m = engine::load_model(o.model, o.no_mmap ? engine::load_mode::read : engine::load_mode::map);
-  if (!m) return std::fprintf(stderr, "error: %s\n", m.message().c_str()), 1;
-  const engine::model_config& c = (*m)->config;
-  if (o.prompt_len + o.gen > c.max_position)
-    return std::fprintf(stderr, "error: --prompt-len + --gen = %lld exceeds the model's context of %lld tokens\n",
-                        (long long)(o.prompt_len + o.gen), (long long)c.max_position), 2;
+  int exit_code = 0;
+  const auto m = load_bench_model(o.model, o.no_mmap, o.prompt_len, o.gen, exit_code);
+  if (!m) return exit_code;
+  const engine::model_config& c = m->config;
 
 
   auto be = engine::make_cpu_backend(o.threads);
-  auto fwd = engine::llama_forward::create(*m, *be, o.prompt_len);
+  auto fwd = engine::llama_forward::create(m, *be, o.prompt_len);
   if (!fwd) return std::fprintf(stderr, "error: %s\n", fwd.message().c_str()), 1;
   auto kv = (*fwd)->new_kv(o.prompt_len + o.gen);
   if (!kv) return std::fprintf(stderr, "error: %s\n", kv.message().c_str()), 1;
@@ -101,7 +99,7 @@ int run_engine_bench(const bench_options& o) {
   // Work per token. Decode reads every weight matrix once plus the KV of the positions so far
   // (the median step sits at the middle position). Prefill: 2 flops per weight per token, plus
   // attention's QK^T and PV (2 * 2 * q_dim flops per attended position, causal: len/2 on average).
-  const double weight_bytes = double((*m)->decode_weight_bytes());
+  const double weight_bytes = double(m->decode_weight_bytes());
   const double kv_bytes = double((*kv)->bytes_per_token()) * double(o.prompt_len + o.gen / 2);
   const double roofline_s = (weight_bytes + kv_bytes) / (bw * 1e9);
   const double weight_params = double(c.n_layers) * double(c.dim) * double(2 * c.q_dim() + 2 * c.kv_dim() + 3 * c.ffn_dim) +

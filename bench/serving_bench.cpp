@@ -55,14 +55,12 @@ int run_serving_bench(const serving_options& o) {
   for (const int64_t c : o.concurrency) {
     if (c < 1 || c > 4096) return std::fprintf(stderr, "error: --concurrency values must be in [1, 4096]\n"), 2;
   }
-  auto m = engine::load_model(o.model, o.no_mmap ? engine::load_mode::read : engine::load_mode::map);
-  if (!m) return std::fprintf(stderr, "error: %s\n", m.message().c_str()), 1;
-  const engine::model_config& c = (*m)->config;
-  if (o.prompt_len + o.gen > c.max_position)
-    return std::fprintf(stderr, "error: --prompt-len + --gen = %lld exceeds the model's context of %lld tokens\n",
-                        (long long)(o.prompt_len + o.gen), (long long)c.max_position), 2;
+  int exit_code = 0;
+  const auto m = load_bench_model(o.model, o.no_mmap, o.prompt_len, o.gen, exit_code);
+  if (!m) return exit_code;
+  const engine::model_config& c = m->config;
   auto be = engine::make_cpu_backend(o.threads);
-  auto fwd = engine::llama_forward::create(*m, *be, o.max_batched_tokens);
+  auto fwd = engine::llama_forward::create(m, *be, o.max_batched_tokens);
   if (!fwd) return std::fprintf(stderr, "error: %s\n", fwd.message().c_str()), 1;
 
   std::mt19937 rng(1234);

@@ -69,10 +69,14 @@ expected<int64_t> llm_engine::add_request(engine_request r) {
   return id;
 }
 
-bool llm_engine::abort(int64_t id) {
-  if (!scheduler_.abort(id)) return false;
+void llm_engine::forget(int64_t id) {
   std::erase_if(seqs_, [id](const auto& kv) { return kv.second.request == id; });
   requests_.erase(id);
+}
+
+bool llm_engine::abort(int64_t id) {
+  if (!scheduler_.abort(id)) return false;
+  forget(id);
   aborted_.push_back(id);
   return true;
 }
@@ -86,8 +90,7 @@ void llm_engine::fail_step(const step_plan& plan, const std::string& why, std::v
   ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
   for (const int64_t id : ids) {
     (void)scheduler_.abort(id);
-    std::erase_if(seqs_, [id](const auto& kv) { return kv.second.request == id; });
-    requests_.erase(id);
+    forget(id);
     request_output o;
     o.request = id;
     o.finish = engine_finish::error;
@@ -178,14 +181,10 @@ std::vector<request_output> llm_engine::step() {
     fail_step(plan, updated.message(), out);
     return out;
   }
-  for (const forked_seq& f : updated->forks) {
-    // Forks come in sample order 1, 2, ... for each parent.
-    int32_t sample = 1;
-    for (const auto& [id, st] : seqs_) {
-      if (st.request == f.request) sample = std::max(sample, st.sample + 1);
-    }
-    seqs_[f.child] = seq_state{f.request, sample};
-  }
+  // Forks come in sample order 1, 2, ... for each parent (a parent forks only at its first sample).
+  std::unordered_map<seq_id, int32_t> next_sample;
+  for (const forked_seq& f : updated->forks)
+    seqs_[f.child] = seq_state{f.request, ++next_sample[f.parent]};
   // One output per sample that got a token.
   for (size_t i = 0; i < outputs.size(); ++i) {
     const seq_state& st = seqs_.at(outputs[i].seq);

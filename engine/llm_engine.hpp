@@ -114,6 +114,8 @@ class llm_engine {
 
   llm_engine(llama_forward& fwd, engine_config config, std::vector<int32_t> eos_ids,
              std::unique_ptr<paged_kv> kv, int32_t num_blocks);
+  // Drops the engine's state of a request the scheduler no longer runs.
+  void forget(int64_t id);
   void fail_step(const step_plan& plan, const std::string& why, std::vector<request_output>& out);
 
   llama_forward& fwd_;

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <optional>
 
+#include "common/utf8.hpp"
 #include "engine/chat/text.hpp"
 
 namespace troupe::engine::chat {
@@ -393,7 +394,7 @@ class lexer {
           if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
             return fail_at(i - 2, "escape is not a Unicode scalar value in string literal");
           }
-          text::append_utf8(out, cp);
+          utf8_append(out, cp);
           i += n;
           break;
         }
@@ -403,7 +404,7 @@ class lexer {
             for (int k = 0; k < 2 && i < src_.size() && src_[i] >= '0' && src_[i] <= '7'; ++k, ++i) {
               cp = cp * 8 + static_cast<char32_t>(src_[i] - '0');
             }
-            text::append_utf8(out, cp);
+            utf8_append(out, cp);
           } else if (e == 'N') {
             return fail_at(i - 2, "\\N{...} escapes are not supported");
           } else {

@@ -1,6 +1,8 @@
 // Python str operations on UTF-8 (see text.hpp).
 #include "engine/chat/text.hpp"
 
+#include "common/utf8.hpp"
+
 #include <algorithm>
 
 namespace troupe::engine::chat::text {
@@ -40,49 +42,13 @@ size_t line_break_at(std::string_view s, size_t i) {
 }  // namespace
 
 char32_t decode(std::string_view s, size_t i, size_t& len) {
-  const auto c = static_cast<unsigned char>(s[i]);
-  len = 1;
-  if (c < 0x80) return c;
-  size_t n = 0;
-  char32_t cp = 0;
-  if ((c & 0xE0) == 0xC0) {
-    n = 2;
-    cp = c & 0x1F;
-  } else if ((c & 0xF0) == 0xE0) {
-    n = 3;
-    cp = c & 0x0F;
-  } else if ((c & 0xF8) == 0xF0) {
-    n = 4;
-    cp = c & 0x07;
-  } else {
+  const utf8_sequence seq = utf8_check(s, i);
+  if (seq.status != utf8_status::valid) {
+    len = 1;
     return 0xFFFD;
   }
-  if (i + n > s.size()) return 0xFFFD;
-  for (size_t k = 1; k < n; ++k) {
-    const auto b = static_cast<unsigned char>(s[i + k]);
-    if (!is_continuation(b)) return 0xFFFD;
-    cp = (cp << 6) | (b & 0x3F);
-  }
-  len = n;
-  return cp;
-}
-
-void append_utf8(std::string& out, char32_t cp) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
+  len = seq.length;
+  return utf8_decode(s, i, seq.length);
 }
 
 size_t length(std::string_view s) {

@@ -61,10 +61,8 @@ struct slice_range {
 [[nodiscard]] slice_range slice_indices(int64_t length, std::optional<int64_t> start, std::optional<int64_t> stop,
                                         int64_t step);
 
-// Appends the UTF-8 encoding of `cp`.
-void append_utf8(std::string& out, char32_t cp);
-// Decodes the character at s[i]; `len` receives its byte length (1 for an invalid byte, which
-// decodes as itself).
+// Decodes the character at s[i] (common/utf8.hpp's rules); `len` receives its byte length. An
+// invalid byte decodes as U+FFFD with length 1.
 [[nodiscard]] char32_t decode(std::string_view s, size_t i, size_t& len);
 
 }  // namespace troupe::engine::chat::text

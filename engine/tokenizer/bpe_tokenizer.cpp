@@ -224,7 +224,6 @@ expected<std::unique_ptr<tokenizer>> make_bpe_tokenizer(tokenizer_spec spec) {
   st.eos = spec.eos;
   st.prefix = spec.prefix;
   st.suffix = spec.suffix;
-  st.add_bos = spec.bos && std::find(st.prefix.begin(), st.prefix.end(), *spec.bos) != st.prefix.end();
   const auto add_eos = [&](int32_t id) {
     if (std::find(st.eos_ids.begin(), st.eos_ids.end(), id) == st.eos_ids.end())
       st.eos_ids.push_back(id);

@@ -3,6 +3,7 @@
 // tokenizer.json folder or from GGUF metadata (tokenizer.ggml.model "gpt2" or "llama").
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -24,7 +25,10 @@ struct special_tokens {
   // add_bos_token / add_eos_token from tokenizer_config.json).
   std::vector<int32_t> prefix;
   std::vector<int32_t> suffix;
-  bool add_bos = false;  // prefix holds bos
+  // Whether encoding with special tokens starts with bos.
+  [[nodiscard]] bool add_bos() const {
+    return bos && std::find(prefix.begin(), prefix.end(), *bos) != prefix.end();
+  }
 };
 
 // Thread-safety: all const methods may be called concurrently.

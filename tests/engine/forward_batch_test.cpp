@@ -21,13 +21,11 @@ class forward_batch_test : public ::testing::TestWithParam<std::string> {
   void SetUp() override {
     auto spec = test::small_spec();
     spec.arch = GetParam();
-    auto m = load_model(test::tiny_model("batch_" + spec.arch, spec));
-    ASSERT_TRUE(m) << m.message();
-    model_ = *m;
-    be_ = make_cpu_backend(2);
-    auto fwd = llama_forward::create(model_, *be_, 64);
-    ASSERT_TRUE(fwd) << fwd.message();
-    fwd_ = std::move(*fwd);
+    auto loaded = test::load_cpu_forward("batch_" + spec.arch, spec, 64);
+    ASSERT_TRUE(loaded.fwd);
+    model_ = std::move(loaded.model);
+    be_ = std::move(loaded.be);
+    fwd_ = std::move(loaded.fwd);
     vocab_ = model_->config.vocab_size;
   }
 

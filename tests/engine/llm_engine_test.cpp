@@ -19,13 +19,11 @@ using ids = std::vector<int32_t>;
 class llm_engine_test : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto m = load_model(test::tiny_model("engine_llama", test::small_spec()));
-    ASSERT_TRUE(m) << m.message();
-    model_ = *m;
-    be_ = make_cpu_backend(2);
-    auto fwd = llama_forward::create(model_, *be_, 64);
-    ASSERT_TRUE(fwd) << fwd.message();
-    fwd_ = std::move(*fwd);
+    auto loaded = test::load_cpu_forward("engine_llama", test::small_spec(), 64);
+    ASSERT_TRUE(loaded.fwd);
+    model_ = std::move(loaded.model);
+    be_ = std::move(loaded.be);
+    fwd_ = std::move(loaded.fwd);
   }
 
   // An engine whose pool holds `blocks` blocks of 16 tokens.

@@ -7,6 +7,8 @@
 #include <filesystem>
 #include <string>
 
+#include "engine/cpu_backend.hpp"
+#include "engine/llama_forward.hpp"
 #include "engine/tiny_model.hpp"
 
 namespace troupe::test {
@@ -33,6 +35,27 @@ inline engine::tiny_model_spec small_spec() {
   s.vocab = 512;
   s.max_position = 128;
   return s;
+}
+
+// A tiny model loaded onto a 2-thread CPU backend with a forward pass of up to `max_tokens` per
+// call (members are null after a failed load; the failure is reported with EXPECT).
+struct cpu_forward {
+  std::shared_ptr<const engine::model> model;
+  std::unique_ptr<engine::backend> be;
+  std::unique_ptr<engine::llama_forward> fwd;
+};
+inline cpu_forward load_cpu_forward(const std::string& name, const engine::tiny_model_spec& spec,
+                                    int64_t max_tokens) {
+  cpu_forward out;
+  auto m = engine::load_model(tiny_model(name, spec));
+  EXPECT_TRUE(m) << m.message();
+  if (!m) return out;
+  out.model = *m;
+  out.be = engine::make_cpu_backend(2);
+  auto fwd = engine::llama_forward::create(out.model, *out.be, max_tokens);
+  EXPECT_TRUE(fwd) << fwd.message();
+  if (fwd) out.fwd = std::move(*fwd);
+  return out;
 }
 
 }  // namespace troupe::test

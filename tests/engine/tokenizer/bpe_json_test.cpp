@@ -115,7 +115,7 @@ TEST(BpeJson, TemplateBosAndConfigEos) {
   const auto tok = load_small("template", small_tokenizer_json(byte_level_pre),
                               R"({"eos_token": {"content": "<|eot_id|>", "special": true}})");
   ASSERT_TRUE(tok);
-  EXPECT_TRUE(tok->specials().add_bos);
+  EXPECT_TRUE(tok->specials().add_bos());
   EXPECT_EQ(tok->specials().bos, 15);
   EXPECT_EQ(tok->specials().eos, 14);
   EXPECT_EQ(tok->specials().eos_ids, (ids{14}));
@@ -130,7 +130,7 @@ TEST(BpeJson, TemplateBosAndConfigEos) {
   const auto no_bos = load_small("template_off", small_tokenizer_json(byte_level_pre),
                                  R"({"add_bos_token": false, "bos_token": "<|begin_of_text|>"})");
   ASSERT_TRUE(no_bos);
-  EXPECT_FALSE(no_bos->specials().add_bos);
+  EXPECT_FALSE(no_bos->specials().add_bos());
   EXPECT_EQ(no_bos->encode("hello"), (ids{12}));
 }
 

@@ -141,7 +141,7 @@ TEST_F(TrainedTokenizer, SpecialTokensMatchedAndNotSplit) {
 
 TEST_F(TrainedTokenizer, AddBosFromConfig) {
   ASSERT_TRUE(tok_);
-  EXPECT_FALSE(tok_->specials().add_bos);
+  EXPECT_FALSE(tok_->specials().add_bos());
   EXPECT_EQ(tok_->encode("hi").size(), tok_->encode("hi", false).size());
 
   const fs::path dir = process_dir("trained_bos");
@@ -157,7 +157,7 @@ TEST_F(TrainedTokenizer, AddBosFromConfig) {
   const int32_t bot = *tok_->token_id("<|begin_of_text|>");
   const int32_t end = *tok_->token_id("<|end_of_text|>");
   const int32_t eot = *tok_->token_id("<|eot_id|>");
-  EXPECT_TRUE((*tok)->specials().add_bos);
+  EXPECT_TRUE((*tok)->specials().add_bos());
   EXPECT_EQ((*tok)->specials().bos, bot);
   EXPECT_EQ((*tok)->specials().eos, end);
   EXPECT_EQ((*tok)->specials().eos_ids, (std::vector<int32_t>{end, eot}));
@@ -181,7 +181,7 @@ TEST_F(TrainedTokenizer, JsonAndGgufMetadataGiveTheSameIds) {
   const tokenizer& g = **gguf_tok;
   EXPECT_EQ(g.vocab_size(), tok_->vocab_size());
   EXPECT_EQ(g.specials().eos_ids, tok_->specials().eos_ids);
-  EXPECT_EQ(g.specials().add_bos, tok_->specials().add_bos);
+  EXPECT_EQ(g.specials().add_bos(), tok_->specials().add_bos());
   std::vector<std::string> texts = round_trip_texts;
   texts.push_back("<|begin_of_text|>Q<|eot_id|>A<|reserved_special_token_77|>");
   texts.emplace_back(default_training_corpus());

@@ -1,4 +1,4 @@
-// `troupe bench <engine|tokenizer>`: wires the benchmark subcommands under one "bench" command.
+// `troupe bench <engine|tokenizer|serve>`: wires the benchmark subcommands under one "bench" command.
 #include "bench/benchmarks.hpp"
 #include "cli/commands.hpp"
 
@@ -9,7 +9,9 @@ command_runner add_bench_command(CLI::App& app) {
   bench->require_subcommand(1);
   const command_runner run_engine = add_engine_bench(*bench);
   const command_runner run_tokenizer = add_tokenizer_bench(*bench);
-  return [bench, run_engine, run_tokenizer]() {
+  const command_runner run_serve = add_serve_bench(*bench);
+  return [bench, run_engine, run_tokenizer, run_serve]() {
+    if (bench->got_subcommand("serve")) return run_serve();
     return bench->got_subcommand("engine") ? run_engine() : run_tokenizer();
   };
 }

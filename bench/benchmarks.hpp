@@ -32,10 +32,26 @@ struct serving_options {
 };
 int run_serving_bench(const serving_options& o);
 
+// --request-rate: bench serve's open-loop workload straight into one engine (engine_rate_bench.cpp).
+struct rate_options {
+  std::string model;
+  std::string request_rate;          // requests/s or "inf"
+  int64_t num_prompts = 64;
+  int64_t prompt_len = 256;
+  int64_t gen = 128;
+  int64_t max_batched_tokens = 256;
+  uint64_t seed = 0;
+  int threads = 0;
+  bool json = false;
+  bool no_mmap = false;
+};
+int run_rate_bench(const rate_options& o);
+
 // Loads `path` and checks that prompt_len + gen fit its context. On failure prints the error,
 // sets `exit_code` (1: the model could not be loaded, 2: the arguments) and returns null.
 std::shared_ptr<const engine::model> load_bench_model(const std::string& path, bool no_mmap, int64_t prompt_len,
                                                       int64_t gen, int& exit_code);
 command_runner add_tokenizer_bench(CLI::App& bench);  // troupe bench tokenizer
+command_runner add_serve_bench(CLI::App& bench);      // troupe bench serve --url ... (serve_bench.cpp)
 
 }  // namespace troupe::cli

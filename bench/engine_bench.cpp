@@ -154,7 +154,23 @@ command_runner add_engine_bench(CLI::App& bench) {
   eng->add_option("--kv-memory", s->kv_memory, "with --concurrency: KV cache bytes (default: room for all)");
   eng->add_option("--kv-memory-fraction", s->kv_memory_fraction,
                   "with --concurrency: KV cache as this share of available memory");
-  return [o, s, conc]() {
+  auto rt = std::make_shared<rate_options>();
+  auto* rate = eng->add_option("--request-rate", rt->request_rate,
+                               "open-loop Poisson arrivals (requests/s or inf): bench serve's workload in-process");
+  eng->add_option("--num-prompts", rt->num_prompts, "with --request-rate: requests")->capture_default_str();
+  eng->add_option("--seed", rt->seed, "with --request-rate: prompts and arrivals (as bench serve's --seed)")
+      ->capture_default_str();
+  return [o, s, conc, rt, rate]() {
+    if (rate->count() > 0) {
+      rt->model = o->model;
+      rt->prompt_len = o->prompt_len;
+      rt->gen = o->gen;
+      rt->threads = o->threads;
+      rt->json = o->json;
+      rt->no_mmap = o->no_mmap;
+      rt->max_batched_tokens = s->max_batched_tokens;
+      return run_rate_bench(*rt);
+    }
     if (conc->count() == 0) return run_engine_bench(*o);
     s->model = o->model;
     s->prompt_len = o->prompt_len;

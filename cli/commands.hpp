@@ -12,6 +12,8 @@ using command_runner = std::function<int()>;
 
 command_runner add_model_command(CLI::App& app);     // troupe model make-tiny | info
 command_runner add_generate_command(CLI::App& app);  // troupe generate
-command_runner add_bench_command(CLI::App& app);     // troupe bench engine | tokenizer
+command_runner add_bench_command(CLI::App& app);     // troupe bench engine | tokenizer | serve
+command_runner add_node_command(CLI::App& app);      // troupe node
+command_runner add_up_command(CLI::App& app);        // troupe up
 
 }  // namespace troupe::cli

@@ -15,6 +15,8 @@ int main(int argc, char** argv) {
       troupe::cli::add_model_command(app),
       troupe::cli::add_generate_command(app),
       troupe::cli::add_bench_command(app),
+      troupe::cli::add_node_command(app),
+      troupe::cli::add_up_command(app),
   };
   const auto known = [&app](const char* name) {
     for (const CLI::App* sub : app.get_subcommands({}))
@@ -22,7 +24,7 @@ int main(int argc, char** argv) {
     return false;
   };
   if (argc > 1 && argv[1][0] != '-' && !known(argv[1])) {
-    std::fprintf(stderr, "error: unknown command '%s' (commands: model, generate, bench; see --help)\n", argv[1]);
+    std::fprintf(stderr, "error: unknown command '%s' (commands: up, node, model, generate, bench; see --help)\n", argv[1]);
     return 2;
   }
   try {

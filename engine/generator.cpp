@@ -3,8 +3,7 @@
 
 #include <algorithm>
 
-#include "engine/stop_strings.hpp"
-#include "engine/tokenizer/incremental_decoder.hpp"
+#include "engine/text_stream.hpp"
 
 namespace troupe::engine {
 
@@ -40,15 +39,12 @@ expected<generation_result> generate(llama_forward& fwd, const tokenizer& tok, c
     const auto& eos = tok.specials().eos_ids;
     stop_ids.insert(stop_ids.end(), eos.begin(), eos.end());
   }
-  const stop_string_matcher stops(req.stop);
-
   generation_result out;
   out.prompt_tokens = req.prompt;
   sampler samp(req.sampling);
   // The generated text continues the prompt: a SentencePiece "▁word" keeps its space.
-  incremental_decoder decoder(tok, req.skip_special, req.prompt.empty());
+  text_stream text(tok, req.stop, req.skip_special, req.prompt.empty());
   std::vector<float> logits(size_t(c.vocab_size));
-  size_t emitted = 0;  // bytes of out.text already streamed
 
   auto ran = fwd.forward(req.prompt, 0, **kv, logits);
   if (!ran) return ran.err();
@@ -58,24 +54,17 @@ expected<generation_result> generate(llama_forward& fwd, const tokenizer& tok, c
     samp.accept(s.token);
     out.tokens.push_back(s.token);
     const bool stop_token = std::find(stop_ids.begin(), stop_ids.end(), s.token) != stop_ids.end();
-
     // Text: a stop token adds none; a stop string cuts the text where it begins.
-    const size_t before = out.text.size();
-    if (!stop_token) out.text += decoder.push(s.token);
-    bool stopped = stop_token;
-    if (auto at = stops.find(out.text, before)) {
-      out.text.resize(*at);
-      stopped = true;
-    }
+    auto d = text.push(s.token, stop_token);
+    const bool stopped = stop_token || d.stop_string;
     // prompt + output never exceeds the context (the last sampled token needs no KV slot).
     const bool at_length = int64_t(out.tokens.size()) >= req.max_tokens || pos + 1 >= capacity;
-    if (at_length && !stopped) out.text += decoder.flush();
-    const size_t ready = (stopped || at_length) ? out.text.size() : out.text.size() - stops.held_back(out.text);
-    generation_event ev{s.token, out.text.substr(emitted, ready > emitted ? ready - emitted : 0), nullptr};
-    emitted = std::max(emitted, ready);
+    if (at_length && !stopped) d.text += text.finish();
+    generation_event ev{s.token, std::move(d.text), nullptr};
     if (req.sampling.logprobs >= 0) out.logprobs.push_back(std::move(s));
     ev.sample = req.sampling.logprobs >= 0 ? &out.logprobs.back() : nullptr;
     if (on_event) on_event(ev);
+    if (stopped || at_length) out.text = text.text();
     if (stopped) {
       out.finish = finish_reason::stop;
       return out;

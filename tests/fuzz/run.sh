@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets for the checkpoint parsers (safetensors, GGUF), the tokenizer.json
-# loader and the chat-template interpreter with ASan and UBSan, seeds them (files from the project's
-# own writers; tokenizer.json files of each family; the real chat templates), runs each briefly;
-# non-zero if any crashes.
+# loader, the chat-template interpreter and the OpenAI request parser with ASan and UBSan, seeds them
+# (files from the project's own writers; tokenizer.json files of each family; the real chat
+# templates; request bodies), runs each briefly; non-zero if any crashes.
 # Usage: run.sh CLANGXX SRC_DIR OUT_DIR   (FUZZ_SECONDS overrides the 20 s per target)
 set -euo pipefail
 
@@ -14,7 +14,7 @@ CLANGXX=$1
 SRC=$(cd "$2" && pwd)
 OUT=$3
 SECONDS_PER_TARGET=${FUZZ_SECONDS:-20}
-TARGETS=(safetensors gguf tokenizer_json chat_template)
+TARGETS=(safetensors gguf tokenizer_json chat_template openai_request)
 
 mkdir -p "$OUT/obj" "$OUT/seeds" "$OUT/corpus" "$OUT/artifacts" "$OUT/logs"
 
@@ -23,6 +23,8 @@ SOURCES=("$SRC"/engine/model/dtype.cpp "$SRC"/engine/model/mapped_file.cpp
          "$SRC"/engine/model/safetensors*.cpp "$SRC"/engine/model/gguf*.cpp)
 CHAT_SOURCES=("$SRC"/engine/chat/*.cpp)
 TOKENIZER_SOURCES=("$SRC"/engine/tokenizer/*.cpp)
+# The request parser needs only the sampler's validate() beside it, not the rest of the router.
+ROUTER_SOURCES=("$SRC"/router/openai_*.cpp "$SRC"/engine/sampler.cpp)
 shopt -u nullglob
 # -fno-sanitize-recover: UBSan findings must stop the run like ASan ones, not just print.
 FLAGS=(-std=c++20 -O1 -g -fno-sanitize-recover=all -I"$SRC")
@@ -31,28 +33,32 @@ FLAGS=(-std=c++20 -O1 -g -fno-sanitize-recover=all -I"$SRC")
 stamp=$( { echo "$CLANGXX ${FLAGS[*]}"; "$CLANGXX" --version | head -n 1;
            cat "${SOURCES[@]}" "$SRC"/engine/model/*.hpp "$SRC"/common/*.hpp "$SRC"/tests/fuzz/*.cpp \
                "${CHAT_SOURCES[@]}" "$SRC"/engine/chat/*.hpp \
-               "${TOKENIZER_SOURCES[@]}" "$SRC"/engine/tokenizer/*.hpp; } |
+               "${TOKENIZER_SOURCES[@]}" "$SRC"/engine/tokenizer/*.hpp \
+               "${ROUTER_SOURCES[@]}" "$SRC"/router/openai_*.hpp "$SRC"/engine/sampler.hpp; } |
          sha256sum | cut -d' ' -f1)
 if [ "$(cat "$OUT/build.stamp" 2>/dev/null || true)" != "$stamp" ]; then
   echo "fuzz: building with $CLANGXX"
   rm -rf "$OUT/build.stamp" "$OUT"/obj
-  mkdir -p "$OUT/obj/model" "$OUT/obj/chat" "$OUT/obj/tokenizer"
+  mkdir -p "$OUT/obj/model" "$OUT/obj/chat" "$OUT/obj/tokenizer" "$OUT/obj/router"
   # One folder of objects per library: the model parsers', the tokenizer's (which also needs the
-  # model parsers, for GGUF vocabularies) and the chat-template interpreter's.
+  # model parsers, for GGUF vocabularies), the chat-template interpreter's and the request parser's.
   model_objects=()
   chat_objects=()
   tokenizer_objects=()
-  for src in "${SOURCES[@]}" "${CHAT_SOURCES[@]}" "${TOKENIZER_SOURCES[@]}"; do
+  router_objects=()
+  for src in "${SOURCES[@]}" "${CHAT_SOURCES[@]}" "${TOKENIZER_SOURCES[@]}" "${ROUTER_SOURCES[@]}"; do
     group=model
     case "$src" in
       "$SRC"/engine/chat/*) group=chat ;;
       "$SRC"/engine/tokenizer/*) group=tokenizer ;;
+      "$SRC"/router/* | "$SRC"/engine/sampler.cpp) group=router ;;
     esac
     obj="$OUT/obj/$group/$(basename "$src" .cpp).o"
     "$CLANGXX" "${FLAGS[@]}" -fsanitize=fuzzer-no-link,address,undefined -c "$src" -o "$obj"
     case "$group" in
       chat) chat_objects+=("$obj") ;;
       tokenizer) tokenizer_objects+=("$obj") ;;
+      router) router_objects+=("$obj") ;;
       *) model_objects+=("$obj") ;;
     esac
   done
@@ -60,6 +66,7 @@ if [ "$(cat "$OUT/build.stamp" 2>/dev/null || true)" != "$stamp" ]; then
     libs=(-lsimdjson)
     case "$t" in
       chat_template) objects=("${chat_objects[@]}") ;;
+      openai_request) objects=("${router_objects[@]}") ;;
       tokenizer_json)
         objects=("${tokenizer_objects[@]}" "${model_objects[@]}")
         libs+=(-lpcre2-8 -lutf8proc) ;;
@@ -74,10 +81,12 @@ if [ "$(cat "$OUT/build.stamp" 2>/dev/null || true)" != "$stamp" ]; then
 fi
 
 rm -rf "$OUT/seeds"
-mkdir -p "$OUT/seeds/safetensors" "$OUT/seeds/gguf" "$OUT/seeds/tokenizer_json" "$OUT/seeds/chat_template"
+mkdir -p "$OUT/seeds/safetensors" "$OUT/seeds/gguf" "$OUT/seeds/tokenizer_json" "$OUT/seeds/chat_template" \
+         "$OUT/seeds/openai_request"
 "$OUT/make_seeds" "$OUT/seeds/safetensors" "$OUT/seeds/gguf"
 cp "$SRC"/tests/fuzz/seeds/tokenizer_json/*.json "$OUT/seeds/tokenizer_json/"
 cp "$SRC"/tests/engine/chat/templates/*.jinja "$OUT/seeds/chat_template/"
+cp "$SRC"/tests/fuzz/seeds/openai_request/*.json "$OUT/seeds/openai_request/"
 
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 failed=0

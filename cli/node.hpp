@@ -1,0 +1,48 @@
+// One Troupe node: the process that runs the roles it is given (router, worker) on one CAF actor
+// system and one kj event loop, until Ctrl-C / SIGTERM, or (worker-only nodes) until the router
+// it joined is gone. `troupe node` and `troupe up` both run it.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "engine/llm_engine.hpp"
+
+namespace troupe::cli {
+
+struct node_options {
+  bool router = false;
+  bool worker = false;
+  std::string listen = "127.0.0.1:7070";  // router: the cluster (CAF) port workers join
+  std::string join;                       // worker without the router role: the router node's cluster port
+  std::string http = "127.0.0.1:8000";    // router: the OpenAI-compatible API
+  std::string model;
+  std::string routing = "least-outstanding";
+  std::string name;                       // worker: the group's name (default host:pid/0)
+  int tp = 1;
+  int threads = 0;
+  double join_timeout_s = 30;             // worker: how long to keep trying to reach the router
+  std::string port_file;                  // written once listening: "http=P\ncluster=P\n"
+  engine::engine_config engine;
+};
+
+struct node_ports {
+  uint16_t http = 0;
+  uint16_t cluster = 0;
+};
+
+// Runs until stopped; returns the process exit code. `on_ready` runs on the main thread once the
+// node listens (router) or has joined (worker); `on_stop` runs before the node shuts down.
+int run_node(const node_options& options, const std::function<void(const node_ports&)>& on_ready = {},
+             const std::function<void()>& on_stop = {});
+
+// The engine options a worker takes (--threads, --kv-memory, ...), shared by `node` and `up`.
+void add_engine_options(CLI::App* command, node_options* options);
+
+// Routes SIGINT and SIGTERM to the node's event loop (a clean stop) instead of ending the process.
+// Idempotent; run_node calls it too.
+void capture_stop_signals();
+
+}  // namespace troupe::cli

@@ -1,0 +1,55 @@
+// `troupe node --roles router,worker --listen HOST:PORT [--join HOST:PORT] [--model PATH] [--tp N]
+// [--http HOST:PORT] ...`: one process of a cluster, running the roles it is given.
+#include <sstream>
+
+#include "cli/commands.hpp"
+#include "cli/node.hpp"
+
+namespace troupe::cli {
+
+void add_engine_options(CLI::App* c, node_options* o) {
+  c->add_option("--threads", o->threads, "CPU threads of a worker's backend (0 = all cores)")->capture_default_str();
+  c->add_option("--kv-memory", o->engine.kv_memory_bytes, "bytes of the worker's paged KV cache")
+      ->capture_default_str();
+  c->add_option("--kv-memory-fraction", o->engine.kv_memory_fraction,
+                "instead, this share of the available memory for the KV cache");
+  c->add_option("--max-batched-tokens", o->engine.max_batched_tokens, "tokens per engine step")->capture_default_str();
+  c->add_option("--max-running", o->engine.max_running, "sequences per engine step")->capture_default_str();
+  c->add_option("--block-size", o->engine.block_size, "positions per KV block")->capture_default_str();
+}
+
+command_runner add_node_command(CLI::App& app) {
+  auto o = std::make_shared<node_options>();
+  auto roles = std::make_shared<std::string>("router,worker");
+  CLI::App* c = app.add_subcommand("node", "run one cluster node with the given roles");
+  c->add_option("--roles", *roles, "comma-separated: router, worker")->capture_default_str();
+  c->add_option("--listen", o->listen, "router: cluster port that workers join (HOST:PORT)")->capture_default_str();
+  c->add_option("--join", o->join, "worker: the router node's cluster port (HOST:PORT)");
+  c->add_option("--http", o->http, "router: OpenAI-compatible HTTP API (HOST:PORT)")->capture_default_str();
+  c->add_option("--model", o->model, "model folder or .gguf file")->required();
+  c->add_option("--tp", o->tp, "ranks in a worker's shard group")->capture_default_str();
+  c->add_option("--routing", o->routing, "router: least-outstanding | prefix-affinity")->capture_default_str();
+  c->add_option("--name", o->name, "worker: the shard group's name (default HOST:PID/0)");
+  c->add_option("--join-timeout", o->join_timeout_s, "worker: seconds to keep trying to reach the router")
+      ->capture_default_str();
+  c->add_option("--port-file", o->port_file, "write the bound ports here once listening");
+  add_engine_options(c, o.get());
+  return [o, roles]() {
+    std::stringstream ss(*roles);
+    std::string role;
+    while (std::getline(ss, role, ',')) {
+      if (role == "router") {
+        o->router = true;
+      } else if (role == "worker") {
+        o->worker = true;
+      } else {
+        std::fprintf(stderr, "error: --roles: unknown role '%s' (roles: router, worker)\n", role.c_str());
+        return 2;
+      }
+    }
+    capture_stop_signals();
+    return run_node(*o);
+  };
+}
+
+}  // namespace troupe::cli

@@ -1,0 +1,38 @@
+// The typed actor interfaces of the cluster's roles: the protocol between router and shard groups,
+// read in one place and checked by the compiler. Message types are in cluster_messages.hpp.
+#pragma once
+
+#include <caf/replies_to.hpp>
+#include <caf/typed_actor.hpp>
+#include <vector>
+
+#include "common/cluster_messages.hpp"
+
+namespace troupe::cluster {
+
+// Receives the tokens a shard group streams: one message per engine step, with every chunk of that
+// step for this receiver.
+using token_sink_actor = caf::typed_actor<
+    caf::reacts_to<tokens_atom, std::vector<token_chunk>>>;  // the chunks of one step
+
+// Receives shard groups' load reports (the router; later the autoscaler and the admin console).
+using load_sink_actor = caf::typed_actor<
+    caf::reacts_to<load_atom, load_report>>;  // one group's load, every second
+
+// A shard group's leader (gpu_actor rank 0): runs the engine's step loop on its own thread.
+using gpu_leader_actor = caf::typed_actor<
+    caf::reacts_to<generate_atom, generate_request, token_sink_actor>,  // queue a request; its tokens go to the sink
+    caf::reacts_to<abort_atom, int64_t>,                                // end a request now and free its KV blocks
+    caf::replies_to<load_atom>::with<load_report>,                      // the current load
+    caf::reacts_to<step_atom>,                                          // internal: run one engine step
+    caf::reacts_to<tick_atom>>;                                         // internal: publish the load report
+
+// The router: the registry of shard groups, routing, and the streams back to the clients.
+using router_actor = caf::typed_actor<
+    caf::replies_to<register_atom, group_info, gpu_leader_actor>::with<bool>,  // a shard group joins (error: refused, and why)
+    caf::reacts_to<load_atom, load_report>,                                    // a group's load report
+    caf::reacts_to<tokens_atom, std::vector<token_chunk>>,                     // tokens streamed by a group
+    caf::reacts_to<submit_atom, generate_request>,                             // route a request from this node's front end
+    caf::reacts_to<cancel_atom, int64_t>>;                                     // the client is gone or stopped: abort at the group
+
+}  // namespace troupe::cluster

@@ -1,0 +1,188 @@
+// The shard group leader's step loop (see leader.hpp).
+//
+// The loop is a message to itself: after each step, if work remains, the leader sends itself
+// step_atom. New requests and aborts queued meanwhile are handled first (the mailbox is FIFO), so
+// a request joins the batch at the next step and an abort frees its blocks before it.
+#include "gpu_actor/leader.hpp"
+
+#include <caf/all.hpp>
+#include <algorithm>
+#include <chrono>
+#include <unordered_map>
+
+namespace troupe::gpu_actor {
+
+using namespace cluster;
+
+leader_resources::~leader_resources() {
+  engine.reset();
+  forward.reset();
+  backend.reset();
+}
+
+engine::engine_request to_engine_request(const generate_request& r) {
+  engine::engine_request e;
+  e.prompt = r.prompt;
+  e.max_tokens = r.max_tokens;
+  e.sampling.temperature = r.temperature;
+  e.sampling.top_p = r.top_p;
+  e.sampling.top_k = r.top_k;
+  e.sampling.min_p = r.min_p;
+  e.sampling.repetition_penalty = r.repetition_penalty;
+  e.sampling.presence_penalty = r.presence_penalty;
+  e.sampling.frequency_penalty = r.frequency_penalty;
+  if (r.has_seed) e.sampling.seed = r.seed;
+  e.sampling.logprobs = r.logprobs;
+  e.stop_token_ids = r.stop_token_ids;
+  e.ignore_eos = r.ignore_eos;
+  e.priority = r.priority;
+  e.n = r.n;
+  return e;
+}
+
+namespace {
+
+constexpr auto report_interval = std::chrono::seconds(1);
+
+struct owner {
+  int64_t request = 0;  // the router's id
+  token_sink_actor sink;
+  int32_t unfinished = 1;  // samples still running
+};
+
+struct leader_state {
+  std::shared_ptr<leader_resources> res;
+  group_info info;
+  load_sink_actor load_sink;
+  std::unordered_map<int64_t, owner> owners;       // engine id -> owner
+  std::unordered_map<int64_t, int64_t> engine_ids; // router id -> engine id
+  bool step_queued = false;
+  int64_t reported_tokens = 0;
+  std::chrono::steady_clock::time_point reported_at = std::chrono::steady_clock::now();
+  static inline const char* name = "troupe.gpu_leader";
+};
+
+using leader_ptr = gpu_leader_actor::stateful_pointer<leader_state>;
+
+void queue_step(leader_ptr self) {
+  if (self->state.step_queued) return;
+  self->state.step_queued = true;
+  self->send(self, step_atom::value);
+}
+
+token_chunk to_chunk(int64_t request, engine::request_output& o) {
+  token_chunk c;
+  c.id = request;
+  c.sample = o.sample;
+  c.tokens = std::move(o.tokens);
+  c.logprobs.reserve(o.logprobs.size());
+  for (const auto& s : o.logprobs) {
+    token_logprob lp{s.token, s.logprob, {}, {}};
+    for (const auto& t : s.top) {
+      lp.top_tokens.push_back(t.token);
+      lp.top_logprobs.push_back(t.logprob);
+    }
+    c.logprobs.push_back(std::move(lp));
+  }
+  if (o.finish) c.finish = int8_t(*o.finish);
+  c.error = std::move(o.error);
+  if (!c.error.empty()) c.status = 500;
+  return c;
+}
+
+// Runs one step and sends each owner the chunks of its requests in one message.
+void run_step(leader_ptr self) {
+  auto& st = self->state;
+  auto outputs = st.res->engine->step();
+  std::vector<std::pair<token_sink_actor, std::vector<token_chunk>>> batches;
+  for (auto& o : outputs) {
+    auto it = st.owners.find(o.request);
+    if (it == st.owners.end()) continue;  // aborted by its owner: nobody is waiting for it
+    owner& who = it->second;
+    auto batch = std::find_if(batches.begin(), batches.end(), [&who](const auto& b) { return b.first == who.sink; });
+    if (batch == batches.end()) batch = batches.insert(batches.end(), {who.sink, {}});
+    batch->second.push_back(to_chunk(who.request, o));
+    if (o.finish && --who.unfinished == 0) {
+      st.engine_ids.erase(who.request);
+      st.owners.erase(it);
+    }
+  }
+  for (auto& [sink, chunks] : batches) self->send(sink, tokens_atom::value, std::move(chunks));
+}
+
+load_report make_report(const leader_state& st) {
+  const auto s = st.res->engine->stats();
+  load_report r;
+  r.group = st.info.name;
+  r.running = int32_t(s.running);
+  r.waiting = int32_t(s.waiting);
+  r.kv_blocks_used = s.kv_blocks_used;
+  r.kv_blocks_total = s.kv_blocks_total;
+  r.preemptions = s.preemptions;
+  r.prefix_hit_rate = s.prefix_hit_rate;
+  r.generated_tokens = s.generated_tokens;
+  r.tokens_per_s = s.tokens_per_s;
+  return r;
+}
+
+}  // namespace
+
+gpu_leader_actor spawn_leader(caf::actor_system& system, std::shared_ptr<leader_resources> resources,
+                              group_info info, load_sink_actor load_sink) {
+  auto fn = [](leader_ptr self, std::shared_ptr<leader_resources> res, group_info gi,
+               load_sink_actor sink) -> gpu_leader_actor::behavior_type {
+    self->state.res = std::move(res);
+    self->state.info = std::move(gi);
+    self->state.load_sink = std::move(sink);
+    self->delayed_send(self, report_interval, tick_atom::value);
+    return {
+        [self](generate_atom, generate_request& r, token_sink_actor& sink) {
+          auto& st = self->state;
+          const int64_t request = r.id;
+          auto id = st.res->engine->add_request(to_engine_request(r));
+          if (!id) {
+            token_chunk c;
+            c.id = request;
+            c.finish = int8_t(finish_kind::error);
+            c.error = id.message();
+            c.status = 400;
+            self->send(sink, tokens_atom::value, std::vector<token_chunk>{std::move(c)});
+            return;
+          }
+          st.owners[*id] = owner{request, std::move(sink), std::max(r.n, 1)};
+          st.engine_ids[request] = *id;
+          queue_step(self);
+        },
+        [self](abort_atom, int64_t request) {
+          auto& st = self->state;
+          auto it = st.engine_ids.find(request);
+          if (it == st.engine_ids.end()) return;
+          st.res->engine->abort(it->second);  // frees its blocks now
+          st.owners.erase(it->second);
+          st.engine_ids.erase(it);
+          queue_step(self);  // the engine reports the abort at its next step
+        },
+        [self](load_atom) -> load_report { return make_report(self->state); },
+        [self](step_atom) {
+          self->state.step_queued = false;
+          run_step(self);
+          if (self->state.res->engine->has_unfinished()) queue_step(self);
+        },
+        [self](tick_atom) {
+          auto& st = self->state;
+          self->delayed_send(self, report_interval, tick_atom::value);
+          if (!st.load_sink) return;
+          load_report r = make_report(st);
+          const auto now = std::chrono::steady_clock::now();
+          const double dt = std::chrono::duration<double>(now - st.reported_at).count();
+          r.tokens_per_s = dt > 0 ? double(r.generated_tokens - st.reported_tokens) / dt : 0;
+          st.reported_tokens = r.generated_tokens;
+          st.reported_at = now;
+          self->send(st.load_sink, load_atom::value, std::move(r));
+        },
+    };
+  };
+  return system.spawn<caf::detached>(fn, std::move(resources), std::move(info), std::move(load_sink));
+}
+
+}  // namespace troupe::gpu_actor

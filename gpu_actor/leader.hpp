@@ -1,0 +1,35 @@
+// A shard group's leader: a detached actor (its own thread, since a step blocks for a whole forward
+// pass) that owns the engine and runs its step loop while there is work, streaming each step's
+// tokens to the requests' owners and publishing a load report every second.
+#pragma once
+
+#include <caf/actor_system.hpp>
+#include <memory>
+
+#include "common/actors.hpp"
+#include "engine/backend.hpp"
+#include "engine/llama_forward.hpp"
+#include "engine/llm_engine.hpp"
+#include "engine/model/model.hpp"
+
+namespace troupe::gpu_actor {
+
+// Everything one tensor-parallel rank 0 needs, in construction order (the engine refers to the
+// forward pass, which refers to the backend and the model).
+struct leader_resources {
+  std::shared_ptr<const engine::model> model;
+  std::unique_ptr<engine::backend> backend;
+  std::unique_ptr<engine::llama_forward> forward;
+  std::unique_ptr<engine::llm_engine> engine;
+  ~leader_resources();  // tears down in reverse order
+};
+
+// The engine request a generate_request describes.
+[[nodiscard]] engine::engine_request to_engine_request(const cluster::generate_request& r);
+
+// Spawns the leader. `load_sink` (may be invalid) receives the load report every second.
+[[nodiscard]] cluster::gpu_leader_actor spawn_leader(caf::actor_system& system,
+                                                     std::shared_ptr<leader_resources> resources,
+                                                     cluster::group_info info, cluster::load_sink_actor load_sink);
+
+}  // namespace troupe::gpu_actor

@@ -1,0 +1,79 @@
+// One client request from submission to its last token, on the front end's kj thread: opens its
+// stream, submits it to the router actor, and turns each step's token chunks into text deltas per
+// sample (incremental detokenization, stop strings held back and cut) with logprobs and finish
+// reasons. The HTTP (and later the Cap'n Proto) server writes what it returns.
+//
+// Threading: every method on the kj thread that created the session. Destroying a session that has
+// not finished (its client left) cancels the request at the router, which aborts it at its group.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "common/actors.hpp"
+#include "engine/text_stream.hpp"
+#include "router/model_frontend.hpp"
+#include "router/openai_response.hpp"
+#include "router/stream_channel.hpp"
+
+namespace troupe::router {
+
+// What the session has learnt since the last poll().
+struct session_update {
+  std::vector<choice_delta> deltas;  // at most one per sample, in sample order; text may be empty
+  std::optional<api_error> error;    // the request failed (nothing more follows)
+  bool done = false;                 // every sample has finished (or the request failed)
+};
+
+class completion_session {
+ public:
+  completion_session(const model_frontend& model, prepared_request prepared, int64_t id,
+                     cluster::router_actor router, std::shared_ptr<stream_registry> streams);
+  ~completion_session();
+  completion_session(const completion_session&) = delete;
+  completion_session& operator=(const completion_session&) = delete;
+
+  // Opens the stream and submits the request.
+  void start();
+  // Resolves when poll() has news.
+  [[nodiscard]] kj::Promise<void> ready() { return channel_->ready(); }
+  [[nodiscard]] session_update poll();
+
+  [[nodiscard]] usage_counts usage() const;
+  [[nodiscard]] int32_t samples() const { return int32_t(samples_.size()); }
+  [[nodiscard]] bool done() const { return done_; }
+
+  // Timings for the latency metrics (steady clock).
+  [[nodiscard]] std::chrono::steady_clock::time_point started() const { return started_; }
+  [[nodiscard]] std::optional<std::chrono::steady_clock::time_point> first_token() const { return first_token_; }
+  [[nodiscard]] std::chrono::steady_clock::time_point last_token() const { return last_token_; }
+
+ private:
+  struct sample_state {
+    engine::text_stream text;
+    int64_t tokens = 0;       // generated tokens counted in usage
+    size_t emitted = 0;       // bytes of text sent (completions text_offset)
+    bool finished = false;
+  };
+  void apply(cluster::token_chunk& c, std::vector<choice_delta>& deltas, session_update& u);
+  [[nodiscard]] choice_delta& delta_for(int32_t sample, std::vector<choice_delta>& deltas);
+
+  const model_frontend& model_;
+  prepared_request prepared_;
+  int64_t id_;
+  cluster::router_actor router_;
+  std::shared_ptr<stream_registry> streams_;
+  std::shared_ptr<stream_channel> channel_;
+  std::vector<sample_state> samples_;
+  int32_t unfinished_ = 0;
+  bool started_flag_ = false;
+  bool done_ = false;
+  bool cut_here_ = false;  // a stop string ended a sample here: the group may still be running it
+  std::chrono::steady_clock::time_point started_;
+  std::optional<std::chrono::steady_clock::time_point> first_token_;
+  std::chrono::steady_clock::time_point last_token_;
+};
+
+}  // namespace troupe::router

@@ -1,0 +1,54 @@
+// The served model as the router sees it: its name, revision, context and tokenizer, with the chat
+// template parsed once. Turns a parsed OpenAI request into the token-level request a shard group
+// runs, with every check that needs the model (unknown model, vocabulary, context length).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <variant>
+
+#include "common/cluster_messages.hpp"
+#include "engine/chat/chat_template.hpp"
+#include "engine/model/model.hpp"
+#include "engine/tokenizer/tokenizer.hpp"
+#include "router/openai_request.hpp"
+
+namespace troupe::router {
+
+// A request ready to route, and what the front end needs to turn its tokens back into text.
+struct prepared_request {
+  cluster::generate_request request;  // id not yet set
+  std::vector<std::string> stop;      // stop strings, applied on the text at the router
+  bool skip_special_tokens = true;
+};
+
+class model_frontend {
+ public:
+  // Loads the model's config and tokenizer (the weights are only mapped, never read).
+  [[nodiscard]] static expected<std::unique_ptr<model_frontend>> load(const std::string& path);
+
+  // The name clients use in "model": the folder or file name, without .gguf.
+  [[nodiscard]] const std::string& name() const { return name_; }
+  // Identifies the weights; shard groups must serve the same.
+  [[nodiscard]] const std::string& revision() const { return revision_; }
+  [[nodiscard]] int64_t max_context() const { return model_->config.max_position; }
+  [[nodiscard]] const engine::tokenizer& tokenizer() const { return *tokenizer_; }
+
+  // Errors: 404 for another model, 400 for what the model cannot take (token ids outside the
+  // vocabulary, a prompt plus max_tokens beyond the context: the message names the limit).
+  [[nodiscard]] std::variant<prepared_request, api_error> prepare(const api_request& r) const;
+
+ private:
+  std::shared_ptr<const engine::model> model_;
+  std::unique_ptr<engine::tokenizer> tokenizer_;
+  std::unique_ptr<engine::chat::chat_template> template_;  // null when the model has none
+  std::string name_, revision_;
+};
+
+// The name a model path is served under: "models/tiny-llama/" -> "tiny-llama", "x/m.gguf" -> "m".
+[[nodiscard]] std::string model_name_for(const std::string& path);
+// The revision of the weights at `path`: its canonical absolute path, size and modification time
+// (so a model rewritten in place is a different revision). Same string on every node of one host.
+[[nodiscard]] std::string model_revision_for(const std::string& path);
+
+}  // namespace troupe::router

@@ -1,0 +1,209 @@
+// The router actor (see router_actor.hpp).
+#include "router/router_actor.hpp"
+
+#include <caf/all.hpp>
+#include <map>
+#include <unordered_map>
+#include <xxhash.h>
+
+namespace troupe::router {
+
+using namespace cluster;
+
+namespace {
+
+struct group_entry {
+  group_info info;
+  gpu_leader_actor leader;
+  load_report load;
+  uint64_t key = 0;  // for the policy's hash ring
+  int64_t outstanding_tokens = 0;
+  int64_t in_flight = 0;
+  int64_t routed = 0;
+};
+
+struct flight {
+  generate_request req;
+  std::string group;         // where it runs
+  bool streamed = false;     // a token reached the client: it cannot be retried elsewhere
+  int32_t unfinished = 1;    // samples still running
+  int32_t retries = 0;
+  int64_t outstanding = 0;   // what it still adds to its group's outstanding_tokens
+};
+
+struct router_state {
+  router_options options;
+  std::shared_ptr<stream_registry> streams;
+  std::shared_ptr<cluster_view> view;
+  std::map<std::string, group_entry> groups;  // by name
+  std::unordered_map<int64_t, flight> flights;
+  static inline const char* name = "troupe.router";
+};
+
+using router_ptr = router_actor::stateful_pointer<router_state>;
+
+void publish(router_ptr self) {
+  std::vector<group_snapshot> snap;
+  for (const auto& [name, g] : self->state.groups)
+    snap.push_back({g.info, g.load, g.outstanding_tokens, g.in_flight, g.routed});
+  self->state.view->set(std::move(snap));
+}
+
+void fail_request(router_ptr self, int64_t id, int32_t status, std::string why) {
+  token_chunk c;
+  c.id = id;
+  c.finish = int8_t(finish_kind::error);
+  c.error = std::move(why);
+  c.status = status;
+  self->state.streams->deliver(std::move(c));
+}
+
+// Takes the request off its group's books.
+void settle(router_state& st, flight& f) {
+  auto g = st.groups.find(f.group);
+  if (g == st.groups.end()) return;
+  g->second.outstanding_tokens -= f.outstanding;
+  g->second.in_flight -= 1;
+  f.outstanding = 0;
+}
+
+// Routes `f` (not yet on any group's books) and sends it; false when no group is live.
+bool dispatch(router_ptr self, flight& f) {
+  auto& st = self->state;
+  std::vector<group_load> loads;
+  std::vector<group_entry*> entries;
+  for (auto& [name, g] : st.groups) {
+    const double kv = g.load.kv_blocks_total > 0 ? double(g.load.kv_blocks_used) / g.load.kv_blocks_total : 0;
+    loads.push_back({g.key, g.outstanding_tokens, g.load.running, g.load.waiting, kv});
+    entries.push_back(&g);
+  }
+  const auto pick = st.options.policy->choose(loads, f.req.prompt);
+  if (!pick) return false;
+  group_entry& g = *entries[*pick];
+  f.group = g.info.name;
+  f.outstanding = int64_t(f.req.prompt.size()) + int64_t(f.req.max_tokens) * std::max(f.req.n, 1);
+  g.outstanding_tokens += f.outstanding;
+  g.in_flight += 1;
+  g.routed += 1;
+  self->send(g.leader, generate_atom::value, f.req, caf::actor_cast<token_sink_actor>(self));
+  return true;
+}
+
+void on_chunks(router_ptr self, std::vector<token_chunk>& chunks) {
+  auto& st = self->state;
+  for (auto& c : chunks) {
+    auto it = st.flights.find(c.id);
+    if (it == st.flights.end()) continue;  // cancelled meanwhile
+    flight& f = it->second;
+    if (!c.tokens.empty()) {
+      f.streamed = true;
+      const int64_t n = std::min<int64_t>(int64_t(c.tokens.size()), f.outstanding);
+      f.outstanding -= n;
+      if (auto g = st.groups.find(f.group); g != st.groups.end()) g->second.outstanding_tokens -= n;
+    }
+    const bool done = c.finish >= 0 && --f.unfinished <= 0;
+    const int64_t id = c.id;
+    const bool listening = st.streams->deliver(std::move(c));
+    if (done) {
+      settle(st, f);
+      st.flights.erase(it);
+    } else if (!listening) {  // its client is gone: stop spending the group's time on it
+      if (auto g = st.groups.find(f.group); g != st.groups.end()) self->send(g->second.leader, abort_atom::value, id);
+      settle(st, f);
+      st.flights.erase(it);
+    }
+  }
+}
+
+void on_group_down(router_ptr self, const caf::actor_addr& who, const caf::error& reason) {
+  auto& st = self->state;
+  auto g = std::find_if(st.groups.begin(), st.groups.end(),
+                        [&who](const auto& e) { return e.second.leader.address() == who; });
+  if (g == st.groups.end()) return;
+  const std::string name = g->first;
+  st.groups.erase(g);
+  std::vector<int64_t> ended;
+  for (auto& [id, f] : st.flights) {
+    if (f.group != name) continue;
+    f.outstanding = 0;
+    if (!f.streamed && f.retries < st.options.max_retries) {
+      ++f.retries;
+      if (dispatch(self, f)) continue;
+      fail_request(self, id, 503, "shard group " + name + " failed (" + caf::to_string(reason) +
+                                      ") and no other live shard group can take the request");
+    } else if (f.streamed) {
+      fail_request(self, id, 500, "shard group " + name + " failed (" + caf::to_string(reason) +
+                                      ") after the request had started streaming; its output cannot be resumed");
+    } else {
+      fail_request(self, id, 503, "shard group " + name + " failed and the request was already retried " +
+                                      std::to_string(f.retries) + " times");
+    }
+    ended.push_back(id);
+  }
+  for (int64_t id : ended) st.flights.erase(id);
+  publish(self);
+}
+
+}  // namespace
+
+router_actor spawn_router(caf::actor_system& system, router_options options, std::shared_ptr<stream_registry> streams,
+                          std::shared_ptr<cluster_view> view) {
+  auto fn = [](router_ptr self, router_options opts, std::shared_ptr<stream_registry> reg,
+               std::shared_ptr<cluster_view> v) -> router_actor::behavior_type {
+    self->state.options = std::move(opts);
+    self->state.streams = std::move(reg);
+    self->state.view = std::move(v);
+    self->set_down_handler([self](caf::down_msg& dm) { on_group_down(self, dm.source, dm.reason); });
+    return {
+        [self](register_atom, group_info& info, gpu_leader_actor& leader) -> caf::result<bool> {
+          auto& st = self->state;
+          if (info.revision != st.options.revision)
+            return caf::make_error(caf::sec::runtime_error,
+                                   "shard group " + info.name + " serves model revision '" + info.revision +
+                                       "' but this router serves '" + st.options.revision + "'");
+          if (!leader) return caf::make_error(caf::sec::runtime_error, "shard group " + info.name + " sent no leader");
+          self->monitor(leader);
+          group_entry e;
+          e.key = XXH3_64bits(info.name.data(), info.name.size());
+          e.load.group = info.name;
+          e.leader = std::move(leader);
+          e.info = std::move(info);
+          const std::string name = e.info.name;
+          st.groups[name] = std::move(e);
+          publish(self);
+          return true;
+        },
+        [self](load_atom, load_report& r) {
+          auto g = self->state.groups.find(r.group);
+          if (g == self->state.groups.end()) return;
+          g->second.load = std::move(r);
+          publish(self);
+        },
+        [self](tokens_atom, std::vector<token_chunk>& chunks) { on_chunks(self, chunks); },
+        [self](submit_atom, generate_request& req) {
+          auto& st = self->state;
+          flight f;
+          f.unfinished = std::max(req.n, 1);
+          f.req = std::move(req);
+          const int64_t id = f.req.id;
+          if (!dispatch(self, f)) {
+            fail_request(self, id, 503, "no live shard group: the cluster has no worker serving this model yet");
+            return;
+          }
+          st.flights.emplace(id, std::move(f));
+        },
+        [self](cancel_atom, int64_t id) {
+          auto& st = self->state;
+          auto it = st.flights.find(id);
+          if (it == st.flights.end()) return;
+          if (auto g = st.groups.find(it->second.group); g != st.groups.end())
+            self->send(g->second.leader, abort_atom::value, id);
+          settle(st, it->second);
+          st.flights.erase(it);
+        },
+    };
+  };
+  return system.spawn(fn, std::move(options), std::move(streams), std::move(view));
+}
+
+}  // namespace troupe::router

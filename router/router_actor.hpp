@@ -1,0 +1,28 @@
+// The router actor: the cluster's registry of shard groups (each monitored: a group whose node dies
+// or disconnects is removed at once), routing through a routing_policy, and the streams back to the
+// front ends of this node. A request that had not yet received a token when its group died is
+// routed again; one that had is ended with an error (its partial output cannot be resumed).
+#pragma once
+
+#include <caf/actor_system.hpp>
+#include <memory>
+#include <string>
+
+#include "common/actors.hpp"
+#include "router/cluster_view.hpp"
+#include "router/routing_policy.hpp"
+#include "router/stream_channel.hpp"
+
+namespace troupe::router {
+
+struct router_options {
+  std::string revision;                    // the only model revision this router routes to
+  std::shared_ptr<routing_policy> policy;  // used by the actor only
+  int32_t max_retries = 2;                 // re-routes of a request whose group died before its first token
+};
+
+[[nodiscard]] cluster::router_actor spawn_router(caf::actor_system& system, router_options options,
+                                                 std::shared_ptr<stream_registry> streams,
+                                                 std::shared_ptr<cluster_view> view);
+
+}  // namespace troupe::router

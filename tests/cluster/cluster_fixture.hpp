@@ -1,0 +1,134 @@
+// A real local cluster for the tests: `troupe up` (the router in one process, worker processes
+// joined to it) started on free loopback ports and stopped by PID.
+#pragma once
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <regex>
+#include <thread>
+
+#include "tests/cluster/http_client.hpp"
+#include "tests/test_tmp.hpp"
+
+extern char** environ;
+
+namespace troupe::test {
+
+// Runs the troupe binary with `args`, output to `log`; returns its pid.
+inline pid_t spawn_troupe(const std::vector<std::string>& args, const std::string& log) {
+  std::vector<char*> argv;
+  std::string bin = TROUPE_BIN;
+  argv.push_back(bin.data());
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  posix_spawn_file_actions_adddup2(&fa, 1, 2);
+  pid_t pid = 0;
+  const int rc = posix_spawn(&pid, bin.c_str(), &fa, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  EXPECT_EQ(rc, 0) << "cannot start " << bin;
+  return rc == 0 ? pid : -1;
+}
+
+// Waits for `pid` to exit; SIGKILL after `timeout`. Returns the wait status, or -1 if it had to be killed.
+inline int stop_process(pid_t pid, std::chrono::seconds timeout, int sig = SIGTERM) {
+  if (pid <= 0) return -1;
+  ::kill(pid, sig);
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  int status = 0;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (::waitpid(pid, &status, WNOHANG) == pid) return status;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ::kill(pid, SIGKILL);
+  ::waitpid(pid, &status, 0);
+  return -1;
+}
+
+inline std::string read_file(const std::string& path) {
+  std::ifstream f(path);
+  return std::string(std::istreambuf_iterator<char>(f), {});
+}
+
+// One gauge per group from /metrics: group name -> value.
+inline std::map<std::string, double> group_gauge(const std::string& metrics, const std::string& name) {
+  std::map<std::string, double> out;
+  const std::regex re(name + "\\{group=\"([^\"]+)\"\\} ([-0-9.e+]+)");
+  for (auto it = std::sregex_iterator(metrics.begin(), metrics.end(), re); it != std::sregex_iterator(); ++it)
+    out[(*it)[1]] = std::stod((*it)[2]);
+  return out;
+}
+
+class local_cluster {
+ public:
+  // Starts `troupe up` and waits until `workers` shard groups are live (or fails the test).
+  local_cluster(const std::string& model, int workers, std::vector<std::string> extra = {}) {
+    dir_ = process_tmp() + "/cluster-" + std::to_string(++counter());
+    std::filesystem::create_directories(dir_);
+    log_ = dir_ + "/up.log";
+    std::vector<std::string> args = {"up", "--model", model, "--workers", std::to_string(workers), "--http",
+                                     "127.0.0.1:0", "--listen", "127.0.0.1:0", "--port-file", dir_ + "/ports",
+                                     "--threads", "1", "--kv-memory", std::to_string(64 << 20)};
+    args.insert(args.end(), extra.begin(), extra.end());
+    pid_ = spawn_troupe(args, log_);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (std::chrono::steady_clock::now() < deadline) {
+      const std::string ports = read_file(dir_ + "/ports");
+      if (auto at = ports.find("http="); at != std::string::npos) port_ = uint16_t(std::atoi(ports.c_str() + at + 5));
+      if (port_ && live_groups() == workers) return;
+      int status = 0;
+      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    ADD_FAILURE() << "the cluster did not come up with " << workers << " groups; log:\n" << read_file(log_);
+  }
+  ~local_cluster() {
+    const int status = stop_process(pid_, std::chrono::seconds(15));
+    EXPECT_TRUE(pid_ < 0 || (status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0))
+        << "troupe up did not stop cleanly on SIGTERM; log:\n" << read_file(log_);
+  }
+
+  [[nodiscard]] uint16_t port() const { return port_; }
+  [[nodiscard]] std::string log() const { return read_file(log_); }
+
+  [[nodiscard]] int live_groups() const {
+    auto r = http_request(port_, "GET", "/health");
+    const auto at = r.body.find("\"live_groups\":");
+    return at == std::string::npos ? -1 : std::atoi(r.body.c_str() + at + 14);
+  }
+  [[nodiscard]] std::string metrics() const { return http_request(port_, "GET", "/metrics").body; }
+
+  // The worker pids, from the group names (HOST:PID/0).
+  [[nodiscard]] std::vector<pid_t> worker_pids() const {
+    std::vector<pid_t> pids;
+    for (const auto& [name, v] : group_gauge(metrics(), "troupe_group_running")) {
+      const size_t colon = name.rfind(':'), slash = name.rfind('/');
+      pids.push_back(pid_t(std::atoi(name.substr(colon + 1, slash - colon - 1).c_str())));
+    }
+    return pids;
+  }
+
+ private:
+  static int& counter() {
+    static int n = 0;
+    return n;
+  }
+  std::string dir_, log_;
+  pid_t pid_ = -1;
+  uint16_t port_ = 0;
+};
+
+}  // namespace troupe::test

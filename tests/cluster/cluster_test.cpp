@@ -1,0 +1,349 @@
+// The cluster end to end: `troupe up` with real worker processes on loopback, driven over the
+// OpenAI-compatible HTTP API: concurrency, equality with `troupe generate`, a worker killed under
+// load, a client hanging up mid-stream, and every class of malformed request.
+#include <gtest/gtest.h>
+#include <simdjson.h>
+
+#include <atomic>
+#include <cstdio>
+#include <thread>
+
+#include "engine/tiny_model.hpp"
+#include "tests/cluster/cluster_fixture.hpp"
+
+namespace troupe::test {
+namespace {
+
+// The default tiny model, with a shorter context so the context-limit checks are quick to hit.
+const std::string& cluster_model() {
+  static const std::string dir = [] {
+    const std::string d = process_tmp() + "/cluster-model";
+    engine::tiny_model_spec spec;
+    spec.max_position = 2048;
+    auto ok = engine::make_tiny_model(spec, d);
+    EXPECT_TRUE(ok) << ok.message();
+    return d;
+  }();
+  return dir;
+}
+
+std::string run_capture(const std::string& cmd) {
+  std::string out;
+  FILE* p = popen(cmd.c_str(), "r");
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  pclose(p);
+  return out;
+}
+
+std::string json_string_field(const std::string& json, const char* field) {
+  simdjson::dom::parser parser;
+  auto doc = parser.parse(json);
+  if (doc.error()) return "<not json: " + json + ">";
+  std::string_view v;
+  if (doc[field].get(v)) return "<no field " + std::string(field) + ">";
+  return std::string(v);
+}
+
+// Text of a streamed completion: the concatenated "text" deltas; `finish` gets the finish reason,
+// `error` the error message of an error event.
+struct streamed {
+  std::string text, finish, error;
+  int64_t completion_tokens = -1;
+  bool done = false;  // ended with [DONE]
+  int status = 0;
+};
+
+streamed parse_stream(int status, const std::string& body) {
+  streamed s;
+  s.status = status;
+  simdjson::dom::parser parser;
+  for (const auto& ev : sse_events(body)) {
+    if (ev == "[DONE]") {
+      s.done = true;
+      continue;
+    }
+    auto doc = parser.parse(ev);
+    if (doc.error()) continue;
+    simdjson::dom::element err;
+    if (!doc["error"].get(err)) {
+      std::string_view m;
+      if (!err["message"].get(m)) s.error = std::string(m);
+      continue;
+    }
+    int64_t ct = 0;
+    if (!doc["usage"]["completion_tokens"].get(ct)) s.completion_tokens = ct;
+    simdjson::dom::array choices;
+    if (doc["choices"].get(choices)) continue;
+    for (auto c : choices) {
+      std::string_view t;
+      if (!c["text"].get(t)) s.text += t;
+      if (!c["delta"]["content"].get(t)) s.text += t;
+      std::string_view f;
+      if (!c["finish_reason"].get(f)) s.finish = std::string(f);
+    }
+  }
+  return s;
+}
+
+streamed stream_completion(uint16_t port, const std::string& body) {
+  auto r = http_request(port, "POST", "/v1/completions", body);
+  if (r.status != 200) {
+    streamed s;
+    s.status = r.status;
+    s.error = r.body + r.error;
+    return s;
+  }
+  return parse_stream(r.status, r.body);
+}
+
+std::string completion_body(const std::string& prompt, int max_tokens, bool stream, const std::string& extra = {}) {
+  return "{\"model\":\"cluster-model\",\"prompt\":\"" + prompt + "\",\"max_tokens\":" + std::to_string(max_tokens) +
+         ",\"temperature\":0,\"stream\":" + (stream ? "true" : "false") + extra + "}";
+}
+
+TEST(cluster, concurrent_streams_match_generate_and_use_both_groups) {
+  local_cluster cluster(cluster_model(), 2);
+  ASSERT_NE(cluster.port(), 0);
+  const std::vector<std::string> prompts = {"The actors of a distributed system", "Hello there",
+                                            "Once upon a time", "A shard group is",
+                                            "Tokens stream back", "Routers route", "One two three", "Caches"};
+  // The reference: troupe generate, one process per prompt, greedy.
+  std::vector<std::string> expected;
+  for (const auto& p : prompts) {
+    const std::string out = run_capture(std::string(TROUPE_BIN) + " generate --model " + cluster_model() +
+                                        " --prompt '" + p + "' --max-tokens 24 --temperature 0 --json 2>&1");
+    expected.push_back(json_string_field(out, "text"));
+  }
+  constexpr int requests = 64;
+  std::vector<streamed> results(requests);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < requests; ++i)
+    threads.emplace_back([&, i]() {
+      results[size_t(i)] = stream_completion(cluster.port(), completion_body(prompts[size_t(i) % prompts.size()], 24,
+                                                                             true, ",\"stream_options\":{\"include_usage\":true}"));
+    });
+  for (auto& t : threads) t.join();
+  for (int i = 0; i < requests; ++i) {
+    const auto& r = results[size_t(i)];
+    EXPECT_EQ(r.status, 200) << r.error;
+    EXPECT_TRUE(r.done) << "request " << i << " did not end with [DONE]";
+    EXPECT_EQ(r.text, expected[size_t(i) % prompts.size()]) << "request " << i;
+    EXPECT_FALSE(r.finish.empty());
+    EXPECT_GT(r.completion_tokens, 0);
+  }
+  const auto routed = group_gauge(cluster.metrics(), "troupe_group_requests_routed");
+  ASSERT_EQ(routed.size(), 2u);
+  for (const auto& [group, n] : routed) EXPECT_GT(n, 0) << group << " received no work";
+
+  // The non-streamed and chat forms of the same work agree too.
+  auto whole = http_request(cluster.port(), "POST", "/v1/completions", completion_body(prompts[0], 24, false));
+  ASSERT_EQ(whole.status, 200) << whole.body;
+  simdjson::dom::parser parser;
+  auto doc = parser.parse(whole.body);
+  ASSERT_FALSE(doc.error()) << whole.body;
+  std::string_view text;
+  ASSERT_FALSE(doc["choices"].at(0)["text"].get(text));
+  EXPECT_EQ(std::string(text), expected[0]);
+  const auto chat = run_capture(std::string(TROUPE_BIN) + " generate --model " + cluster_model() +
+                                " --chat 'Hi there' --max-tokens 12 --temperature 0 --json 2>&1");
+  auto c = http_request(cluster.port(), "POST", "/v1/chat/completions",
+                        "{\"model\":\"cluster-model\",\"messages\":[{\"role\":\"user\",\"content\":\"Hi there\"}],"
+                        "\"max_tokens\":12,\"temperature\":0,\"stream\":true}");
+  EXPECT_EQ(parse_stream(c.status, c.body).text, json_string_field(chat, "text"));
+}
+
+TEST(cluster, killed_worker_retries_unstarted_requests_and_fails_started_ones_cleanly) {
+  // Few sequences per step, so that some requests wait in a group's queue (never started).
+  local_cluster cluster(cluster_model(), 2, {"--max-running", "2"});
+  ASSERT_NE(cluster.port(), 0);
+  const auto pids = cluster.worker_pids();
+  ASSERT_EQ(pids.size(), 2u);
+  constexpr int requests = 16;
+  std::vector<streamed> results(requests);
+  std::vector<std::thread> threads;
+  std::atomic<int> started{0};
+  for (int i = 0; i < requests; ++i)
+    threads.emplace_back([&, i]() {
+      http_connection conn(cluster.port(), 120);
+      const std::string body = completion_body("Request number " + std::to_string(i), 300, true, ",\"ignore_eos\":true");
+      conn.send_raw("POST /v1/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: " +
+                    std::to_string(body.size()) + "\r\n\r\n" + body);
+      const int status = conn.read_head();
+      if (status == 200) {
+        conn.read_body_until([](const std::string& b) { return b.find("\"text\"") != std::string::npos; });
+        started.fetch_add(1);
+      }
+      results[size_t(i)] = parse_stream(status, conn.read_body_until([](const std::string&) { return false; }));
+    });
+  // Kill one worker once some streams are under way.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (started.load() < 2 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_GE(started.load(), 2);
+  ::kill(pids[0], SIGKILL);
+  for (auto& t : threads) t.join();  // none hangs: each ends (socket timeout 120 s would fail it)
+  int completed = 0, failed = 0;
+  for (const auto& r : results) {
+    if (r.status == 200 && r.error.empty()) {
+      EXPECT_TRUE(r.done);
+      EXPECT_EQ(r.finish, "length");
+      ++completed;
+    } else {
+      // Ended with a clear error: its group failed after it had started streaming.
+      EXPECT_NE(r.error.find("failed"), std::string::npos) << r.error;
+      EXPECT_NE(r.error.find("after the request had started streaming"), std::string::npos) << r.error;
+      EXPECT_TRUE(r.done);
+      ++failed;
+    }
+  }
+  EXPECT_EQ(completed + failed, requests);
+  EXPECT_GT(completed, requests / 2) << "the unstarted requests of the dead group were not retried";
+  EXPECT_GE(failed, 1) << "no request was streaming on the killed group";
+  EXPECT_EQ(cluster.live_groups(), 1);
+  // New requests keep working on the surviving group.
+  auto r = stream_completion(cluster.port(), completion_body("After the failure", 8, true));
+  EXPECT_EQ(r.status, 200) << r.error;
+  EXPECT_TRUE(r.done);
+  // With no group left, health says so and requests get 503.
+  ::kill(pids[1], SIGKILL);
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (cluster.live_groups() != 0 && std::chrono::steady_clock::now() < until)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  auto health = http_request(cluster.port(), "GET", "/health");
+  EXPECT_EQ(health.status, 503) << health.body;
+  auto none = http_request(cluster.port(), "POST", "/v1/completions", completion_body("Nobody home", 4, false));
+  EXPECT_EQ(none.status, 503) << none.body;
+  EXPECT_NE(none.body.find("no live shard group"), std::string::npos) << none.body;
+}
+
+TEST(cluster, client_hanging_up_mid_stream_aborts_its_request_at_the_worker) {
+  local_cluster cluster(cluster_model(), 1);
+  ASSERT_NE(cluster.port(), 0);
+  {
+    http_connection conn(cluster.port());
+    const std::string body = completion_body("A very long story", 2000, true, ",\"ignore_eos\":true");
+    conn.send_raw("POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(body.size()) +
+                  "\r\n\r\n" + body);
+    ASSERT_EQ(conn.read_head(), 200);
+    conn.read_body_until([](const std::string& b) { return b.find("\"text\"") != std::string::npos; });
+  }  // hangs up after the first tokens
+  // The group stops generating for it: its load reports (every second) show nothing running and
+  // the KV blocks free, well before 2000 tokens could have been generated.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  double running = -1, kv = -1, generated = -1;
+  while (std::chrono::steady_clock::now() < deadline) {
+    const auto m = cluster.metrics();
+    running = group_gauge(m, "troupe_group_running").begin()->second;
+    kv = group_gauge(m, "troupe_group_kv_used_fraction").begin()->second;
+    generated = group_gauge(m, "troupe_group_generated_tokens").begin()->second;
+    if (running == 0 && kv == 0 && generated > 0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(running, 0);
+  EXPECT_EQ(kv, 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1200));
+  const double later = group_gauge(cluster.metrics(), "troupe_group_generated_tokens").begin()->second;
+  EXPECT_EQ(later, generated) << "the group kept generating for a client that had left";
+  EXPECT_LT(generated, 2000);
+}
+
+TEST(cluster, malformed_requests_get_their_status_and_error_body_and_the_server_keeps_serving) {
+  local_cluster cluster(cluster_model(), 1);
+  ASSERT_NE(cluster.port(), 0);
+  const uint16_t port = cluster.port();
+  struct bad_case {
+    const char* what;
+    std::string path, body;
+    int status;
+    const char* message;  // a part of the error message
+    const char* param;    // expected "param" ("" = do not check)
+  };
+  const std::vector<bad_case> cases = {
+      {"malformed JSON", "/v1/completions", "{\"model\": \"cluster-model\", \"prompt\": ", 400, "malformed JSON", ""},
+      {"not an object", "/v1/chat/completions", "[1,2,3]", 400, "", ""},
+      {"unknown model", "/v1/completions", "{\"model\":\"gpt-9\",\"prompt\":\"hi\"}", 404, "gpt-9", "model"},
+      {"prompt over the context", "/v1/completions",
+       "{\"model\":\"cluster-model\",\"prompt\":[" + [] {
+         std::string ids;
+         for (int i = 0; i < 2100; ++i) ids += (i ? ",1" : "1");
+         return ids;
+       }() + "]}",
+       400, "maximum context length is 2048", "prompt"},
+      {"prompt plus max_tokens over the context", "/v1/completions",
+       "{\"model\":\"cluster-model\",\"prompt\":\"hi\",\"max_tokens\":5000}", 400, "maximum context length is 2048",
+       "max_tokens"},
+      {"temperature out of range", "/v1/completions",
+       "{\"model\":\"cluster-model\",\"prompt\":\"hi\",\"temperature\":7}", 400, "temperature", "temperature"},
+      {"top_p of the wrong type", "/v1/chat/completions",
+       "{\"model\":\"cluster-model\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"top_p\":\"high\"}", 400,
+       "top_p", "top_p"},
+      {"n too large", "/v1/completions", "{\"model\":\"cluster-model\",\"prompt\":\"hi\",\"n\":1000}", 400, "n", "n"},
+      {"token id outside the vocabulary", "/v1/completions",
+       "{\"model\":\"cluster-model\",\"prompt\":[1,2,999999]}", 400, "outside the vocabulary", "prompt"},
+      {"bad role", "/v1/chat/completions",
+       "{\"model\":\"cluster-model\",\"messages\":[{\"role\":\"wizard\",\"content\":\"hi\"}]}", 400, "role",
+       "messages[0].role"},
+      {"unknown endpoint", "/v1/embeddings", "{}", 404, "no such endpoint", ""},
+  };
+  for (const auto& c : cases) {
+    auto r = http_request(port, "POST", c.path, c.body);
+    EXPECT_EQ(r.status, c.status) << c.what << ": " << r.body;
+    simdjson::dom::parser parser;
+    auto doc = parser.parse(r.body);
+    ASSERT_FALSE(doc.error()) << c.what << ": not JSON: " << r.body;
+    std::string_view message, type;
+    EXPECT_FALSE(doc["error"]["message"].get(message)) << c.what << ": " << r.body;
+    EXPECT_FALSE(doc["error"]["type"].get(type)) << c.what << ": " << r.body;
+    EXPECT_NE(std::string(message).find(c.message), std::string::npos) << c.what << ": " << message;
+    if (*c.param) {
+      std::string_view param;
+      EXPECT_FALSE(doc["error"]["param"].get(param)) << c.what << ": " << r.body;
+      EXPECT_EQ(param, c.param) << c.what;
+    }
+  }
+  // Wrong method.
+  EXPECT_EQ(http_request(port, "GET", "/v1/completions").status, 405);
+  // Oversized body: refused by its declared length, unread.
+  {
+    http_connection conn(port);
+    conn.send_raw("POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 999999999\r\n\r\n{\"model\":");
+    EXPECT_EQ(conn.read_head(), 413);
+    EXPECT_NE(conn.read_body_until([](const std::string&) { return false; }).find("larger than the limit"),
+              std::string::npos);
+  }
+  // Oversized body without a declared length (chunked): refused at the limit.
+  {
+    http_connection conn(port);
+    conn.send_raw("POST /v1/completions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n");
+    const std::string chunk(1 << 20, ' ');
+    char size_line[32];
+    std::snprintf(size_line, sizeof size_line, "%zx\r\n", chunk.size());
+    int status = 0;
+    for (int i = 0; i < 20 && status == 0; ++i)
+      if (!conn.send_raw(std::string(size_line) + chunk + "\r\n")) break;
+    status = conn.read_head();
+    EXPECT_EQ(status, 413);
+  }
+  // Non-numeric Content-Length.
+  {
+    http_connection conn(port);
+    conn.send_raw("POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: ten\r\n\r\n{}");
+    const int status = conn.read_head();
+    EXPECT_EQ(status, 400);
+    EXPECT_NE(conn.read_body_until([](const std::string&) { return false; }).find("\"error\""), std::string::npos);
+  }
+  // And the server still serves.
+  auto ok = stream_completion(port, completion_body("Still here", 6, true));
+  EXPECT_EQ(ok.status, 200) << ok.error;
+  EXPECT_TRUE(ok.done);
+  auto health = http_request(port, "GET", "/health");
+  EXPECT_EQ(health.status, 200);
+  const auto m = cluster.metrics();
+  EXPECT_NE(m.find("troupe_requests_total{endpoint=\"completions\",status=\"400\"}"), std::string::npos);
+  EXPECT_NE(m.find("troupe_time_to_first_token_seconds_bucket"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace troupe::test

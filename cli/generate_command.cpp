@@ -1,12 +1,15 @@
-// `troupe generate --model PATH (--prompt TEXT | --prompt-tokens 1,2,3 | --chat TEXT [--system
-// TEXT]) ...`: one generation on the CPU engine, streamed to the terminal, or one JSON object with
-// --json. --chat renders the model's own chat template with the generation prompt.
+// `troupe generate (--model PATH | --connect HOST:PORT [--api-key K]) (--prompt TEXT | --prompt-tokens
+// 1,2,3 | --chat TEXT [--system TEXT]) ...`: one generation on the CPU engine, or on a cluster over
+// its Cap'n Proto API, streamed to the terminal, or one JSON object with --json. --chat renders the
+// model's own chat template with the generation prompt.
 #include <charconv>
 #include <cstdio>
 #include <memory>
 
 #include "cli/commands.hpp"
 #include "cli/json_output.hpp"
+#include "client/client.hpp"
+#include "common/cluster_config.hpp"
 #include "engine/chat/chat_template.hpp"
 #include "engine/cpu_backend.hpp"
 #include "engine/generator.hpp"
@@ -18,6 +21,7 @@ namespace {
 
 struct generate_options {
   std::string model, prompt, prompt_tokens, chat, system;
+  std::string connect, api_key;  // --connect: the cluster's Cap'n Proto API instead of a local model
   engine::generation_request req;
   uint64_t seed = 0;
   int threads = 0;
@@ -124,12 +128,105 @@ int run(generate_options& o, bool seed_given) {
   return 0;
 }
 
+// Logprobs as the API returns them: token bytes (which may split a UTF-8 character), so written
+// as byte arrays, as OpenAI's chat "bytes" fields are.
+std::string remote_logprobs_json(const std::vector<client::token_logprob>& lp) {
+  const auto bytes = [](const std::string& t) {
+    std::vector<int> b(t.begin(), t.end());
+    for (auto& x : b) x &= 0xff;
+    return json_int_array(b);
+  };
+  std::string s = "[";
+  for (size_t i = 0; i < lp.size(); ++i) {
+    s += (i ? "," : "") + std::string("{\"bytes\":") + bytes(lp[i].token) + ",\"logprob\":" +
+         json_number(lp[i].logprob) + ",\"top\":[";
+    for (size_t j = 0; j < lp[i].top.size(); ++j)
+      s += (j ? "," : "") + std::string("{\"bytes\":") + bytes(lp[i].top[j].token) +
+           ",\"logprob\":" + json_number(lp[i].top[j].logprob) + "}";
+    s += "]}";
+  }
+  return s + "]";
+}
+
+// The same generation on a cluster (--connect): the server tokenizes, so --json has the prompt's
+// ids but not the generated ones (the API streams text).
+int run_remote(generate_options& o, bool seed_given) {
+  auto where = cluster::parse_host_port(o.connect, "--connect");
+  if (!where) return std::fprintf(stderr, "error: %s\n", where.message().c_str()), 2;
+  client::sampling_options s;
+  s.max_tokens = o.req.max_tokens;
+  s.temperature = o.req.sampling.temperature;
+  s.top_p = o.req.sampling.top_p;
+  s.top_k = o.req.sampling.top_k;
+  s.min_p = o.req.sampling.min_p;
+  s.repetition_penalty = o.req.sampling.repetition_penalty;
+  s.presence_penalty = o.req.sampling.presence_penalty;
+  s.frequency_penalty = o.req.sampling.frequency_penalty;
+  if (seed_given) s.seed = int64_t(o.seed);
+  s.logprobs = o.req.sampling.logprobs;
+  s.stop = o.req.stop;
+  s.stop_token_ids = o.req.stop_token_ids;
+  s.ignore_eos = o.req.ignore_eos;
+  s.skip_special_tokens = !o.keep_special;
+  auto c = client::client::connect(where->host, where->port, o.api_key);
+  if (!c) return std::fprintf(stderr, "error: %s\n", c.message().c_str()), 1;
+  std::string text;
+  std::vector<client::token_logprob> logprobs;
+  std::string finish;
+  const client::chunk_callback on_chunk = [&](const client::chunk& ch) {
+    text += ch.text;
+    for (const auto& lp : ch.logprobs) logprobs.push_back(lp);
+    if (!ch.finish_reason.empty()) finish = ch.finish_reason;
+    if (!o.json) {
+      std::fwrite(ch.text.data(), 1, ch.text.size(), stdout);
+      std::fflush(stdout);
+    }
+    return true;
+  };
+  expected<client::result> r = error{};
+  if (!o.chat.empty()) {
+    client::chat_request req;
+    req.model = o.model;
+    if (!o.system.empty()) req.messages.push_back({"system", o.system});
+    req.messages.push_back({"user", o.chat});
+    req.sampling = s;
+    r = c->chat(req, on_chunk);
+  } else {
+    client::request req;
+    req.model = o.model;
+    if (!o.prompt_tokens.empty()) {
+      auto ids = parse_ids(o.prompt_tokens);
+      if (!ids) return std::fprintf(stderr, "error: %s\n", ids.message().c_str()), 2;
+      req.prompt_tokens = std::move(*ids);
+    } else {
+      req.prompt = o.prompt;
+    }
+    req.sampling = s;
+    r = c->generate(req, on_chunk);
+  }
+  if (!r) return std::fprintf(stderr, "%serror: %s\n", o.json || text.empty() ? "" : "\n", r.message().c_str()), 1;
+  if (finish.empty() && !r->finish_reasons.empty()) finish = r->finish_reasons[0];
+  if (o.json) {
+    std::string out = "{\"prompt_tokens\":" + json_int_array(r->prompt_token_ids) + ",\"text\":" + json_string(text) +
+                      ",\"logprobs\":" + remote_logprobs_json(logprobs) + ",\"finish_reason\":" + json_string(finish) +
+                      "}\n";
+    std::fwrite(out.data(), 1, out.size(), stdout);
+  } else {
+    std::printf("\n");
+    std::fprintf(stderr, "[%lld prompt tokens, %lld generated, finish: %s]\n", (long long)r->prompt_tokens,
+                 (long long)r->completion_tokens, finish.c_str());
+  }
+  return 0;
+}
+
 }  // namespace
 
 command_runner add_generate_command(CLI::App& app) {
   auto o = std::make_shared<generate_options>();
   CLI::App* g = app.add_subcommand("generate", "generate text from a prompt with a local model");
-  g->add_option("--model", o->model, "HF folder or .gguf file")->required();
+  g->add_option("--model", o->model, "HF folder or .gguf file (with --connect: the served model's name, default its first)");
+  g->add_option("--connect", o->connect, "generate on a cluster through its Cap'n Proto API (HOST:PORT)");
+  g->add_option("--api-key", o->api_key, "with --connect: the cluster's API key");
   auto* prompt = g->add_option("--prompt", o->prompt, "prompt text (encoded with the model's tokenizer)");
   auto* tokens = g->add_option("--prompt-tokens", o->prompt_tokens, "prompt as token ids: 1,2,3");
   auto* chat = g->add_option("--chat", o->chat, "a user message, rendered with the model's chat template");
@@ -157,6 +254,11 @@ command_runner add_generate_command(CLI::App& app) {
   return [o, seed, prompt, tokens, chat]() {
     if (!prompt->count() && !tokens->count() && !chat->count()) {
       std::fprintf(stderr, "error: give --prompt TEXT, --prompt-tokens 1,2,3 or --chat TEXT\n");
+      return 2;
+    }
+    if (!o->connect.empty()) return run_remote(*o, seed->count() > 0);
+    if (o->model.empty()) {
+      std::fprintf(stderr, "error: give --model PATH (or --connect HOST:PORT)\n");
       return 2;
     }
     return run(*o, seed->count() > 0);

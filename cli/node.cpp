@@ -17,10 +17,12 @@
 
 #include "common/cluster_config.hpp"
 #include "common/metrics.hpp"
+#include "cache_actor/cache_actor.hpp"
 #include "gpu_actor/worker.hpp"
 #include "router/http_server.hpp"
 #include "router/model_frontend.hpp"
 #include "router/router_actor.hpp"
+#include "router/rpc_server.hpp"
 
 namespace troupe::cli {
 
@@ -101,12 +103,23 @@ expected<void> register_group(caf::actor_system& system, const router_actor& rou
   return out;
 }
 
+// Runs the loop until a listener has bound its port (`port` set by its callback) or failed.
+expected<void> wait_bound(kj::AsyncIoContext& io, kj::Promise<void>& serving, const uint16_t& port) {
+  try {
+    while (port == 0 && !serving.poll(io.waitScope)) io.waitScope.poll();
+    if (port == 0) serving.wait(io.waitScope);  // settled early: rethrows the error
+  } catch (const kj::Exception& e) {
+    return fail(e.getDescription().cStr());
+  }
+  return {};
+}
+
 void write_port_file(const std::string& path, const node_ports& ports) {
   if (path.empty()) return;
   const std::string tmp = path + ".tmp";
   {
     std::ofstream f(tmp);
-    f << "http=" << ports.http << "\ncluster=" << ports.cluster << "\n";
+    f << "http=" << ports.http << "\ncluster=" << ports.cluster << "\nrpc=" << ports.rpc << "\n";
   }
   std::rename(tmp.c_str(), path.c_str());  // readers never see a half-written file
 }
@@ -119,9 +132,12 @@ int run_node(const node_options& o, const std::function<void(const node_ports&)>
     std::fprintf(stderr, "error: %s\n", m.c_str());
     return 1;
   };
-  if (!o.router && !o.worker) return err("--roles: give at least one of router, worker");
-  if (o.model.empty()) return err("--model PATH is needed (the router tokenizes with it, a worker runs it)");
+  if (!o.router && !o.worker && !o.cache) return err("--roles: give at least one of router, worker, cache");
+  if ((o.router || o.worker) && o.model.empty())
+    return err("--model PATH is needed (the router tokenizes with it, a worker runs it)");
   if (o.worker && !o.router && o.join.empty()) return err("a worker without the router role needs --join HOST:PORT");
+  if (!o.router && (!o.rpc.empty() || !o.api_keys.empty() || !o.api_key_file.empty()))
+    return err("--rpc, --api-key and --api-key-file belong to the router role");
 
   // The front end first: it loads the tokenizer and checks the model before anything listens.
   std::unique_ptr<router::model_frontend> frontend;
@@ -138,18 +154,42 @@ int run_node(const node_options& o, const std::function<void(const node_ports&)>
     if (!p) return err("--routing: " + p.message());
     policy = std::move(*p);
   }
-  host_port listen_at, http_at, join_at;
-  if (o.router) {
+  host_port listen_at, http_at, join_at, cache_at;
+  if (o.router || o.cache) {
     auto l = parse_host_port(o.listen, "--listen");
     if (!l) return err(l.message());
+    listen_at = *l;
+  }
+  if (o.router) {
     auto h = parse_host_port(o.http, "--http");
     if (!h) return err(h.message());
-    listen_at = *l;
     http_at = *h;
-  } else {
+  }
+  if (o.worker && !o.router) {
     auto j = parse_host_port(o.join, "--join");
     if (!j) return err(j.message());
     join_at = *j;
+  }
+  if (o.router && !o.cache_node.empty()) {
+    auto c = parse_host_port(o.cache_node, "--cache-node");
+    if (!c) return err(c.message());
+    cache_at = *c;
+  }
+  router::api_keys keys;
+  if (o.router) {
+    auto k = router::api_keys::load(o.api_keys, o.api_key_file);
+    if (!k) return err(k.message());
+    keys = std::move(*k);
+  }
+  // The response cache lives here when this node has the cache role, or is a router without
+  // --no-cache or --cache-node.
+  const bool local_cache = o.cache || (o.router && !o.no_cache && o.cache_node.empty());
+  cache::cache_options co;
+  co.max_bytes = o.cache_max_bytes;
+  co.ttl = std::chrono::seconds(o.cache_ttl_s);
+  co.redis = o.cache_redis;
+  if (local_cache) {
+    if (auto ok = cache::validate(co); !ok) return err(ok.message());
   }
 
   auto io = kj::setupAsyncIo();
@@ -161,20 +201,46 @@ int run_node(const node_options& o, const std::function<void(const node_ports&)>
   node_ports ports;
   router_actor router_handle;
   gpu_leader_actor leader;
+  cache_actor cache_handle;
+  router::request_ids ids;
   std::unique_ptr<router::http_frontend> http;
   kj::Promise<void> serving = kj::NEVER_DONE;
   caf::actor watcher;
-  auto shutdown = [&system, &router_handle, &leader, &watcher]() {
+  auto shutdown = [&system, &router_handle, &leader, &watcher, &cache_handle]() {
     if (watcher) caf::anon_send_exit(watcher, caf::exit_reason::user_shutdown);
+    if (cache_handle) caf::anon_send_exit(cache_handle, caf::exit_reason::user_shutdown);
     if (leader) caf::anon_send_exit(leader, caf::exit_reason::user_shutdown);
     if (router_handle) caf::anon_send_exit(router_handle, caf::exit_reason::user_shutdown);
     (void)system;
   };
 
+  if (local_cache) cache_handle = cache::spawn_cache(system, co, &metrics);
+  if (o.cache && !o.router) {  // a cache node: routers reach its actor on the cluster port
+    auto port = system.middleman().publish(cache_handle, listen_at.port, listen_at.host.c_str(), true);
+    if (!port) {
+      shutdown();
+      return err("--listen " + o.listen + ": " + system.render(port.error()));
+    }
+    ports.cluster = *port;
+    std::fprintf(stderr, "troupe: response cache on cluster port %s:%u (%lld bytes, ttl %lld s%s%s)\n",
+                 listen_at.host.c_str(), ports.cluster, (long long)co.max_bytes, (long long)o.cache_ttl_s,
+                 co.redis.empty() ? "" : ", redis ", co.redis.c_str());
+  }
+  if (o.router && !o.cache_node.empty()) {
+    auto c = system.middleman().remote_actor<cache_actor>(cache_at.host, cache_at.port);
+    if (!c) {
+      shutdown();
+      return err("--cache-node " + o.cache_node + ": " + system.render(c.error()));
+    }
+    cache_handle = *c;
+  }
+
   if (o.router) {
     router::router_options ro;
     ro.revision = frontend->revision();
     ro.policy = policy;
+    ro.cache = cache_handle;
+    ro.metrics = &metrics;
     router_handle = router::spawn_router(system, std::move(ro), streams, view);
     auto port = system.middleman().publish(router_handle, listen_at.port, listen_at.host.c_str(), true);
     if (!port) {
@@ -182,20 +248,46 @@ int run_node(const node_options& o, const std::function<void(const node_ports&)>
       return err("--listen " + o.listen + ": " + system.render(port.error()));
     }
     ports.cluster = *port;
-    http = std::make_unique<router::http_frontend>(*frontend, router_handle, streams, view, metrics);
-    serving = http->listen(io, http_at, [&ports](uint16_t p) { ports.http = p; })
-                  .eagerlyEvaluate(nullptr);
-    // Run the loop until the listener is bound (or failed).
-    try {
-      while (ports.http == 0 && !serving.poll(io.waitScope)) io.waitScope.poll();
-      if (ports.http == 0) serving.wait(io.waitScope);  // settled early: rethrows the error
-    } catch (const kj::Exception& e) {
+    router::frontend_context ctx;
+    ctx.model = frontend.get();
+    ctx.router = router_handle;
+    ctx.streams = streams;
+    ctx.view = view;
+    ctx.metrics = &metrics;
+    ctx.ids = &ids;
+    ctx.keys = &keys;
+    ctx.cache.enabled = static_cast<bool>(cache_handle);
+    ctx.cache.allow_nondeterministic = o.cache_nondeterministic;
+    ctx.protect_metrics = o.protect_metrics;
+    http = std::make_unique<router::http_frontend>(ctx);
+    serving = http->listen(io, http_at, [&ports](uint16_t p) { ports.http = p; }).eagerlyEvaluate(nullptr);
+    if (auto bound = wait_bound(io, serving, ports.http); !bound) {
       shutdown();
-      return err("--http " + o.http + ": " + std::string(e.getDescription().cStr()));
+      return err("--http " + o.http + ": " + bound.message());
     }
-    std::fprintf(stderr, "troupe: router serving '%s' on http://%s:%u (cluster port %s:%u, routing %s)\n",
+    // --- The Cap'n Proto API (router/rpc_server.hpp), beside HTTP on the same loop and context. ---
+    // The frontend rides on its listen promise (destroyed with it); that promise joins `serving`,
+    // so a failing RPC listener stops the node as a failing HTTP one does.
+    if (!o.rpc.empty()) {
+      auto rpc_at = parse_host_port(o.rpc, "--rpc");
+      if (!rpc_at) {
+        shutdown();
+        return err(rpc_at.message());
+      }
+      auto rpc = kj::heap<router::rpc_frontend>(ctx);
+      auto rpc_serving = rpc->listen(io, *rpc_at, [&ports](uint16_t p) { ports.rpc = p; }).eagerlyEvaluate(nullptr);
+      if (auto bound = wait_bound(io, rpc_serving, ports.rpc); !bound) {
+        shutdown();
+        return err("--rpc " + o.rpc + ": " + bound.message());
+      }
+      serving = serving.exclusiveJoin(rpc_serving.attach(kj::mv(rpc)));
+      std::fprintf(stderr, "troupe: router serving Cap'n Proto RPC on %s:%u\n", rpc_at->host.c_str(), ports.rpc);
+    }
+    // --- end of the Cap'n Proto API ---
+    std::fprintf(stderr, "troupe: router serving '%s' on http://%s:%u (cluster port %s:%u, routing %s, %s, %s)\n",
                  frontend->name().c_str(), http_at.host.c_str(), ports.http, listen_at.host.c_str(), ports.cluster,
-                 std::string(policy->name()).c_str());
+                 std::string(policy->name()).c_str(), cache_handle ? "response cache on" : "no response cache",
+                 keys.enabled() ? "API keys required" : "no API keys");
   }
 
   kj::Promise<void> router_lost = kj::NEVER_DONE;

@@ -15,6 +15,7 @@ namespace troupe::cli {
 struct node_options {
   bool router = false;
   bool worker = false;
+  bool cache = false;                     // the response cache actor in this node (`--roles cache` alone: published on --listen)
   std::string listen = "127.0.0.1:7070";  // router: the cluster (CAF) port workers join
   std::string join;                       // worker without the router role: the router node's cluster port
   std::string http = "127.0.0.1:8000";    // router: the OpenAI-compatible API
@@ -24,13 +25,25 @@ struct node_options {
   int tp = 1;
   int threads = 0;
   double join_timeout_s = 30;             // worker: how long to keep trying to reach the router
-  std::string port_file;                  // written once listening: "http=P\ncluster=P\n"
+  std::string port_file;                  // written once listening: "http=P\ncluster=P\nrpc=P\n"
+  std::string rpc;                        // router: the Cap'n Proto API (HOST:PORT); empty = none
+  std::vector<std::string> api_keys;      // router: --api-key (repeatable)
+  std::string api_key_file;               // router: --api-key-file
+  bool protect_metrics = false;           // router: /health and /metrics need a key too
+  // The response cache: in the router's node unless --no-cache or --cache-node names a cache node.
+  bool no_cache = false;
+  std::string cache_node;                 // router: HOST:PORT of a `--roles cache` node
+  int64_t cache_max_bytes = int64_t(256) << 20;
+  int64_t cache_ttl_s = 3600;
+  std::string cache_redis;                // HOST:PORT of a Redis server shared by several routers
+  bool cache_nondeterministic = false;    // also cache sampled requests without a seed
   engine::engine_config engine;
 };
 
 struct node_ports {
   uint16_t http = 0;
   uint16_t cluster = 0;
+  uint16_t rpc = 0;
 };
 
 // Runs until stopped; returns the process exit code. `on_ready` runs on the main thread once the
@@ -40,6 +53,8 @@ int run_node(const node_options& options, const std::function<void(const node_po
 
 // The engine options a worker takes (--threads, --kv-memory, ...), shared by `node` and `up`.
 void add_engine_options(CLI::App* command, node_options* options);
+// The router's client-facing options (--rpc, --api-key, --cache-*, ...), shared by `node` and `up`.
+void add_router_options(CLI::App* command, node_options* options);
 
 // Routes SIGINT and SIGTERM to the node's event loop (a clean stop) instead of ending the process.
 // Idempotent; run_node calls it too.

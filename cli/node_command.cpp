@@ -18,15 +18,30 @@ void add_engine_options(CLI::App* c, node_options* o) {
   c->add_option("--block-size", o->engine.block_size, "positions per KV block")->capture_default_str();
 }
 
+void add_router_options(CLI::App* c, node_options* o) {
+  c->add_option("--rpc", o->rpc, "router: Cap'n Proto API (HOST:PORT)");
+  c->add_option("--api-key", o->api_keys, "router: a client API key (repeatable); none = open");
+  c->add_option("--api-key-file", o->api_key_file, "router: file of API keys, one per line");
+  c->add_flag("--protect-metrics", o->protect_metrics, "router: /health and /metrics need a key too");
+  c->add_flag("--no-cache", o->no_cache, "router: no response cache");
+  c->add_option("--cache-node", o->cache_node, "router: use the cache of a `--roles cache` node (HOST:PORT)");
+  c->add_option("--cache-max-bytes", o->cache_max_bytes, "response cache: memory bound in bytes")->capture_default_str();
+  c->add_option("--cache-ttl", o->cache_ttl_s, "response cache: seconds an entry lives (0 = no expiry)")
+      ->capture_default_str();
+  c->add_option("--cache-redis", o->cache_redis, "response cache: a Redis server shared by routers (HOST:PORT)");
+  c->add_flag("--cache-nondeterministic", o->cache_nondeterministic,
+              "response cache: also cache sampled requests without a seed");
+}
+
 command_runner add_node_command(CLI::App& app) {
   auto o = std::make_shared<node_options>();
   auto roles = std::make_shared<std::string>("router,worker");
   CLI::App* c = app.add_subcommand("node", "run one cluster node with the given roles");
-  c->add_option("--roles", *roles, "comma-separated: router, worker")->capture_default_str();
+  c->add_option("--roles", *roles, "comma-separated: router, worker, cache")->capture_default_str();
   c->add_option("--listen", o->listen, "router: cluster port that workers join (HOST:PORT)")->capture_default_str();
   c->add_option("--join", o->join, "worker: the router node's cluster port (HOST:PORT)");
   c->add_option("--http", o->http, "router: OpenAI-compatible HTTP API (HOST:PORT)")->capture_default_str();
-  c->add_option("--model", o->model, "model folder or .gguf file")->required();
+  c->add_option("--model", o->model, "model folder or .gguf file (router and worker roles)");
   c->add_option("--tp", o->tp, "ranks in a worker's shard group")->capture_default_str();
   c->add_option("--routing", o->routing, "router: least-outstanding | prefix-affinity")->capture_default_str();
   c->add_option("--name", o->name, "worker: the shard group's name (default HOST:PID/0)");
@@ -34,6 +49,7 @@ command_runner add_node_command(CLI::App& app) {
       ->capture_default_str();
   c->add_option("--port-file", o->port_file, "write the bound ports here once listening");
   add_engine_options(c, o.get());
+  add_router_options(c, o.get());
   return [o, roles]() {
     std::stringstream ss(*roles);
     std::string role;
@@ -42,8 +58,10 @@ command_runner add_node_command(CLI::App& app) {
         o->router = true;
       } else if (role == "worker") {
         o->worker = true;
+      } else if (role == "cache") {
+        o->cache = true;
       } else {
-        std::fprintf(stderr, "error: --roles: unknown role '%s' (roles: router, worker)\n", role.c_str());
+        std::fprintf(stderr, "error: --roles: unknown role '%s' (roles: router, worker, cache)\n", role.c_str());
         return 2;
       }
     }

@@ -54,6 +54,7 @@ command_runner add_up_command(CLI::App& app) {
   c->add_option("--tp", o->tp, "ranks per shard group")->capture_default_str();
   c->add_option("--port-file", o->port_file, "write the bound ports here once listening");
   add_engine_options(c, o.get());
+  add_router_options(c, o.get());
   return [o, workers]() {
     if (*workers < 1 || *workers > 64) {
       std::fprintf(stderr, "error: --workers %d: give 1 to 64\n", *workers);

@@ -27,12 +27,18 @@ using gpu_leader_actor = caf::typed_actor<
     caf::reacts_to<step_atom>,                                          // internal: run one engine step
     caf::reacts_to<tick_atom>>;                                         // internal: publish the load report
 
+// The response cache (cache_actor/): exact-match lookups before routing, stores after a request ends.
+using cache_actor = caf::typed_actor<
+    caf::replies_to<lookup_atom, cache_key>::with<cache_lookup>,  // the stored completion, if any
+    caf::reacts_to<store_atom, cache_key, cache_entry>,          // remember a finished deterministic request
+    caf::replies_to<stats_atom>::with<cache_stats>>;             // counters since start
+
 // The router: the registry of shard groups, routing, and the streams back to the clients.
 using router_actor = caf::typed_actor<
     caf::replies_to<register_atom, group_info, gpu_leader_actor>::with<bool>,  // a shard group joins (error: refused, and why)
     caf::reacts_to<load_atom, load_report>,                                    // a group's load report
     caf::reacts_to<tokens_atom, std::vector<token_chunk>>,                     // tokens streamed by a group
-    caf::reacts_to<submit_atom, generate_request>,                             // route a request from this node's front end
+    caf::reacts_to<submit_atom, generate_request, cache_key>,                  // route a request from this node's front end (key empty: not cached)
     caf::reacts_to<cancel_atom, int64_t>>;                                     // the client is gone or stopped: abort at the group
 
 }  // namespace troupe::cluster

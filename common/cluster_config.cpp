@@ -15,7 +15,12 @@ node_config::node_config(liveness l, size_t threads) {
   add_message_type<token_chunk>("troupe.token_chunk");  // and std::vector<token_chunk>
   add_message_type<group_info>("troupe.group_info");
   add_message_type<load_report>("troupe.load_report");
+  add_message_type<cache_key>("troupe.cache_key");
+  add_message_type<cache_entry>("troupe.cache_entry");
+  add_message_type<cache_lookup>("troupe.cache_lookup");
+  add_message_type<cache_stats>("troupe.cache_stats");
   add_message_type<gpu_leader_actor>("troupe.gpu_leader_actor");
+  add_message_type<cache_actor>("troupe.cache_actor");
   add_message_type<router_actor>("troupe.router_actor");
   add_message_type<token_sink_actor>("troupe.token_sink_actor");
   set("middleman.heartbeat-interval", caf::timespan{l.heartbeat});

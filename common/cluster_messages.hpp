@@ -24,6 +24,9 @@ using step_atom = caf::atom_constant<caf::atom("step")>;
 using tick_atom = caf::atom_constant<caf::atom("tick")>;
 using submit_atom = caf::atom_constant<caf::atom("submit")>;
 using cancel_atom = caf::atom_constant<caf::atom("cancel")>;
+using lookup_atom = caf::atom_constant<caf::atom("lookup")>;
+using store_atom = caf::atom_constant<caf::atom("store")>;
+using stats_atom = caf::atom_constant<caf::atom("stats")>;
 
 // A request as a shard group runs it: already tokenized and validated by the router.
 struct generate_request {
@@ -122,6 +125,59 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, load_report& x) {
   return f(caf::meta::type_name("load_report"), x.group, x.running, x.waiting, x.kv_blocks_used,
            x.kv_blocks_total, x.preemptions, x.prefix_hit_rate, x.generated_tokens, x.tokens_per_s);
+}
+
+// The response cache's exact-match key: a canonical encoding of the model revision and every part of a
+// request that decides its output (prompt ids, sampling parameters, seed, stop rules, max tokens, n,
+// logprobs). Empty bytes: the request is not to be cached (not deterministic, or bypassed).
+struct cache_key {
+  std::string bytes;                   // the canonical encoding (compared exactly)
+  uint64_t hash = 0;                   // XXH3-64 of bytes
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, cache_key& x) {
+  return f(caf::meta::type_name("cache_key"), x.bytes, x.hash);
+}
+
+// A stored completion: one chunk per sample holding all its tokens (and logprobs) and how it
+// finished (stop or length). A hit is replayed as these chunks, so clients see it as a stream.
+struct cache_entry {
+  std::vector<token_chunk> samples;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, cache_entry& x) {
+  return f(caf::meta::type_name("cache_entry"), x.samples);
+}
+
+// A lookup's answer.
+struct cache_lookup {
+  bool hit = false;
+  cache_entry entry;                   // when hit
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, cache_lookup& x) {
+  return f(caf::meta::type_name("cache_lookup"), x.hit, x.entry);
+}
+
+// The cache's counters since start.
+struct cache_stats {
+  int64_t hits = 0;                    // memory and Redis hits
+  int64_t misses = 0;
+  int64_t evictions = 0;               // by bytes or TTL
+  int64_t entries = 0;                 // in memory now
+  int64_t bytes = 0;                   // in memory now (keys and entries)
+  int64_t redis_hits = 0;
+  int64_t redis_errors = 0;
+  bool redis_connected = false;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, cache_stats& x) {
+  return f(caf::meta::type_name("cache_stats"), x.hits, x.misses, x.evictions, x.entries, x.bytes, x.redis_hits,
+           x.redis_errors, x.redis_connected);
 }
 
 }  // namespace troupe::cluster

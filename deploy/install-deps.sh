@@ -5,7 +5,7 @@
 set -euo pipefail
 
 packages=(
-  build-essential cmake ninja-build ccache pkg-config git
+  build-essential cmake ninja-build ccache pkg-config git curl
   clang libclang-rt-14-dev            # libFuzzer targets (fuzz_parsers test)
   libgtest-dev libgmock-dev libbenchmark-dev
   libsimdjson-dev libpcre2-dev libutf8proc-dev libcli11-dev libspdlog-dev libfmt-dev

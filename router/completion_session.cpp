@@ -3,13 +3,21 @@
 
 #include <caf/all.hpp>
 
+#include "router/cache_key.hpp"
+
 namespace troupe::router {
 
 using namespace cluster;
 
 completion_session::completion_session(const model_frontend& model, prepared_request prepared, int64_t id,
-                                       router_actor router, std::shared_ptr<stream_registry> streams)
-    : model_(model), prepared_(std::move(prepared)), id_(id), router_(std::move(router)), streams_(std::move(streams)) {
+                                       router_actor router, std::shared_ptr<stream_registry> streams,
+                                       cache_policy cache)
+    : model_(model),
+      prepared_(std::move(prepared)),
+      id_(id),
+      router_(std::move(router)),
+      streams_(std::move(streams)),
+      cache_(cache) {
   prepared_.request.id = id_;
   const int32_t n = std::max(prepared_.request.n, 1);
   samples_.reserve(size_t(n));
@@ -29,7 +37,10 @@ void completion_session::start() {
   channel_ = streams_->open(id_);
   started_flag_ = true;
   started_ = std::chrono::steady_clock::now();
-  caf::anon_send(router_, submit_atom::value, prepared_.request);
+  cache_key key;
+  if (cache_.enabled && prepared_.cache && cacheable(prepared_.request, cache_.allow_nondeterministic))
+    key = make_cache_key(model_.revision(), prepared_.request, prepared_.stop, prepared_.skip_special_tokens);
+  caf::anon_send(router_, submit_atom::value, prepared_.request, std::move(key));
 }
 
 choice_delta& completion_session::delta_for(int32_t sample, std::vector<choice_delta>& deltas) {
@@ -56,6 +67,11 @@ void completion_session::apply(token_chunk& c, std::vector<choice_delta>& deltas
   const bool engine_stop = c.finish == int8_t(finish_kind::stop);
   for (size_t i = 0; i < c.tokens.size() && !s.finished; ++i) {
     const int32_t token = c.tokens[i];
+    if (token < 0 || token >= model_.tokenizer().vocab_size()) {  // only a corrupt cache entry could
+      u.error = api_error{500, "token id " + std::to_string(token) + " outside the vocabulary in the stream",
+                          "server_error", {}, {}};
+      return;
+    }
     // The engine ends a sequence with "stop" on its last token only when that token is eos or a
     // stop id: such a token adds no text.
     const bool stop_token = engine_stop && i + 1 == c.tokens.size();

@@ -27,15 +27,21 @@ struct session_update {
   bool done = false;                 // every sample has finished (or the request failed)
 };
 
+// How a node's front ends use the response cache.
+struct cache_policy {
+  bool enabled = false;                // a cache actor is wired to the router
+  bool allow_nondeterministic = false; // cache sampled requests without a seed too
+};
+
 class completion_session {
  public:
   completion_session(const model_frontend& model, prepared_request prepared, int64_t id,
-                     cluster::router_actor router, std::shared_ptr<stream_registry> streams);
+                     cluster::router_actor router, std::shared_ptr<stream_registry> streams, cache_policy cache = {});
   ~completion_session();
   completion_session(const completion_session&) = delete;
   completion_session& operator=(const completion_session&) = delete;
 
-  // Opens the stream and submits the request.
+  // Opens the stream and submits the request (with its cache key when the cache may answer it).
   void start();
   // Resolves when poll() has news.
   [[nodiscard]] kj::Promise<void> ready() { return channel_->ready(); }
@@ -66,6 +72,7 @@ class completion_session {
   cluster::router_actor router_;
   std::shared_ptr<stream_registry> streams_;
   std::shared_ptr<stream_channel> channel_;
+  cache_policy cache_;
   std::vector<sample_state> samples_;
   int32_t unfinished_ = 0;
   bool started_flag_ = false;

@@ -162,23 +162,35 @@ class http_frontend::error_handler final : public kj::HttpServerErrorHandler {
 
 class http_frontend::service final : public kj::HttpService {
  public:
-  service(const kj::HttpHeaderTable& table, const model_frontend& model, cluster::router_actor router,
-          std::shared_ptr<stream_registry> streams, std::shared_ptr<cluster_view> view, metrics_registry& metrics,
-          http_options options)
+  service(const kj::HttpHeaderTable& table, kj::HttpHeaderId authorization, kj::HttpHeaderId cache_control,
+          frontend_context context, http_options options)
       : table_(table),
-        model_(model),
-        router_(std::move(router)),
-        streams_(std::move(streams)),
-        view_(std::move(view)),
-        metrics_(metrics),
-        options_(options),
-        nonce_(int64_t(std::random_device{}() & 0x7fffffff) << 32) {}
+        authorization_(authorization),
+        cache_control_(cache_control),
+        ctx_(std::move(context)),
+        model_(*ctx_.model),
+        router_(ctx_.router),
+        streams_(ctx_.streams),
+        view_(ctx_.view),
+        metrics_(*ctx_.metrics),
+        options_(options) {}
 
   kj::Promise<void> request(kj::HttpMethod method, kj::StringPtr url, const kj::HttpHeaders& headers,
                             kj::AsyncInputStream& body, Response& response) override {
     std::string_view path(url.cStr(), url.size());
     path = path.substr(0, path.find('?'));
     const bool get = method == kj::HttpMethod::GET || method == kj::HttpMethod::HEAD;
+    const bool open_path = path == "/health" || path == "/metrics";
+    if (ctx_.keys->enabled() && (!open_path || ctx_.protect_metrics)) {
+      std::string_view presented;
+      KJ_IF_MAYBE(h, headers.get(authorization_)) { presented = api_keys::bearer(std::string_view(h->cStr(), h->size())); }
+      if (presented.empty())
+        return send_error(response, api_error{401, "missing API key: send 'Authorization: Bearer YOUR_KEY'",
+                                              "invalid_request_error", {}, "invalid_api_key"}, "auth");
+      if (!ctx_.keys->check(presented))
+        return send_error(response, api_error{401, "incorrect API key provided", "invalid_request_error", {},
+                                              "invalid_api_key"}, "auth");
+    }
     if (path == "/health") return get ? health(response) : not_allowed(response, "GET");
     if (path == "/v1/models") return get ? models(response) : not_allowed(response, "GET");
     if (path == "/metrics") return get ? metrics(response) : not_allowed(response, "GET");
@@ -265,11 +277,15 @@ class http_frontend::service final : public kj::HttpService {
       if (n > options_.max_body_bytes)
         return send_error(response, too_large(n), label);
     }
+    bool no_cache = false;
+    KJ_IF_MAYBE(cc, headers.get(cache_control_)) {
+      no_cache = std::string_view(cc->cStr(), cc->size()).find("no-cache") != std::string_view::npos;
+    }
     return body.readAllText(options_.max_body_bytes + 1)
         .then(
-            [this, endpoint, label, &response](kj::String text) -> kj::Promise<void> {
+            [this, endpoint, label, no_cache, &response](kj::String text) -> kj::Promise<void> {
               if (text.size() > options_.max_body_bytes) return send_error(response, too_large(text.size()), label);
-              return start(endpoint, label, std::string_view(text.cStr(), text.size()), response);
+              return start(endpoint, label, std::string_view(text.cStr(), text.size()), no_cache, response);
             },
             [this, label, &response](kj::Exception&& e) -> kj::Promise<void> {
               if (e.getType() == kj::Exception::Type::DISCONNECTED) return kj::READY_NOW;
@@ -288,12 +304,14 @@ class http_frontend::service final : public kj::HttpService {
                      "invalid_request_error", {}, {}};
   }
 
-  kj::Promise<void> start(api_endpoint endpoint, const std::string& label, std::string_view body, Response& response) {
+  kj::Promise<void> start(api_endpoint endpoint, const std::string& label, std::string_view body, bool no_cache,
+                          Response& response) {
     auto parsed = parse_api_request(endpoint, body);
     if (auto* e = std::get_if<api_error>(&parsed)) return send_error(response, *e, label);
     auto& req = std::get<api_request>(parsed);
     auto prepared = model_.prepare(req);
     if (auto* e = std::get_if<api_error>(&prepared)) return send_error(response, *e, label);
+    if (no_cache) std::get<prepared_request>(prepared).cache = false;
     if (view_->live_groups() == 0)
       return send_error(response, api_error{503, "no live shard group: the cluster has no worker serving '" +
                                                      model_.name() + "' yet",
@@ -302,7 +320,7 @@ class http_frontend::service final : public kj::HttpService {
 
     auto x = kj::heap<exchange>();
     x->session = std::make_unique<completion_session>(model_, std::move(std::get<prepared_request>(prepared)),
-                                                      nonce_ | (next_id_++ & 0xffffffff), router_, streams_);
+                                                      ctx_.ids->next(), router_, streams_, ctx_.cache);
     x->response = &response;
     x->stream = req.stream;
     x->include_usage = req.include_usage;
@@ -357,7 +375,7 @@ class http_frontend::service final : public kj::HttpService {
         if (events.empty()) return pump(x);
         kj::HttpHeaders h(table_);
         h.set(kj::HttpHeaderId::CONTENT_TYPE, "text/event-stream");
-        h.add("Cache-Control", "no-cache");
+        h.set(cache_control_, "no-cache");
         x.out = x.response->send(200, "OK", h);
       }
       if (events.empty()) return pump(x);
@@ -393,6 +411,8 @@ class http_frontend::service final : public kj::HttpService {
   }
 
   const kj::HttpHeaderTable& table_;
+  const kj::HttpHeaderId authorization_, cache_control_;
+  frontend_context ctx_;
   const model_frontend& model_;
   cluster::router_actor router_;
   std::shared_ptr<stream_registry> streams_;
@@ -400,18 +420,31 @@ class http_frontend::service final : public kj::HttpService {
   metrics_registry& metrics_;
   frontend_metrics fm_{metrics_};
   http_options options_;
-  const int64_t nonce_;  // request ids: this front end's random nonce << 32 | a counter
-  int64_t next_id_ = 1;
   const int64_t created_ = unix_seconds();
 };
 
-http_frontend::http_frontend(const model_frontend& model, cluster::router_actor router,
-                             std::shared_ptr<stream_registry> streams, std::shared_ptr<cluster_view> view,
-                             metrics_registry& metrics, http_options options)
-    : table_(kj::heap<kj::HttpHeaderTable>()),
-      service_(kj::heap<service>(*table_, model, std::move(router), std::move(streams), std::move(view), metrics,
-                                 options)),
-      errors_(kj::heap<error_handler>(*table_)) {}
+namespace {
+
+struct header_table {
+  kj::Own<kj::HttpHeaderTable> table;
+  kj::HttpHeaderId authorization, cache_control;
+};
+
+header_table make_header_table() {
+  kj::HttpHeaderTable::Builder builder;
+  const auto authorization = builder.add("Authorization");
+  const auto cache_control = builder.add("Cache-Control");
+  return {builder.build(), authorization, cache_control};
+}
+
+}  // namespace
+
+http_frontend::http_frontend(frontend_context context, http_options options) {
+  auto t = make_header_table();
+  table_ = kj::mv(t.table);
+  service_ = kj::heap<service>(*table_, t.authorization, t.cache_control, std::move(context), options);
+  errors_ = kj::heap<error_handler>(*table_);
+}
 
 http_frontend::~http_frontend() = default;
 

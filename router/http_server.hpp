@@ -1,6 +1,8 @@
 // The OpenAI-compatible HTTP API on KJ HTTP: POST /v1/completions and /v1/chat/completions (whole or
 // streamed as server-sent events), GET /v1/models, /health (ready only while a shard group is live)
 // and /metrics (Prometheus text). Bodies are limited in size; every error is OpenAI's error JSON.
+// With API keys set, every /v1 request needs "Authorization: Bearer KEY" (401 otherwise); /health
+// and /metrics too with protect_metrics. "Cache-Control: no-cache" bypasses the response cache.
 //
 // Threading: runs on the kj event loop of the thread that calls listen(); talks to the router actor
 // by message only, and reads the cluster through cluster_view snapshots, so it never blocks on CAF.
@@ -13,12 +15,8 @@
 #include <functional>
 #include <memory>
 
-#include "common/actors.hpp"
 #include "common/cluster_config.hpp"
-#include "common/metrics.hpp"
-#include "router/cluster_view.hpp"
-#include "router/model_frontend.hpp"
-#include "router/stream_channel.hpp"
+#include "router/frontend_context.hpp"
 
 namespace troupe::router {
 
@@ -28,8 +26,7 @@ struct http_options {
 
 class http_frontend {
  public:
-  http_frontend(const model_frontend& model, cluster::router_actor router, std::shared_ptr<stream_registry> streams,
-                std::shared_ptr<cluster_view> view, metrics_registry& metrics, http_options options = {});
+  explicit http_frontend(frontend_context context, http_options options = {});
   ~http_frontend();
 
   // Serves on `where` until the returned promise is cancelled (destroyed); `on_bound` gets the

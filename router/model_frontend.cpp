@@ -128,6 +128,7 @@ std::variant<prepared_request, api_error> model_frontend::prepare(const api_requ
   g.n = r.n;
   out.stop = r.stop;
   out.skip_special_tokens = r.skip_special_tokens;
+  out.cache = r.cache;
   return out;
 }
 

@@ -20,6 +20,7 @@ struct prepared_request {
   cluster::generate_request request;  // id not yet set
   std::vector<std::string> stop;      // stop strings, applied on the text at the router
   bool skip_special_tokens = true;
+  bool cache = true;                  // the client allows a cached answer (no "cache": false / no-cache)
 };
 
 class model_frontend {

@@ -17,7 +17,8 @@ namespace dom = simdjson::dom;
 constexpr int32_t max_n = 16;
 constexpr size_t max_stop_strings = 16;
 constexpr int64_t max_logprobs = 20;
-constexpr size_t max_echoed_bytes = 40;  // of a client's string quoted back in an error
+constexpr size_t max_echoed_bytes = 40;
+constexpr const char* top_k_words = "'top_k' must be -1 or 0 (off) or a positive integer up to 2147483647, got ";  // of a client's string quoted back in an error
 
 // A violation found deep inside a helper: thrown there, caught once in parse_api_request, so that
 // every check is one line. Never leaves this file.
@@ -140,17 +141,21 @@ std::optional<int64_t> integer_value(dom::element v, const std::string& name) {
   return as_int64(v);
 }
 
+// The words of an integer range in a message: " must be >= 1", " must be between 0 and 20".
+std::string integer_range(int64_t lo, int64_t hi) {
+  if (hi == std::numeric_limits<int64_t>::max() && lo != std::numeric_limits<int64_t>::min())
+    return " must be >= " + std::to_string(lo);
+  return " must be between " + std::to_string(lo) + " and " + std::to_string(hi);
+}
+
+// Rejects a struct field's integer out of [lo, hi], in the words get_integer uses for JSON.
+void check_integer(int64_t value, const std::string& name, int64_t lo, int64_t hi) {
+  if (value < lo || value > hi) reject(name, ticked(name) + integer_range(lo, hi) + ", got " + std::to_string(value));
+}
+
 int64_t get_integer(dom::element v, const std::string& name, int64_t lo, int64_t hi) {
   const auto value = integer_value(v, name);
-  if (!value || *value < lo || *value > hi) {
-    std::string range;
-    if (hi == std::numeric_limits<int64_t>::max() && lo != std::numeric_limits<int64_t>::min()) {
-      range = " must be >= " + std::to_string(lo);
-    } else {
-      range = " must be between " + std::to_string(lo) + " and " + std::to_string(hi);
-    }
-    reject(name, ticked(name) + range + ", got " + show(v));
-  }
+  if (!value || *value < lo || *value > hi) reject(name, ticked(name) + integer_range(lo, hi) + ", got " + show(v));
   return *value;
 }
 
@@ -159,23 +164,45 @@ int32_t get_int32(dom::element v, const std::string& name, int64_t lo,
   return static_cast<int32_t>(get_integer(v, name, lo, hi));
 }
 
-// A number in [lo, hi] (or (lo, hi] when lo_open), checked before and after narrowing to float: a
-// double beyond float's range must not be cast (undefined), and a tiny positive double may round to 0.
-// `range` words the bounds in the message when the numbers alone would read badly.
-float get_float(dom::element v, const std::string& name, double lo, double hi, bool lo_open = false,
-                std::string_view range = {}) {
-  const double d = get_number(v, name);
-  const auto in_range = [&](double x) { return (lo_open ? x > lo : x >= lo) && x <= hi; };
-  const float f = in_range(d) ? static_cast<float>(d) : 0.0f;
-  if (!in_range(d) || !in_range(f)) {
-    std::string words(range);
-    if (words.empty()) {
-      words = lo_open ? "greater than " + show_double(lo) + " and at most " + show_double(hi)
-                      : "between " + show_double(lo) + " and " + show_double(hi);
-    }
-    reject(name, ticked(name) + " must be " + words + ", got " + show(v));
+// The float parameters' ranges, shared by the JSON parser and validate_api_request. `words` states
+// the bounds in the message when the numbers alone would read badly.
+struct float_rule {
+  const char* name;
+  double lo, hi;
+  bool lo_open;
+  const char* words;
+};
+constexpr float_rule temperature_rule{"temperature", 0.0, 2.0, false, nullptr};
+constexpr float_rule top_p_rule{"top_p", 0.0, 1.0, true, nullptr};
+constexpr float_rule min_p_rule{"min_p", 0.0, 1.0, false, nullptr};
+constexpr float_rule presence_rule{"presence_penalty", -2.0, 2.0, false, nullptr};
+constexpr float_rule frequency_rule{"frequency_penalty", -2.0, 2.0, false, nullptr};
+constexpr float_rule repetition_rule{"repetition_penalty", 0.0, double(std::numeric_limits<float>::max()), true,
+                                     "greater than 0 (and at most 3.4e38)"};
+
+bool in_range(const float_rule& rule, double x) { return (rule.lo_open ? x > rule.lo : x >= rule.lo) && x <= rule.hi; }
+
+[[noreturn]] void reject_float(const float_rule& rule, const std::string& shown) {
+  std::string words = rule.words ? rule.words : "";
+  if (words.empty()) {
+    words = rule.lo_open ? "greater than " + show_double(rule.lo) + " and at most " + show_double(rule.hi)
+                         : "between " + show_double(rule.lo) + " and " + show_double(rule.hi);
   }
+  reject(rule.name, ticked(rule.name) + " must be " + words + ", got " + shown);
+}
+
+// A number in the rule's range, checked before and after narrowing to float: a double beyond
+// float's range must not be cast (undefined), and a tiny positive double may round to 0.
+float get_float(dom::element v, const float_rule& rule) {
+  const double d = get_number(v, rule.name);
+  const float f = in_range(rule, d) ? static_cast<float>(d) : 0.0f;
+  if (!in_range(rule, d) || !in_range(rule, f)) reject_float(rule, show(v));
   return f;
+}
+
+// A struct's float (validate_api_request): NaN is out of every range.
+void check_float(float f, const float_rule& rule) {
+  if (!in_range(rule, f)) reject_float(rule, show_double(f));
 }
 
 std::vector<int32_t> get_token_ids(dom::element v, const std::string& name) {
@@ -261,6 +288,13 @@ std::string message_content(dom::element msg_value, const std::string& at, const
   return joined;
 }
 
+void check_role(std::string_view role, const std::string& at) {
+  if (role != "system" && role != "developer" && role != "user" && role != "assistant" && role != "tool") {
+    reject(at + ".role", ticked(at + ".role") + " must be one of system, developer, user, assistant, tool; got " +
+                             show_string(role));
+  }
+}
+
 void parse_messages(dom::element v, api_request& r) {
   const dom::array arr = get_array(v, "messages");
   if (arr.size() == 0) reject("messages", "'messages' must not be empty");
@@ -272,11 +306,8 @@ void parse_messages(dom::element v, api_request& r) {
     const auto role_value = field(msg, "role");
     if (!role_value) reject(at + ".role", ticked(at + ".role") + " is required");
     std::string role(get_string(*role_value, at + ".role"));
+    check_role(role, at);
     if (role == "developer") role = "system";  // OpenAI's newer name; chat templates know "system"
-    if (role != "system" && role != "user" && role != "assistant" && role != "tool") {
-      reject(at + ".role", ticked(at + ".role") + " must be one of system, developer, user, assistant, tool; got " +
-                               show_string(as_string(*role_value)));
-    }
     std::string content = message_content(msg_value, at, role);
     r.messages.push_back({std::move(role), std::move(content)});
     ++i;
@@ -308,22 +339,19 @@ void parse_stop(dom::element v, api_request& r) {
 // Sampling fields shared by both endpoints (logprobs differ and are read by the caller).
 void parse_sampling(dom::object body, api_request& r) {
   auto& s = r.sampling;
-  if (auto v = field(body, "temperature")) s.temperature = get_float(*v, "temperature", 0.0, 2.0);
-  if (auto v = field(body, "top_p")) s.top_p = get_float(*v, "top_p", 0.0, 1.0, /*lo_open=*/true);
+  if (auto v = field(body, "temperature")) s.temperature = get_float(*v, temperature_rule);
+  if (auto v = field(body, "top_p")) s.top_p = get_float(*v, top_p_rule);
   if (auto v = field(body, "top_k")) {
     const auto k = integer_value(*v, "top_k");
     if (!k || *k < -1 || *k > std::numeric_limits<int32_t>::max()) {
-      reject("top_k", "'top_k' must be -1 or 0 (off) or a positive integer up to 2147483647, got " + show(*v));
+      reject("top_k", std::string(top_k_words) + show(*v));
     }
     s.top_k = *k == -1 ? 0 : static_cast<int32_t>(*k);
   }
-  if (auto v = field(body, "min_p")) s.min_p = get_float(*v, "min_p", 0.0, 1.0);
-  if (auto v = field(body, "presence_penalty")) s.presence_penalty = get_float(*v, "presence_penalty", -2.0, 2.0);
-  if (auto v = field(body, "frequency_penalty")) s.frequency_penalty = get_float(*v, "frequency_penalty", -2.0, 2.0);
-  if (auto v = field(body, "repetition_penalty")) {
-    s.repetition_penalty = get_float(*v, "repetition_penalty", 0.0, std::numeric_limits<float>::max(), true,
-                                     "greater than 0 (and at most 3.4e38)");
-  }
+  if (auto v = field(body, "min_p")) s.min_p = get_float(*v, min_p_rule);
+  if (auto v = field(body, "presence_penalty")) s.presence_penalty = get_float(*v, presence_rule);
+  if (auto v = field(body, "frequency_penalty")) s.frequency_penalty = get_float(*v, frequency_rule);
+  if (auto v = field(body, "repetition_penalty")) s.repetition_penalty = get_float(*v, repetition_rule);
   if (auto v = field(body, "seed")) {
     const int64_t seed =
         get_integer(*v, "seed", std::numeric_limits<int64_t>::min(), std::numeric_limits<int64_t>::max());
@@ -384,7 +412,59 @@ void parse_body(dom::object body, api_request& r) {
   if (auto ok = engine::validate(r.sampling); !ok) reject("", ok.message());
 }
 
+// Every rule of parse_body that a struct can break, in the same words (the "got" value is the
+// struct's, so a JSON 7.0 shows as "7" here).
+void check_request(const api_request& r) {
+  if (r.model.empty()) reject("model", "'model' must not be empty");
+  if (r.endpoint == api_endpoint::completions) {
+    if (!r.prompt_text && !r.prompt_tokens) reject("prompt", "'prompt' is required");
+    if (r.prompt_text && r.prompt_tokens) reject("prompt", "'prompt' must be either text or token ids, not both");
+    if ((r.prompt_text && r.prompt_text->empty()) || (r.prompt_tokens && r.prompt_tokens->empty()))
+      reject("prompt", "'prompt' must not be empty");
+    if (r.prompt_tokens) {
+      for (size_t i = 0; i < r.prompt_tokens->size(); ++i)
+        if ((*r.prompt_tokens)[i] < 0) check_integer((*r.prompt_tokens)[i], "prompt[" + std::to_string(i) + "]", 0, std::numeric_limits<int32_t>::max());
+    }
+  } else {
+    if (r.messages.empty()) reject("messages", "'messages' must not be empty");
+    for (size_t i = 0; i < r.messages.size(); ++i) check_role(r.messages[i].role, "messages[" + std::to_string(i) + "]");
+  }
+  if (r.max_tokens) check_integer(*r.max_tokens, "max_tokens", 1, std::numeric_limits<int32_t>::max());
+  const auto& s = r.sampling;
+  check_float(s.temperature, temperature_rule);
+  check_float(s.top_p, top_p_rule);
+  if (s.top_k < 0) reject("top_k", std::string(top_k_words) + std::to_string(s.top_k));
+  check_float(s.min_p, min_p_rule);
+  check_float(s.presence_penalty, presence_rule);
+  check_float(s.frequency_penalty, frequency_rule);
+  check_float(s.repetition_penalty, repetition_rule);
+  if (s.logprobs != -1) {
+    check_integer(s.logprobs, r.endpoint == api_endpoint::completions ? "logprobs" : "top_logprobs", 0, max_logprobs);
+  }
+  check_integer(r.n, "n", 1, max_n);
+  if (r.stop.size() > max_stop_strings) {
+    reject("stop", "'stop' may hold at most " + std::to_string(max_stop_strings) + " strings, got " +
+                       std::to_string(r.stop.size()));
+  }
+  for (size_t i = 0; i < r.stop.size(); ++i) {
+    const std::string name = "stop[" + std::to_string(i) + "]";
+    if (r.stop[i].empty()) reject(name, ticked(name) + " must not be empty");
+  }
+  for (size_t i = 0; i < r.stop_token_ids.size(); ++i)
+    check_integer(r.stop_token_ids[i], "stop_token_ids[" + std::to_string(i) + "]", 0, std::numeric_limits<int32_t>::max());
+  if (auto ok = engine::validate(s); !ok) reject("", ok.message());
+}
+
 }  // namespace
+
+std::optional<api_error> validate_api_request(const api_request& r) {
+  try {
+    check_request(r);
+  } catch (rejected& e) {
+    return std::move(e.error);
+  }
+  return std::nullopt;
+}
 
 std::variant<api_request, api_error> parse_api_request(api_endpoint endpoint, std::string_view body) {
   // A parser per call: no state shared between threads, and a large body's buffers do not outlive
@@ -410,6 +490,7 @@ std::variant<api_request, api_error> parse_api_request(api_endpoint endpoint, st
   r.endpoint = endpoint;
   try {
     parse_body(as_object(root), r);
+    check_request(r);  // what the JSON checks let through, validate_api_request lets through too
   } catch (rejected& e) {
     return std::move(e.error);
   }

@@ -60,6 +60,11 @@ inline constexpr size_t max_request_depth = 64;
 // size is the caller's to check. Thread-safe (no shared state).
 [[nodiscard]] std::variant<api_request, api_error> parse_api_request(api_endpoint endpoint, std::string_view body);
 
+// The checks of parse_api_request on a request built another way (the Cap'n Proto API), with the
+// same rules and messages: none when it is acceptable. parse_api_request's results always pass.
+// Chat roles are checked as given ("developer" is accepted; the caller maps it to "system").
+[[nodiscard]] std::optional<api_error> validate_api_request(const api_request& r);
+
 // {"error":{"message":...,"type":...,"param":...|null,"code":...|null}}; always valid JSON.
 [[nodiscard]] std::string error_json(const api_error& e);
 

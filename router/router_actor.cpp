@@ -24,7 +24,10 @@ struct group_entry {
 
 struct flight {
   generate_request req;
-  std::string group;         // where it runs
+  cache_key key;             // empty: not to be cached
+  std::vector<token_chunk> stored;  // with a key: each sample's whole output so far, to store at the end
+  std::chrono::steady_clock::time_point looked_up;  // when the cache lookup was sent
+  std::string group;         // where it runs (empty while the cache is being asked)
   bool streamed = false;     // a token reached the client: it cannot be retried elsewhere
   int32_t unfinished = 1;    // samples still running
   int32_t retries = 0;
@@ -33,6 +36,8 @@ struct flight {
 
 struct router_state {
   router_options options;
+  histogram* hit_latency = nullptr;  // lookup sent -> hit replayed
+  counter* stores = nullptr;
   std::shared_ptr<stream_registry> streams;
   std::shared_ptr<cluster_view> view;
   std::map<std::string, group_entry> groups;  // by name
@@ -86,7 +91,32 @@ bool dispatch(router_ptr self, flight& f) {
   g.in_flight += 1;
   g.routed += 1;
   self->send(g.leader, generate_atom::value, f.req, caf::actor_cast<token_sink_actor>(self));
+  publish(self);  // a few groups' figures: cheap, and /metrics and routing stats stay current
   return true;
+}
+
+// Adds a chunk's tokens to the sample's record for the cache.
+void remember(flight& f, const token_chunk& c) {
+  if (c.sample < 0 || c.sample >= std::max(f.req.n, 1)) return;
+  if (f.stored.empty()) f.stored.resize(size_t(std::max(f.req.n, 1)));
+  token_chunk& s = f.stored[size_t(c.sample)];
+  s.sample = c.sample;
+  s.tokens.insert(s.tokens.end(), c.tokens.begin(), c.tokens.end());
+  s.logprobs.insert(s.logprobs.end(), c.logprobs.begin(), c.logprobs.end());
+  if (c.finish >= 0) s.finish = c.finish;
+}
+
+// Stores a finished request when every sample ended normally (stop or length).
+void store(router_ptr self, flight& f) {
+  auto& st = self->state;
+  if (!st.options.cache || f.stored.empty()) return;
+  for (const auto& s : f.stored)
+    if (s.finish != int8_t(finish_kind::stop) && s.finish != int8_t(finish_kind::length)) return;
+  cache_entry e;
+  e.samples = std::move(f.stored);
+  for (auto& s : e.samples) s.id = 0;
+  self->send(st.options.cache, store_atom::value, std::move(f.key), std::move(e));
+  if (st.stores) st.stores->inc();
 }
 
 void on_chunks(router_ptr self, std::vector<token_chunk>& chunks) {
@@ -101,17 +131,46 @@ void on_chunks(router_ptr self, std::vector<token_chunk>& chunks) {
       f.outstanding -= n;
       if (auto g = st.groups.find(f.group); g != st.groups.end()) g->second.outstanding_tokens -= n;
     }
+    if (!f.key.bytes.empty()) remember(f, c);
     const bool done = c.finish >= 0 && --f.unfinished <= 0;
     const int64_t id = c.id;
     const bool listening = st.streams->deliver(std::move(c));
     if (done) {
       settle(st, f);
+      if (!f.key.bytes.empty()) store(self, f);
       st.flights.erase(it);
     } else if (!listening) {  // its client is gone: stop spending the group's time on it
       if (auto g = st.groups.find(f.group); g != st.groups.end()) self->send(g->second.leader, abort_atom::value, id);
       settle(st, f);
       st.flights.erase(it);
     }
+  }
+}
+
+// The cache's answer for a request: a hit is replayed to the front end (one chunk per sample, each
+// with all its tokens) and never reaches a group; a miss is routed.
+void on_lookup(router_ptr self, int64_t id, cache_lookup& r) {
+  auto& st = self->state;
+  auto it = st.flights.find(id);
+  if (it == st.flights.end()) return;  // cancelled while the cache was asked
+  flight& f = it->second;
+  // Anyone who can write to a shared Redis can plant an entry: replay only what this request can be.
+  if (r.hit && r.entry.samples.size() != size_t(std::max(f.req.n, 1))) r.hit = false;
+  for (size_t i = 0; r.hit && i < r.entry.samples.size(); ++i)
+    if (r.entry.samples[i].sample != int32_t(i) || r.entry.samples[i].finish < 0) r.hit = false;
+  if (r.hit) {
+    if (st.hit_latency)
+      st.hit_latency->observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - f.looked_up).count());
+    for (auto& c : r.entry.samples) {
+      c.id = id;
+      st.streams->deliver(std::move(c));
+    }
+    st.flights.erase(it);
+    return;
+  }
+  if (!dispatch(self, f)) {
+    fail_request(self, id, 503, "no live shard group: the cluster has no worker serving this model yet");
+    st.flights.erase(it);
   }
 }
 
@@ -153,6 +212,12 @@ router_actor spawn_router(caf::actor_system& system, router_options options, std
     self->state.options = std::move(opts);
     self->state.streams = std::move(reg);
     self->state.view = std::move(v);
+    if (auto* m = self->state.options.metrics) {
+      self->state.hit_latency = &m->histogram("troupe_cache_hit_latency_seconds",
+                                              "Router time from the cache lookup to replaying a hit.",
+                                              exponential_buckets(1e-5, 2, 16));
+      self->state.stores = &m->counter("troupe_cache_stores_total", "Finished requests sent to the cache.");
+    }
     self->set_down_handler([self](caf::down_msg& dm) { on_group_down(self, dm.source, dm.reason); });
     return {
         [self](register_atom, group_info& info, gpu_leader_actor& leader) -> caf::result<bool> {
@@ -180,12 +245,25 @@ router_actor spawn_router(caf::actor_system& system, router_options options, std
           publish(self);
         },
         [self](tokens_atom, std::vector<token_chunk>& chunks) { on_chunks(self, chunks); },
-        [self](submit_atom, generate_request& req) {
+        [self](submit_atom, generate_request& req, cache_key& key) {
           auto& st = self->state;
           flight f;
           f.unfinished = std::max(req.n, 1);
           f.req = std::move(req);
           const int64_t id = f.req.id;
+          if (st.options.cache && !key.bytes.empty()) {
+            f.key = std::move(key);
+            f.looked_up = std::chrono::steady_clock::now();
+            auto& entry = st.flights.emplace(id, std::move(f)).first->second;
+            self->request(st.options.cache, st.options.cache_timeout, lookup_atom::value, entry.key)
+                .then([self, id](cache_lookup& r) { on_lookup(self, id, r); },
+                      // An unreachable or slow cache is a miss, never an error to the client.
+                      [self, id](caf::error&) {
+                        cache_lookup miss;
+                        on_lookup(self, id, miss);
+                      });
+            return;
+          }
           if (!dispatch(self, f)) {
             fail_request(self, id, 503, "no live shard group: the cluster has no worker serving this model yet");
             return;

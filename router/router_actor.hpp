@@ -2,13 +2,18 @@
 // or disconnects is removed at once), routing through a routing_policy, and the streams back to the
 // front ends of this node. A request that had not yet received a token when its group died is
 // routed again; one that had is ended with an error (its partial output cannot be resumed).
+// With a cache, a request that carries a cache key is looked up first: a hit is replayed to the
+// front end and never reaches a group; a request that ends normally (every sample by stop or
+// length, none cut short at the front end) is stored.
 #pragma once
 
 #include <caf/actor_system.hpp>
+#include <chrono>
 #include <memory>
 #include <string>
 
 #include "common/actors.hpp"
+#include "common/metrics.hpp"
 #include "router/cluster_view.hpp"
 #include "router/routing_policy.hpp"
 #include "router/stream_channel.hpp"
@@ -19,6 +24,9 @@ struct router_options {
   std::string revision;                    // the only model revision this router routes to
   std::shared_ptr<routing_policy> policy;  // used by the actor only
   int32_t max_retries = 2;                 // re-routes of a request whose group died before its first token
+  cluster::cache_actor cache;              // asked before routing a request that has a cache key; may be invalid
+  std::chrono::milliseconds cache_timeout{250};  // a cache that does not answer in time is a miss
+  metrics_registry* metrics = nullptr;     // may be null; outlives the actor
 };
 
 [[nodiscard]] cluster::router_actor spawn_router(caf::actor_system& system, router_options options,

@@ -15,6 +15,9 @@
 #include <regex>
 #include <thread>
 
+#include <simdjson.h>
+
+#include "engine/tiny_model.hpp"
 #include "tests/cluster/http_client.hpp"
 #include "tests/test_tmp.hpp"
 
@@ -55,6 +58,41 @@ inline int stop_process(pid_t pid, std::chrono::seconds timeout, int sig = SIGTE
   return -1;
 }
 
+// A make-tiny model named `name` (the name clients use) with a context of `max_position`, written
+// once per test process.
+inline std::string cluster_model(const std::string& name, int64_t max_position, int64_t layers = 4) {
+  const std::string dir = process_tmp() + "/" + name;
+  if (!std::filesystem::exists(dir + "/config.json")) {
+    engine::tiny_model_spec spec;
+    spec.max_position = max_position;
+    spec.layers = layers;
+    auto ok = engine::make_tiny_model(spec, dir);
+    EXPECT_TRUE(ok) << ok.message();
+  }
+  return dir;
+}
+
+// A command's stdout (and stderr, when the command says 2>&1).
+inline std::string run_capture(const std::string& cmd) {
+  std::string out;
+  FILE* p = popen(cmd.c_str(), "r");
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  pclose(p);
+  return out;
+}
+
+// A top-level string field of a JSON object, or a marker saying why there is none.
+inline std::string json_string_field(const std::string& json, const char* field) {
+  simdjson::dom::parser parser;
+  auto doc = parser.parse(json);
+  if (doc.error()) return "<not json: " + json + ">";
+  std::string_view v;
+  if (doc[field].get(v)) return "<no field " + std::string(field) + ">";
+  return std::string(v);
+}
+
 inline std::string read_file(const std::string& path) {
   std::ifstream f(path);
   return std::string(std::istreambuf_iterator<char>(f), {});
@@ -72,14 +110,23 @@ inline std::map<std::string, double> group_gauge(const std::string& metrics, con
 class local_cluster {
  public:
   // Starts `troupe up` and waits until `workers` shard groups are live (or fails the test).
-  local_cluster(const std::string& model, int workers, std::vector<std::string> extra = {}) {
+  local_cluster(const std::string& model, int workers, std::vector<std::string> extra = {})
+      : local_cluster(workers, [&]() {
+          std::vector<std::string> args = {"up", "--model", model, "--workers", std::to_string(workers),
+                                           "--http", "127.0.0.1:0", "--listen", "127.0.0.1:0",
+                                           "--threads", "1", "--kv-memory", std::to_string(64 << 20)};
+          args.insert(args.end(), extra.begin(), extra.end());
+          return args;
+        }()) {}
+
+  // Any troupe command that serves HTTP (`up`, `node --roles router,...`); --port-file is added.
+  // `auth`: a header line ("Authorization: Bearer K\r\n") for /health and /metrics.
+  local_cluster(int workers, std::vector<std::string> args, std::string auth = {}) : auth_(std::move(auth)) {
     dir_ = process_tmp() + "/cluster-" + std::to_string(++counter());
     std::filesystem::create_directories(dir_);
     log_ = dir_ + "/up.log";
-    std::vector<std::string> args = {"up", "--model", model, "--workers", std::to_string(workers), "--http",
-                                     "127.0.0.1:0", "--listen", "127.0.0.1:0", "--port-file", dir_ + "/ports",
-                                     "--threads", "1", "--kv-memory", std::to_string(64 << 20)};
-    args.insert(args.end(), extra.begin(), extra.end());
+    args.push_back("--port-file");
+    args.push_back(dir_ + "/ports");
     pid_ = spawn_troupe(args, log_);
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
     while (std::chrono::steady_clock::now() < deadline) {
@@ -102,14 +149,20 @@ class local_cluster {
   }
 
   [[nodiscard]] uint16_t port() const { return port_; }
+  // The Cap'n Proto API's port ("rpc=" in the port file; 0 when not started with --rpc).
+  [[nodiscard]] uint16_t rpc_port() const {
+    const std::string ports = read_file(dir_ + "/ports");
+    const auto at = ports.find("rpc=");
+    return at == std::string::npos ? 0 : uint16_t(std::atoi(ports.c_str() + at + 4));
+  }
   [[nodiscard]] std::string log() const { return read_file(log_); }
 
   [[nodiscard]] int live_groups() const {
-    auto r = http_request(port_, "GET", "/health");
+    auto r = http_request(port_, "GET", "/health", "", auth_);
     const auto at = r.body.find("\"live_groups\":");
     return at == std::string::npos ? -1 : std::atoi(r.body.c_str() + at + 14);
   }
-  [[nodiscard]] std::string metrics() const { return http_request(port_, "GET", "/metrics").body; }
+  [[nodiscard]] std::string metrics() const { return http_request(port_, "GET", "/metrics", "", auth_).body; }
 
   // The worker pids, from the group names (HOST:PID/0).
   [[nodiscard]] std::vector<pid_t> worker_pids() const {
@@ -126,7 +179,7 @@ class local_cluster {
     static int n = 0;
     return n;
   }
-  std::string dir_, log_;
+  std::string dir_, log_, auth_;
   pid_t pid_ = -1;
   uint16_t port_ = 0;
 };

@@ -8,7 +8,6 @@
 #include <cstdio>
 #include <thread>
 
-#include "engine/tiny_model.hpp"
 #include "tests/cluster/cluster_fixture.hpp"
 
 namespace troupe::test {
@@ -16,35 +15,11 @@ namespace {
 
 // The default tiny model, with a shorter context so the context-limit checks are quick to hit.
 const std::string& cluster_model() {
-  static const std::string dir = [] {
-    const std::string d = process_tmp() + "/cluster-model";
-    engine::tiny_model_spec spec;
-    spec.max_position = 2048;
-    auto ok = engine::make_tiny_model(spec, d);
-    EXPECT_TRUE(ok) << ok.message();
-    return d;
-  }();
+  static const std::string dir = test::cluster_model("cluster-model", 2048);
   return dir;
 }
 
-std::string run_capture(const std::string& cmd) {
-  std::string out;
-  FILE* p = popen(cmd.c_str(), "r");
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  pclose(p);
-  return out;
-}
 
-std::string json_string_field(const std::string& json, const char* field) {
-  simdjson::dom::parser parser;
-  auto doc = parser.parse(json);
-  if (doc.error()) return "<not json: " + json + ">";
-  std::string_view v;
-  if (doc[field].get(v)) return "<no field " + std::string(field) + ">";
-  return std::string(v);
-}
 
 // Text of a streamed completion: the concatenated "text" deltas; `finish` gets the finish reason,
 // `error` the error message of an error event.
@@ -177,11 +152,11 @@ TEST(cluster, killed_worker_retries_unstarted_requests_and_fails_started_ones_cl
       }
       results[size_t(i)] = parse_stream(status, conn.read_body_until([](const std::string&) { return false; }));
     });
-  // Kill one worker once some streams are under way.
+  // Kill one worker once both groups stream (2 running each; the other 12 requests wait in queues).
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (started.load() < 2 && std::chrono::steady_clock::now() < deadline)
+  while (started.load() < 4 && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  ASSERT_GE(started.load(), 2);
+  ASSERT_GE(started.load(), 4);
   ::kill(pids[0], SIGKILL);
   for (auto& t : threads) t.join();  // none hangs: each ends (socket timeout 120 s would fail it)
   int completed = 0, failed = 0;
@@ -233,20 +208,60 @@ TEST(cluster, client_hanging_up_mid_stream_aborts_its_request_at_the_worker) {
   // the KV blocks free, well before 2000 tokens could have been generated.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
   double running = -1, kv = -1, generated = -1;
+  const auto only = [](const std::map<std::string, double>& per_group) {
+    return per_group.size() == 1 ? per_group.begin()->second : -1.0;
+  };
   while (std::chrono::steady_clock::now() < deadline) {
     const auto m = cluster.metrics();
-    running = group_gauge(m, "troupe_group_running").begin()->second;
-    kv = group_gauge(m, "troupe_group_kv_used_fraction").begin()->second;
-    generated = group_gauge(m, "troupe_group_generated_tokens").begin()->second;
+    running = only(group_gauge(m, "troupe_group_running"));
+    kv = only(group_gauge(m, "troupe_group_kv_used_fraction"));
+    generated = only(group_gauge(m, "troupe_group_generated_tokens"));
     if (running == 0 && kv == 0 && generated > 0) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   EXPECT_EQ(running, 0);
   EXPECT_EQ(kv, 0);
   std::this_thread::sleep_for(std::chrono::milliseconds(1200));
-  const double later = group_gauge(cluster.metrics(), "troupe_group_generated_tokens").begin()->second;
+  const double later = only(group_gauge(cluster.metrics(), "troupe_group_generated_tokens"));
   EXPECT_EQ(later, generated) << "the group kept generating for a client that had left";
   EXPECT_LT(generated, 2000);
+}
+
+TEST(cluster, one_node_with_both_roles_serves_and_stops_cleanly) {
+  local_cluster node(1, {"node", "--roles", "router,worker", "--model", cluster_model(), "--listen", "127.0.0.1:0",
+                         "--http", "127.0.0.1:0", "--threads", "1", "--kv-memory", std::to_string(32 << 20)});
+  ASSERT_NE(node.port(), 0);
+  const auto out = run_capture(std::string(TROUPE_BIN) + " generate --model " + cluster_model() +
+                               " --prompt 'Hello there' --max-tokens 16 --temperature 0 --json 2>&1");
+  auto r = stream_completion(node.port(), completion_body("Hello there", 16, true));
+  EXPECT_EQ(r.status, 200) << r.error;
+  EXPECT_EQ(r.text, json_string_field(out, "text"));
+  auto models = http_request(node.port(), "GET", "/v1/models");
+  EXPECT_EQ(models.status, 200);
+  EXPECT_NE(models.body.find("\"id\":\"cluster-model\""), std::string::npos) << models.body;
+  EXPECT_NE(models.body.find("\"max_model_len\":2048"), std::string::npos) << models.body;
+}
+
+TEST(cluster, node_flags_are_checked_with_clear_errors) {
+  const std::string bin = TROUPE_BIN;
+  EXPECT_NE(run_capture(bin + " node --roles router,chef --model " + cluster_model() + " 2>&1").find("unknown role 'chef'"),
+            std::string::npos);
+  EXPECT_NE(run_capture(bin + " node --roles worker --model " + cluster_model() + " 2>&1").find("needs --join"),
+            std::string::npos);
+  EXPECT_NE(run_capture(bin + " node --roles router --model " + cluster_model() + " --http nowhere 2>&1")
+                .find("is not HOST:PORT"),
+            std::string::npos);
+  EXPECT_NE(run_capture(bin + " node --roles router,worker --model " + cluster_model() +
+                        " --listen 127.0.0.1:0 --http 127.0.0.1:0 --tp 2 2>&1")
+                .find("tensor parallelism is not built yet"),
+            std::string::npos);
+  EXPECT_NE(run_capture(bin + " node --roles worker --model " + cluster_model() +
+                        " --join 127.0.0.1:1 --join-timeout 1 2>&1")
+                .find("no router reachable"),
+            std::string::npos);
+  EXPECT_NE(run_capture(bin + " node --roles router --model /nonexistent/model 2>&1").find("/nonexistent/model"),
+            std::string::npos);
+  EXPECT_NE(run_capture(bin + " up --workers 0 2>&1").find("--workers 0"), std::string::npos);
 }
 
 TEST(cluster, malformed_requests_get_their_status_and_error_body_and_the_server_keeps_serving) {

@@ -116,6 +116,33 @@ TEST(cache, two_routers_share_redis_and_survive_its_death) {
   EXPECT_EQ(metric(a.metrics(), "troupe_cache_redis_connected"), 0);
 }
 
+TEST(cache, a_cache_node_of_its_own_serves_the_router) {
+  // `troupe node --roles cache`: the cache actor alone, published on its cluster port.
+  const std::string dir = process_tmp() + "/cache-node";
+  std::filesystem::create_directories(dir);
+  const pid_t cache_pid = spawn_troupe({"node", "--roles", "cache", "--listen", "127.0.0.1:0", "--port-file",
+                                        dir + "/ports", "--cache-max-bytes", std::to_string(1 << 20)},
+                                       dir + "/cache.log");
+  uint16_t cache_port = 0;
+  for (int i = 0; i < 200 && cache_port == 0; ++i) {
+    const std::string ports = read_file(dir + "/ports");
+    if (auto at = ports.find("cluster="); at != std::string::npos) cache_port = uint16_t(std::atoi(ports.c_str() + at + 8));
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_NE(cache_port, 0) << read_file(dir + "/cache.log");
+  {
+    local_cluster cluster(model_dir(), 1, {"--cache-node", "127.0.0.1:" + std::to_string(cache_port)});
+    ASSERT_NE(cluster.port(), 0);
+    auto first = http_request(cluster.port(), "POST", "/v1/completions", body("Remote cache"));
+    ASSERT_EQ(first.status, 200) << first.body;
+    auto again = http_request(cluster.port(), "POST", "/v1/completions", body("Remote cache"));
+    EXPECT_EQ(text_of(again), text_of(first));
+    EXPECT_EQ(routed(cluster), 1) << "the second request was not answered by the cache node";
+  }
+  const int status = stop_process(cache_pid, std::chrono::seconds(10));
+  EXPECT_TRUE(status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0) << read_file(dir + "/cache.log");
+}
+
 TEST(auth, api_keys_guard_every_v1_route) {
   local_cluster cluster(model_dir(), 1, {"--api-key", "secret-one", "--api-key", "secret-two"});
   ASSERT_NE(cluster.port(), 0);

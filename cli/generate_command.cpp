@@ -171,10 +171,12 @@ int run_remote(generate_options& o, bool seed_given) {
   auto c = client::client::connect(where->host, where->port, o.api_key);
   if (!c) return std::fprintf(stderr, "error: %s\n", c.message().c_str()), 1;
   std::string text;
+  std::vector<int32_t> tokens;
   std::vector<client::token_logprob> logprobs;
   std::string finish;
   const client::chunk_callback on_chunk = [&](const client::chunk& ch) {
     text += ch.text;
+    tokens.insert(tokens.end(), ch.token_ids.begin(), ch.token_ids.end());
     for (const auto& lp : ch.logprobs) logprobs.push_back(lp);
     if (!ch.finish_reason.empty()) finish = ch.finish_reason;
     if (!o.json) {
@@ -207,7 +209,8 @@ int run_remote(generate_options& o, bool seed_given) {
   if (!r) return std::fprintf(stderr, "%serror: %s\n", o.json || text.empty() ? "" : "\n", r.message().c_str()), 1;
   if (finish.empty() && !r->finish_reasons.empty()) finish = r->finish_reasons[0];
   if (o.json) {
-    std::string out = "{\"prompt_tokens\":" + json_int_array(r->prompt_token_ids) + ",\"text\":" + json_string(text) +
+    std::string out = "{\"prompt_tokens\":" + json_int_array(r->prompt_token_ids) +
+                      ",\"tokens\":" + json_int_array(tokens) + ",\"text\":" + json_string(text) +
                       ",\"logprobs\":" + remote_logprobs_json(logprobs) + ",\"finish_reason\":" + json_string(finish) +
                       "}\n";
     std::fwrite(out.data(), 1, out.size(), stdout);

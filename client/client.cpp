@@ -72,6 +72,7 @@ class sink_impl final : public schema::TokenSink::Server {
       c.logprobs.push_back(std::move(t));
     }
     c.finish_reason = std::string(in.getFinishReason().cStr(), in.getFinishReason().size());
+    for (int32_t id : in.getTokenIds()) c.token_ids.push_back(id);
     if (*target_->on_chunk && !(*target_->on_chunk)(c)) {
       target_->on_chunk = nullptr;
       target_->cancel->fulfill();

@@ -75,6 +75,7 @@ struct chunk {
   std::string text;                     // the text delta
   std::vector<token_logprob> logprobs;  // when asked for
   std::string finish_reason;            // on a sample's last chunk: "stop", "length", "abort"
+  std::vector<int32_t> token_ids;       // the generated ids behind this delta
 };
 
 struct result {

@@ -3,15 +3,18 @@
 
 #include <numeric>
 
+#include "engine/parallel/communicator.hpp"
+
 namespace troupe::engine {
 
 llama_forward::llama_forward(std::shared_ptr<const model> m, backend& be, int64_t max_tokens)
     : model_(std::move(m)), be_(be), max_tokens_(max_tokens) {}
 
 expected<std::unique_ptr<llama_forward>> llama_forward::create(std::shared_ptr<const model> m, backend& be,
-                                                               int64_t max_tokens) {
+                                                               int64_t max_tokens, parallel::communicator* comm) {
   if (max_tokens <= 0) return fail("llama_forward: max_tokens must be positive");
   std::unique_ptr<llama_forward> f(new llama_forward(std::move(m), be, max_tokens));
+  f->comm_ = comm;
   const model_config& c = f->model_->config;
   const model_weights& w = f->model_->weights;
   std::optional<error> failed;
@@ -96,7 +99,7 @@ expected<void> llama_forward::forward(std::span<const int32_t> tokens, int64_t s
     pos_.resize(n);
     std::iota(pos_.begin(), pos_.end(), int32_t(start_pos + int64_t(begin)));
     binding.pos = pos_;
-    run_chunk(tokens.subspan(begin, n), pos_, binding);
+    if (auto r = run_chunk(tokens.subspan(begin, n), pos_, binding); !r) return r;
   }
   // Only the last token's logits are needed for generation: norm and project one row.
   const act last = x_->view().row(int64_t(n) - 1);
@@ -165,7 +168,7 @@ expected<void> llama_forward::forward_batch(const batch& b, paged_kv& kv, std::s
     }
   };
   paged binding(be_, kv, c, paged_batch{b.pos, b.token_seq, b.tables});
-  run_chunk(b.tokens, b.pos, binding);
+  if (auto r = run_chunk(b.tokens, b.pos, binding); !r) return r;
 
   // Logits of the wanted rows only: gather, norm, project.
   const int64_t m = int64_t(b.logit_rows.size());
@@ -183,7 +186,14 @@ expected<void> llama_forward::forward_batch(const batch& b, paged_kv& kv, std::s
   return {};
 }
 
-void llama_forward::run_chunk(std::span<const int32_t> tokens, std::span<const int32_t> pos, kv_binding& kv) {
+expected<void> llama_forward::reduce(act partial) {
+  if (comm_ == nullptr) return {};
+  if (auto r = comm_->all_reduce_sum(std::span<float>(partial.data, size_t(partial.rows * partial.cols))); !r) return r;
+  return comm_->synchronize();  // the backend reads the sum next (a no-op for the CPU communicators)
+}
+
+expected<void> llama_forward::run_chunk(std::span<const int32_t> tokens, std::span<const int32_t> pos,
+                                        kv_binding& kv) {
   const model_config& c = model_->config;
   const int64_t n = int64_t(tokens.size());
   const act x = x_->view().first_rows(n);        // [n, dim] residual stream
@@ -206,15 +216,18 @@ void llama_forward::run_chunk(std::span<const int32_t> tokens, std::span<const i
     be_.rope(k, c.n_kv_heads, c.head_dim, pos, inv_freq_, c.rope_interleaved);
     kv.write(int64_t(li), k, v);
     kv.attend(int64_t(li), q, a);
-    be_.matmul(a, *l.wo, nullptr, h);             // [n, dim]
+    be_.matmul(a, *l.wo, nullptr, h);             // [n, dim] (a rank's partial sum under TP)
+    if (auto r = reduce(h); !r) return r;         // no o bias in this family; one would go here
     be_.add(x, h);
     be_.rms_norm(x, *l.ffn_norm, c.rms_eps, h);
     be_.matmul(h, *l.w_gate, nullptr, g);
     be_.matmul(h, *l.w_up, nullptr, u);
     be_.silu_mul(g, u);
-    be_.matmul(g, *l.w_down, nullptr, h);         // [n, dim]
+    be_.matmul(g, *l.w_down, nullptr, h);         // [n, dim] (a rank's partial sum under TP)
+    if (auto r = reduce(h); !r) return r;         // no down bias in this family; one would go here
     be_.add(x, h);
   }
+  return {};
 }
 
 }  // namespace troupe::engine

@@ -13,11 +13,22 @@
 
 namespace troupe::engine {
 
+namespace parallel {
+class communicator;
+}
+
 class llama_forward {
  public:
   // Uploads the weights to `be` and sizes activation buffers for up to `max_tokens` tokens per call.
+  // Tensor parallelism: with `comm`, `m` is this rank's shard (parallel::shard_model) and the
+  // [n, dim] outputs of the o and down projections are partial sums that comm.all_reduce_sum
+  // completes before they join the residual stream, so every rank holds the full residual stream
+  // and computes the full logits. `comm` must outlive the forward pass; a failed collective makes
+  // the call return its error (the communicator is broken from then on). Without `comm` (the
+  // default) nothing changes. See tp_forward.hpp for building a rank's forward pass.
   [[nodiscard]] static expected<std::unique_ptr<llama_forward>> create(std::shared_ptr<const model> m,
-                                                                       backend& be, int64_t max_tokens);
+                                                                       backend& be, int64_t max_tokens,
+                                                                       parallel::communicator* comm = nullptr);
 
   // Runs `tokens` of one sequence at positions start_pos.. (their K/V are written into `kv`) and
   // writes the last token's logits [vocab] to `logits`. Longer inputs run in chunks of max_tokens.
@@ -70,11 +81,15 @@ class llama_forward {
   };
 
   llama_forward(std::shared_ptr<const model> m, backend& be, int64_t max_tokens);
-  void run_chunk(std::span<const int32_t> tokens, std::span<const int32_t> pos, kv_binding& kv);
+  [[nodiscard]] expected<void> run_chunk(std::span<const int32_t> tokens, std::span<const int32_t> pos,
+                                         kv_binding& kv);
+  // Tensor parallelism: completes a row-parallel partial sum [n, dim]; a no-op without comm_.
+  [[nodiscard]] expected<void> reduce(act partial);
 
   std::shared_ptr<const model> model_;
   backend& be_;
   int64_t max_tokens_;
+  parallel::communicator* comm_ = nullptr;  // tensor parallelism; null for a whole model
   std::vector<float> inv_freq_;
   std::vector<int32_t> pos_;  // positions of the current chunk (kept to avoid an allocation per step)
   std::unique_ptr<device_weight> tok_embd_, output_norm_, output_;

@@ -77,6 +77,7 @@ void completion_session::apply(token_chunk& c, std::vector<choice_delta>& deltas
     const bool stop_token = engine_stop && i + 1 == c.tokens.size();
     auto piece = s.text.push(token, stop_token);
     ++s.tokens;
+    d.token_ids.push_back(token);
     if (i < c.logprobs.size() && prepared_.request.logprobs >= 0) {
       const auto& lp = c.logprobs[i];
       token_logprob_text t{model_.tokenizer().token_bytes(lp.token), lp.logprob, {}};

@@ -36,6 +36,8 @@ struct choice_delta {
   // split a character).
   size_t text_offset = 0;
   std::optional<std::string> finish_reason;  // "stop" | "length" | ...; none = null
+  // The generated token ids behind `text` (the OpenAI JSON does not carry them; the RPC API does).
+  std::vector<int32_t> token_ids;
 };
 
 struct usage_counts {

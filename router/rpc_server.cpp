@@ -64,6 +64,8 @@ struct generation {
 void fill_chunk(schema::Chunk::Builder chunk, const choice_delta& d) {
   chunk.setSample(uint32_t(d.index));
   chunk.setText(kj::StringPtr(d.text.c_str(), d.text.size()));
+  auto ids = chunk.initTokenIds(uint32_t(d.token_ids.size()));
+  for (size_t i = 0; i < d.token_ids.size(); ++i) ids.set(uint32_t(i), d.token_ids[i]);
   if (!d.logprobs.empty()) {
     auto lps = chunk.initLogprobs(uint32_t(d.logprobs.size()));
     for (uint32_t i = 0; i < lps.size(); ++i) {

@@ -36,6 +36,7 @@ struct Chunk {
                                 # of a UTF-8 character, or a held-back stop string prefix)
   logprobs @2 :List(TokenLogprob);  # for this delta's tokens, when the request asked (logprobs >= 0)
   finishReason @3 :Text;        # set on the sample's last chunk: "stop", "length" or "abort"
+  tokenIds @4 :List(Int32);     # the generated token ids behind this delta (a final stop token included)
 }
 
 struct TokenLogprob {

@@ -375,11 +375,13 @@ TEST(rpc, generate_connect_prints_what_local_generate_prints) {
     const auto l = run_capture(local + args + " --json 2>&1");
     EXPECT_EQ(json_string_field(r, "text"), json_string_field(l, "text")) << args;
     EXPECT_EQ(json_string_field(r, "finish_reason"), json_string_field(l, "finish_reason")) << args;
-    const auto prompt_ids = [](const std::string& json) {
-      const auto at = json.find("\"prompt_tokens\":");
+    const auto ids = [](const std::string& json, const char* field) {
+      const auto at = json.find(std::string("\"") + field + "\":");
       return at == std::string::npos ? std::string("<none>") : json.substr(at, json.find(']', at) - at);
     };
-    EXPECT_EQ(prompt_ids(r), prompt_ids(l)) << args;
+    EXPECT_EQ(ids(r, "prompt_tokens"), ids(l, "prompt_tokens")) << args;
+    EXPECT_EQ(ids(r, "tokens"), ids(l, "tokens")) << args;
+    EXPECT_NE(ids(r, "tokens"), "<none>") << r;
   }
   // Errors reach the terminal with a non-zero status.
   EXPECT_NE(run_capture(remote + " --prompt Hi --temperature 7 2>&1").find("'temperature'"), std::string::npos);

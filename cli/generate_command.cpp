@@ -3,6 +3,8 @@
 // its Cap'n Proto API, streamed to the terminal, or one JSON object with --json. --chat renders the
 // model's own chat template with the generation prompt.
 #include <charconv>
+#include <random>
+#include <thread>
 #include <cstdio>
 #include <memory>
 
@@ -14,6 +16,9 @@
 #include "engine/cpu_backend.hpp"
 #include "engine/generator.hpp"
 #include "engine/model_tokenizer.hpp"
+#include "engine/parallel/gloo_communicator.hpp"
+#include "engine/parallel/rendezvous_store.hpp"
+#include "engine/tp_forward.hpp"
 
 namespace troupe::cli {
 
@@ -25,6 +30,7 @@ struct generate_options {
   engine::generation_request req;
   uint64_t seed = 0;
   int threads = 0;
+  int tp = 1;  // ranks of a tensor-parallel shard group (threads, Gloo over loopback)
   bool json = false;
   bool keep_special = false;
   bool no_mmap = false;
@@ -70,14 +76,55 @@ expected<std::string> chat_prompt(const engine::tokenizer& tok, const generate_o
 std::string logprobs_json(const std::vector<engine::sample_result>& lp) {
   std::string s = "[";
   for (size_t i = 0; i < lp.size(); ++i) {
-    s += (i ? "," : "") + std::string("{\"token\":") + std::to_string(lp[i].token) +
+    if (i) s += ',';
+    s += std::string("{\"token\":") + std::to_string(lp[i].token) +
          ",\"logprob\":" + json_number(lp[i].logprob) + ",\"top\":[";
-    for (size_t j = 0; j < lp[i].top.size(); ++j)
-      s += (j ? "," : "") + std::string("{\"token\":") + std::to_string(lp[i].top[j].token) +
+    for (size_t j = 0; j < lp[i].top.size(); ++j) {
+      if (j) s += ',';
+      s += std::string("{\"token\":") + std::to_string(lp[i].top[j].token) +
            ",\"logprob\":" + json_number(lp[i].top[j].logprob) + "}";
+    }
     s += "]}";
   }
   return s + "]";
+}
+
+// --tp N: a shard group of N ranks as threads of this process, Gloo between them over loopback.
+// Every rank runs the same generation on its shard; all ranks get bit-identical logits (ring
+// all-reduce), so with one seed they sample the same tokens in lockstep, and rank 0 streams.
+expected<engine::generation_result> generate_tensor_parallel(
+    const std::shared_ptr<const engine::model>& m, generate_options& o,
+    const std::function<void(const engine::generation_event&)>& stream) {
+  if (o.tp < 1 || o.tp > 64) return fail("--tp " + std::to_string(o.tp) + ": give 1 to 64 ranks");
+  // An unseeded request would seed each rank's sampler differently.
+  if (!o.req.sampling.seed) o.req.sampling.seed = std::random_device{}();
+  const int threads_per_rank = std::max(1, (o.threads > 0 ? o.threads : int(std::thread::hardware_concurrency())) / o.tp);
+  auto store = engine::parallel::make_memory_store();
+  std::vector<expected<engine::generation_result>> results(size_t(o.tp), error{});
+  std::vector<std::thread> ranks;
+  for (int rank = 0; rank < o.tp; ++rank)
+    ranks.emplace_back([&results, &store, &o, &m, &stream, rank, threads_per_rank]() {
+      auto& out = results[size_t(rank)];
+      engine::parallel::gloo_options go;
+      go.rank = rank;
+      go.size = o.tp;
+      go.prefix = "generate";
+      auto comm = engine::parallel::make_gloo_communicator(go, *store);
+      if (!comm) return void(out = comm.err());
+      auto tok = engine::load_tokenizer_for(*m);  // one per rank: each decodes its own copy of the stream
+      if (!tok) return void(out = tok.err());
+      auto be = engine::make_cpu_backend(threads_per_rank);
+      auto fwd = engine::create_tp_forward(m, *be, 256, **comm);
+      if (!fwd) return void(out = fwd.err());
+      out = engine::generate(**fwd, **tok, o.req, rank == 0 ? stream : nullptr);
+    });
+  for (auto& t : ranks) t.join();
+  for (int rank = 0; rank < o.tp; ++rank)
+    if (!results[size_t(rank)]) return fail("rank " + std::to_string(rank) + ": " + results[size_t(rank)].message());
+  for (int rank = 1; rank < o.tp; ++rank)
+    if (results[size_t(rank)]->tokens != results[0]->tokens)
+      return fail("rank " + std::to_string(rank) + " sampled other tokens than rank 0 (the ranks diverged)");
+  return std::move(results[0]);
 }
 
 int run(generate_options& o, bool seed_given) {
@@ -102,9 +149,6 @@ int run(generate_options& o, bool seed_given) {
   if (auto ok = engine::validate(o.req, (*m)->config); !ok)
     return std::fprintf(stderr, "error: %s\n", ok.message().c_str()), 2;
 
-  auto be = engine::make_cpu_backend(o.threads);
-  auto fwd = engine::llama_forward::create(*m, *be, 256);
-  if (!fwd) return std::fprintf(stderr, "error: %s\n", fwd.message().c_str()), 1;
   std::function<void(const engine::generation_event&)> stream;
   if (!o.json) {
     stream = [](const engine::generation_event& ev) {
@@ -112,7 +156,15 @@ int run(generate_options& o, bool seed_given) {
       std::fflush(stdout);
     };
   }
-  auto r = engine::generate(**fwd, **tok, o.req, stream);
+  expected<engine::generation_result> r = error{};
+  if (o.tp == 1) {
+    auto be = engine::make_cpu_backend(o.threads);
+    auto fwd = engine::llama_forward::create(*m, *be, 256);
+    if (!fwd) return std::fprintf(stderr, "error: %s\n", fwd.message().c_str()), 1;
+    r = engine::generate(**fwd, **tok, o.req, stream);
+  } else {
+    r = generate_tensor_parallel(*m, o, stream);
+  }
   if (!r) return std::fprintf(stderr, "\nerror: %s\n", r.message().c_str()), 1;
   if (o.json) {
     std::string out = "{\"prompt_tokens\":" + json_int_array(r->prompt_tokens) + ",\"tokens\":" +
@@ -138,11 +190,14 @@ std::string remote_logprobs_json(const std::vector<client::token_logprob>& lp) {
   };
   std::string s = "[";
   for (size_t i = 0; i < lp.size(); ++i) {
-    s += (i ? "," : "") + std::string("{\"bytes\":") + bytes(lp[i].token) + ",\"logprob\":" +
+    if (i) s += ',';
+    s += std::string("{\"bytes\":") + bytes(lp[i].token) + ",\"logprob\":" +
          json_number(lp[i].logprob) + ",\"top\":[";
-    for (size_t j = 0; j < lp[i].top.size(); ++j)
-      s += (j ? "," : "") + std::string("{\"bytes\":") + bytes(lp[i].top[j].token) +
+    for (size_t j = 0; j < lp[i].top.size(); ++j) {
+      if (j) s += ',';
+      s += std::string("{\"bytes\":") + bytes(lp[i].top[j].token) +
            ",\"logprob\":" + json_number(lp[i].top[j].logprob) + "}";
+    }
     s += "]}";
   }
   return s + "]";
@@ -252,6 +307,8 @@ command_runner add_generate_command(CLI::App& app) {
   g->add_flag("--ignore-eos", o->req.ignore_eos, "keep generating past end-of-sequence tokens");
   g->add_flag("--keep-special", o->keep_special, "keep special tokens in the text");
   g->add_option("--threads", o->threads, "CPU threads (0 = all)")->capture_default_str();
+  g->add_option("--tp", o->tp, "tensor-parallel ranks (threads of this process, Gloo between them)")
+      ->capture_default_str();
   g->add_flag("--no-mmap", o->no_mmap, "read the weights into memory (huge pages) instead of mapping the file");
   g->add_flag("--json", o->json, "print one JSON object instead of streaming text");
   return [o, seed, prompt, tokens, chat]() {

@@ -64,6 +64,14 @@ TEST(cli, generate_json_has_the_documented_fields) {
   EXPECT_GT(simdjson::dom::array(doc["prompt_tokens"]).size(), 0u);
   EXPECT_EQ(simdjson::dom::array(doc["tokens"]).size(), 7u);
   EXPECT_EQ(simdjson::dom::array(doc["logprobs"]).size(), 7u);
+  for (auto lp : simdjson::dom::array(doc["logprobs"])) {
+    simdjson::dom::array top = lp["top"];
+    ASSERT_EQ(top.size(), 2u) << r.out;  // --logprobs 2: two alternatives, each a token and its logprob
+    for (auto alt : top) {
+      EXPECT_FALSE(alt["token"].error()) << r.out;
+      EXPECT_FALSE(alt["logprob"].error()) << r.out;
+    }
+  }
   EXPECT_EQ(std::string_view(doc["finish_reason"]), "length");
   std::string_view text;
   EXPECT_EQ(doc["text"].get_string().get(text), simdjson::SUCCESS);
@@ -73,6 +81,24 @@ TEST(cli, generate_streams_text_and_gguf_runs_too) {
   auto r = run("generate --model " + model_dir() + ".gguf --prompt-tokens 1,2,3 --max-tokens 5 --seed 3");
   EXPECT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("finish:"), std::string::npos) << r.out;
+}
+
+TEST(cli, generate_with_tensor_parallel_ranks_gives_the_same_greedy_tokens) {
+  const std::string base = "generate --model " + model_dir() + " --prompt 'Tensor parallel' --max-tokens 16 --temperature 0 --json";
+  const auto one = run(base);
+  ASSERT_EQ(one.code, 0) << one.out;
+  const auto tokens = [](const std::string& json) {
+    const auto at = json.find("\"tokens\":");
+    return at == std::string::npos ? std::string("<none>") : json.substr(at, json.find(']', at) - at);
+  };
+  for (const char* tp : {"2", "4"}) {  // 4 heads, 2 kv heads: split at 2, replicated at 4
+    const auto sharded = run(base + " --tp " + tp);
+    ASSERT_EQ(sharded.code, 0) << sharded.out;
+    EXPECT_EQ(tokens(sharded.out), tokens(one.out)) << "tp " << tp;
+  }
+  const auto bad = run(base + " --tp 3");
+  EXPECT_NE(bad.code, 0);
+  EXPECT_NE(bad.out.find("num_attention_heads = 4 is not divisible by tp"), std::string::npos) << bad.out;
 }
 
 TEST(cli, no_mmap_gives_the_same_greedy_tokens) {

@@ -99,6 +99,11 @@ TEST(cache, two_routers_share_redis_and_survive_its_death) {
   ASSERT_NE(b.port(), 0);
   auto on_a = http_request(a.port(), "POST", "/v1/completions", body("Shared between routers"));
   ASSERT_EQ(on_a.status, 200) << on_a.body;
+  // The store is asynchronous (the client has its answer before router a's cache has written it):
+  // wait until a's cache holds the entry, which it writes to Redis in the same step.
+  for (int i = 0; i < 100 && metric(a.metrics(), "troupe_cache_entries") < 1; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  ASSERT_GE(metric(a.metrics(), "troupe_cache_entries"), 1);
   // Router b's first request is a hit from Redis: its worker never sees it.
   auto on_b = http_request(b.port(), "POST", "/v1/completions", body("Shared between routers"));
   ASSERT_EQ(on_b.status, 200) << on_b.body;

@@ -11,6 +11,7 @@
 #include <random>
 
 #include "bench/benchmarks.hpp"
+#include "bench/serve_report.hpp"
 #include "cli/json_output.hpp"
 #include "engine/cpu_backend.hpp"
 #include "engine/llm_engine.hpp"
@@ -25,11 +26,11 @@ struct percentiles {
   double p50 = 0, p90 = 0, p99 = 0;
 };
 
+// Interpolated percentiles, the same as `bench serve` and `bench engine --request-rate` report.
 percentiles percentiles_of(std::vector<double> v) {
   if (v.empty()) return {};
   std::sort(v.begin(), v.end());
-  const auto at = [&v](double q) { return v[std::min(v.size() - 1, size_t(q * double(v.size() - 1) + 0.5))]; };
-  return {at(0.5), at(0.9), at(0.99)};
+  return {bench::percentile(v, 0.5), bench::percentile(v, 0.9), bench::percentile(v, 0.99)};
 }
 
 std::string json_percentiles(const percentiles& p) {

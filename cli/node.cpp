@@ -206,12 +206,11 @@ int run_node(const node_options& o, const std::function<void(const node_ports&)>
   std::unique_ptr<router::http_frontend> http;
   kj::Promise<void> serving = kj::NEVER_DONE;
   caf::actor watcher;
-  auto shutdown = [&system, &router_handle, &leader, &watcher, &cache_handle]() {
+  auto shutdown = [&router_handle, &leader, &watcher, &cache_handle]() {
     if (watcher) caf::anon_send_exit(watcher, caf::exit_reason::user_shutdown);
     if (cache_handle) caf::anon_send_exit(cache_handle, caf::exit_reason::user_shutdown);
     if (leader) caf::anon_send_exit(leader, caf::exit_reason::user_shutdown);
     if (router_handle) caf::anon_send_exit(router_handle, caf::exit_reason::user_shutdown);
-    (void)system;
   };
 
   if (local_cache) cache_handle = cache::spawn_cache(system, co, &metrics);

@@ -5,6 +5,8 @@
 // a request joins the batch at the next step and an abort frees its blocks before it.
 #include "gpu_actor/leader.hpp"
 
+#include "common/cluster_sampling.hpp"
+
 #include <caf/all.hpp>
 #include <algorithm>
 #include <chrono>
@@ -24,15 +26,7 @@ engine::engine_request to_engine_request(const generate_request& r) {
   engine::engine_request e;
   e.prompt = r.prompt;
   e.max_tokens = r.max_tokens;
-  e.sampling.temperature = r.temperature;
-  e.sampling.top_p = r.top_p;
-  e.sampling.top_k = r.top_k;
-  e.sampling.min_p = r.min_p;
-  e.sampling.repetition_penalty = r.repetition_penalty;
-  e.sampling.presence_penalty = r.presence_penalty;
-  e.sampling.frequency_penalty = r.frequency_penalty;
-  if (r.has_seed) e.sampling.seed = r.seed;
-  e.sampling.logprobs = r.logprobs;
+  e.sampling = sampling_of(r);
   e.stop_token_ids = r.stop_token_ids;
   e.ignore_eos = r.ignore_eos;
   e.priority = r.priority;

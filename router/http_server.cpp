@@ -4,7 +4,6 @@
 #include <caf/all.hpp>
 #include <charconv>
 #include <chrono>
-#include <random>
 
 #include "common/json_escape.hpp"
 #include "router/completion_session.hpp"

@@ -5,6 +5,7 @@
 
 #include <filesystem>
 
+#include "common/cluster_sampling.hpp"
 #include "engine/model_tokenizer.hpp"
 
 namespace troupe::router {
@@ -25,8 +26,12 @@ std::string model_revision_for(const std::string& path) {
   std::string probe = rev;
   if (std::filesystem::is_directory(rev, ec)) probe = rev + "/config.json";
   struct stat st {};
-  if (::stat(probe.c_str(), &st) == 0)
-    rev += "@" + std::to_string(st.st_size) + ":" + std::to_string(int64_t(st.st_mtim.tv_sec));
+  if (::stat(probe.c_str(), &st) == 0) {
+    rev += '@';
+    rev += std::to_string(st.st_size);
+    rev += ':';
+    rev += std::to_string(int64_t(st.st_mtim.tv_sec));
+  }
   return rev;
 }
 
@@ -112,17 +117,7 @@ std::variant<prepared_request, api_error> model_frontend::prepare(const api_requ
                "max_tokens", "context_length_exceeded");
   g.max_tokens = int32_t(r.max_tokens ? *r.max_tokens : context - prompt_len);
 
-  const auto& s = r.sampling;
-  g.temperature = s.temperature;
-  g.top_p = s.top_p;
-  g.top_k = s.top_k;
-  g.min_p = s.min_p;
-  g.repetition_penalty = s.repetition_penalty;
-  g.presence_penalty = s.presence_penalty;
-  g.frequency_penalty = s.frequency_penalty;
-  g.has_seed = s.seed.has_value();
-  g.seed = s.seed.value_or(0);
-  g.logprobs = s.logprobs;
+  cluster::set_sampling(g, r.sampling);
   g.stop_token_ids = r.stop_token_ids;
   g.ignore_eos = r.ignore_eos;
   g.n = r.n;

@@ -15,9 +15,11 @@
 #include <fstream>
 #include <thread>
 
+#include "cli/cluster_join.hpp"
 #include "common/cluster_config.hpp"
 #include "common/metrics.hpp"
 #include "cache_actor/cache_actor.hpp"
+#include "gpu_actor/rendezvous.hpp"
 #include "gpu_actor/worker.hpp"
 #include "router/http_server.hpp"
 #include "router/model_frontend.hpp"
@@ -54,43 +56,14 @@ void capture_stop_signals() {
   ::sigaction(SIGTERM, &sa, nullptr);
 }
 
+int stop_signal_fd() { return stop_pipe[0]; }
+
 namespace {
 
 std::string default_group_name() {
   char host[256] = {};
   ::gethostname(host, sizeof host - 1);
   return std::string(host) + ":" + std::to_string(::getpid()) + "/0";
-}
-
-// Resolves when `who` goes down (its node died, disconnected or stopped it). `watcher` must be kept:
-// CAF ends an actor nobody refers to.
-kj::Promise<void> when_down(caf::actor_system& system, const router_actor& who, caf::actor& watcher) {
-  auto pair = kj::newPromiseAndCrossThreadFulfiller<void>();
-  auto fulfiller = std::make_shared<kj::Own<kj::CrossThreadPromiseFulfiller<void>>>(kj::mv(pair.fulfiller));
-  watcher = system.spawn([who, fulfiller](caf::event_based_actor* self) {
-    self->monitor(who);
-    self->set_down_handler([self, fulfiller](caf::down_msg&) {
-      (*fulfiller)->fulfill();
-      self->quit();
-    });
-    return caf::behavior{[](caf::unit_t) {}};
-  });
-  return kj::mv(pair.promise);
-}
-
-// The router this worker joins, retried until the deadline (the router may still be starting).
-expected<router_actor> join_router(caf::actor_system& system, const host_port& where, double timeout_s) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
-  std::string last;
-  while (true) {
-    auto r = system.middleman().remote_actor<router_actor>(where.host, where.port);
-    if (r) return *r;
-    last = system.render(r.error());
-    if (std::chrono::steady_clock::now() >= deadline) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  }
-  return fail("--join " + where.host + ":" + std::to_string(where.port) + ": no router reachable within " +
-              std::to_string(int(timeout_s)) + " s (" + last + ")");
 }
 
 expected<void> register_group(caf::actor_system& system, const router_actor& router, const group_info& info,
@@ -136,6 +109,15 @@ int run_node(const node_options& o, const std::function<void(const node_ports&)>
   if ((o.router || o.worker) && o.model.empty())
     return err("--model PATH is needed (the router tokenizes with it, a worker runs it)");
   if (o.worker && !o.router && o.join.empty()) return err("a worker without the router role needs --join HOST:PORT");
+  if (o.rank >= 0) {
+    if (!o.worker || o.router || o.cache) return err("--rank belongs to worker-only nodes (--roles worker)");
+    if (o.tp < 2) return err("--rank " + std::to_string(o.rank) + ": a rank of a shard group needs --tp 2 or more");
+    if (o.rank >= o.tp) return err("--rank " + std::to_string(o.rank) + " is not a rank of --tp " + std::to_string(o.tp));
+    if (o.name.empty()) return err("--rank needs --group NAME: the leader and its ranks meet under it");
+    if (o.rank > 0) return run_rank_node(o);
+  }
+  if (o.rank_timeout_s <= 0 || o.rank_timeout_s > 3600)
+    return err("--rank-timeout must be in (0, 3600] seconds");
   if (!o.router && (!o.rpc.empty() || !o.api_keys.empty() || !o.api_key_file.empty()))
     return err("--rpc, --api-key and --api-key-file belong to the router role");
 
@@ -206,8 +188,10 @@ int run_node(const node_options& o, const std::function<void(const node_ports&)>
   std::unique_ptr<router::http_frontend> http;
   kj::Promise<void> serving = kj::NEVER_DONE;
   caf::actor watcher;
-  auto shutdown = [&router_handle, &leader, &watcher, &cache_handle]() {
+  rendezvous_actor rendezvous;
+  auto shutdown = [&router_handle, &leader, &watcher, &cache_handle, &rendezvous]() {
     if (watcher) caf::anon_send_exit(watcher, caf::exit_reason::user_shutdown);
+    if (rendezvous) caf::anon_send_exit(rendezvous, caf::exit_reason::user_shutdown);
     if (cache_handle) caf::anon_send_exit(cache_handle, caf::exit_reason::user_shutdown);
     if (leader) caf::anon_send_exit(leader, caf::exit_reason::user_shutdown);
     if (router_handle) caf::anon_send_exit(router_handle, caf::exit_reason::user_shutdown);
@@ -290,21 +274,10 @@ int run_node(const node_options& o, const std::function<void(const node_ports&)>
   }
 
   kj::Promise<void> router_lost = kj::NEVER_DONE;
+  kj::Promise<void> group_lost = kj::NEVER_DONE;
+  caf::actor group_watcher;
   if (o.worker) {
-    gpu_actor::worker_options wo;
-    wo.model_path = o.model;
-    wo.model_name = router::model_name_for(o.model);
-    wo.revision = router::model_revision_for(o.model);
-    wo.group_name = o.name.empty() ? default_group_name() : o.name;
-    wo.threads = o.threads;
-    wo.tp = o.tp;
-    wo.engine = o.engine;
-    group_info info;
-    auto res = gpu_actor::load_worker(wo, info);
-    if (!res) {
-      shutdown();
-      return err(res.message());
-    }
+    // The router first: a group whose ranks are processes publishes its rendezvous there.
     router_actor target = router_handle;
     if (!o.router) {
       auto r = join_router(system, join_at, o.join_timeout_s);
@@ -313,16 +286,42 @@ int run_node(const node_options& o, const std::function<void(const node_ports&)>
         return err(r.message());
       }
       target = *r;
-      router_lost = when_down(system, target, watcher);
+      router_lost = when_down(system, caf::actor_cast<caf::actor>(target), watcher);
+    }
+    gpu_actor::worker_options wo;
+    wo.model_path = o.model;
+    wo.model_name = router::model_name_for(o.model);
+    wo.revision = router::model_revision_for(o.model);
+    wo.group_name = o.name.empty() ? default_group_name() : o.name;
+    wo.threads = o.threads;
+    wo.tp = o.tp;
+    wo.rank_address = o.rank_address;
+    wo.rank_timeout = std::chrono::milliseconds(int64_t(o.rank_timeout_s * 1000));
+    wo.join_timeout = std::chrono::milliseconds(int64_t(o.join_timeout_s * 1000));
+    wo.engine = o.engine;
+    if (o.rank == 0) {
+      rendezvous = gpu_actor::spawn_rendezvous(system);
+      caf::anon_send(target, rendezvous_atom::value, wo.group_name, rendezvous);
+      wo.rank_store = gpu_actor::make_caf_store(system, rendezvous);
+      // The ranks may start before or after this node: they wait for the rendezvous, and this node
+      // waits for them as long as they keep trying to join (--join-timeout).
+      std::fprintf(stderr, "troupe: shard group %s waiting for ranks 1..%d\n", wo.group_name.c_str(), o.tp - 1);
+    }
+    group_info info;
+    auto res = gpu_actor::load_worker(wo, info);
+    if (!res) {
+      shutdown();
+      return err(res.message());
     }
     leader = gpu_actor::spawn_leader(system, std::move(*res), info, caf::actor_cast<load_sink_actor>(target));
+    group_lost = when_down(system, caf::actor_cast<caf::actor>(leader), group_watcher);
     if (auto ok = register_group(system, target, info, leader); !ok) {
       shutdown();
       return err(ok.message());
     }
-    std::fprintf(stderr, "troupe: shard group %s serving '%s': KV cache of %lld tokens (%d-token blocks), %d threads\n",
+    std::fprintf(stderr, "troupe: shard group %s serving '%s': KV cache of %lld tokens (%d-token blocks), %d threads, tp %d\n",
                  info.name.c_str(), info.model.c_str(), (long long)info.kv_capacity_tokens, info.block_size,
-                 o.threads);
+                 o.threads, o.tp);
   }
 
   write_port_file(o.port_file, ports);
@@ -336,6 +335,10 @@ int run_node(const node_options& o, const std::function<void(const node_ports&)>
                   .exclusiveJoin(router_lost.then([&code]() {
                     std::fprintf(stderr, "troupe: the router is gone; this worker stops\n");
                     code = 3;
+                  }))
+                  .exclusiveJoin(group_lost.then([&code]() {
+                    std::fprintf(stderr, "troupe: the shard group stopped; this worker stops\n");
+                    code = 4;
                   }))
                   .exclusiveJoin(kj::mv(serving));
   try {

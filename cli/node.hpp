@@ -21,8 +21,14 @@ struct node_options {
   std::string http = "127.0.0.1:8000";    // router: the OpenAI-compatible API
   std::string model;
   std::string routing = "least-outstanding";
-  std::string name;                       // worker: the group's name (default host:pid/0)
+  std::string name;                       // worker: the group's name (default host:pid/0); --group
   int tp = 1;
+  // Tensor parallelism across processes: -1 = the group's ranks are threads of this node; 0 = this
+  // node is the group's leader and ranks 1 .. tp-1 are `--rank R` nodes of the same --group;
+  // R > 0 = this node is rank R (it runs the leader's steps and serves nothing itself).
+  int rank = -1;
+  std::string rank_address = "127.0.0.1";  // where this node's ranks listen for their peers (Gloo TCP)
+  double rank_timeout_s = 10;              // joining a group, and every collective: a dead or hung rank fails the group within it
   int threads = 0;
   double join_timeout_s = 30;             // worker: how long to keep trying to reach the router
   std::string port_file;                  // written once listening: "http=P\ncluster=P\nrpc=P\n"
@@ -56,8 +62,16 @@ void add_engine_options(CLI::App* command, node_options* options);
 // The router's client-facing options (--rpc, --api-key, --cache-*, ...), shared by `node` and `up`.
 void add_router_options(CLI::App* command, node_options* options);
 
+// `troupe node --roles worker --rank R (R > 0) --group G --tp N --join HOST:PORT --model PATH`: one
+// rank process of group G. It finds the group's rendezvous at the router, joins its leader and the
+// other ranks, and runs the leader's steps until the group stops (exit 0), fails (exit 4), or a
+// signal ends it. Called by run_node.
+int run_rank_node(const node_options& options);
+
 // Routes SIGINT and SIGTERM to the node's event loop (a clean stop) instead of ending the process.
 // Idempotent; run_node calls it too.
 void capture_stop_signals();
+// The read end that becomes readable on SIGINT / SIGTERM once captured (-1 before).
+[[nodiscard]] int stop_signal_fd();
 
 }  // namespace troupe::cli

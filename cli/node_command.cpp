@@ -44,7 +44,12 @@ command_runner add_node_command(CLI::App& app) {
   c->add_option("--model", o->model, "model folder or .gguf file (router and worker roles)");
   c->add_option("--tp", o->tp, "ranks in a worker's shard group")->capture_default_str();
   c->add_option("--routing", o->routing, "router: least-outstanding | prefix-affinity")->capture_default_str();
-  c->add_option("--name", o->name, "worker: the shard group's name (default HOST:PID/0)");
+  c->add_option("--name,--group", o->name, "worker: the shard group's name (default HOST:PID/0)");
+  c->add_option("--rank", o->rank, "worker: this node is rank R of --group (0 = its leader; ranks > 0 serve nothing)");
+  c->add_option("--rank-address", o->rank_address, "worker: where this node's ranks listen for their peers")
+      ->capture_default_str();
+  c->add_option("--rank-timeout", o->rank_timeout_s,
+                "worker: seconds within which a dead or hung rank fails its group")->capture_default_str();
   c->add_option("--join-timeout", o->join_timeout_s, "worker: seconds to keep trying to reach the router")
       ->capture_default_str();
   c->add_option("--port-file", o->port_file, "write the bound ports here once listening");

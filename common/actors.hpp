@@ -4,6 +4,7 @@
 
 #include <caf/replies_to.hpp>
 #include <caf/typed_actor.hpp>
+#include <string>
 #include <vector>
 
 #include "common/cluster_messages.hpp"
@@ -33,12 +34,20 @@ using cache_actor = caf::typed_actor<
     caf::reacts_to<store_atom, cache_key, cache_entry>,          // remember a finished deterministic request
     caf::replies_to<stats_atom>::with<cache_stats>>;             // counters since start
 
+// Where the ranks of one shard group meet (gpu_actor/rendezvous.hpp): a write-once key/value store
+// hosted by the group's leader; ranks publish their Gloo addresses (or the NCCL unique id) here.
+using rendezvous_actor = caf::typed_actor<
+    caf::replies_to<set_key_atom, std::string, std::string>::with<bool>,  // publish a key's value
+    caf::replies_to<get_key_atom, std::string>::with<std::string>>;       // a key's value (error: not there yet)
+
 // The router: the registry of shard groups, routing, and the streams back to the clients.
 using router_actor = caf::typed_actor<
     caf::replies_to<register_atom, group_info, gpu_leader_actor>::with<bool>,  // a shard group joins (error: refused, and why)
     caf::reacts_to<load_atom, load_report>,                                    // a group's load report
     caf::reacts_to<tokens_atom, std::vector<token_chunk>>,                     // tokens streamed by a group
     caf::reacts_to<submit_atom, generate_request, cache_key>,                  // route a request from this node's front end (key empty: not cached)
-    caf::reacts_to<cancel_atom, int64_t>>;                                     // the client is gone or stopped: abort at the group
+    caf::reacts_to<cancel_atom, int64_t>,                                      // the client is gone or stopped: abort at the group
+    caf::reacts_to<rendezvous_atom, std::string, rendezvous_actor>,            // a group's leader publishes where its ranks meet
+    caf::replies_to<rendezvous_atom, std::string>::with<rendezvous_actor>>;    // where group G's ranks meet (error: not yet published)
 
 }  // namespace troupe::cluster

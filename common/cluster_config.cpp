@@ -23,6 +23,7 @@ node_config::node_config(liveness l, size_t threads) {
   add_message_type<cache_actor>("troupe.cache_actor");
   add_message_type<router_actor>("troupe.router_actor");
   add_message_type<token_sink_actor>("troupe.token_sink_actor");
+  add_message_type<rendezvous_actor>("troupe.rendezvous_actor");
   set("middleman.heartbeat-interval", caf::timespan{l.heartbeat});
   set("middleman.connection-timeout", caf::timespan{l.connection_timeout});
   set("scheduler.max-threads", threads);

@@ -27,6 +27,9 @@ using cancel_atom = caf::atom_constant<caf::atom("cancel")>;
 using lookup_atom = caf::atom_constant<caf::atom("lookup")>;
 using store_atom = caf::atom_constant<caf::atom("store")>;
 using stats_atom = caf::atom_constant<caf::atom("stats")>;
+using rendezvous_atom = caf::atom_constant<caf::atom("rendezvous")>;
+using set_key_atom = caf::atom_constant<caf::atom("setkey")>;
+using get_key_atom = caf::atom_constant<caf::atom("getkey")>;
 
 // A request as a shard group runs it: already tokenized and validated by the router.
 struct generate_request {

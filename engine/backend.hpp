@@ -108,6 +108,12 @@ class backend {
   virtual void add(act acc, act x) = 0;
   // Copies an activation row range to host memory.
   virtual void to_host(act x, std::span<float> out) = 0;
+
+  // The ops above return nothing: a device backend runs them asynchronously and keeps the first
+  // failure (a launch, a copy, the device itself). check() waits for the enqueued work and
+  // returns that failure once, then clears it; the forward pass calls it at the end of each call,
+  // so a device error becomes that call's (the request's) error. The CPU backend cannot fail.
+  [[nodiscard]] virtual expected<void> check() { return {}; }
 };
 
 }  // namespace troupe::engine

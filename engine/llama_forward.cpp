@@ -108,7 +108,7 @@ expected<void> llama_forward::forward(std::span<const int32_t> tokens, int64_t s
   const act out = logits_->view().first_rows(1);           // [1, vocab]
   be_.matmul(h, *output_, nullptr, out);
   be_.to_host(out, logits);
-  return {};
+  return be_.check();
 }
 
 expected<std::unique_ptr<paged_kv>> llama_forward::new_paged_kv(int64_t num_blocks, int64_t block_size) {
@@ -172,7 +172,7 @@ expected<void> llama_forward::forward_batch(const batch& b, paged_kv& kv, std::s
 
   // Logits of the wanted rows only: gather, norm, project.
   const int64_t m = int64_t(b.logit_rows.size());
-  if (m == 0) return {};
+  if (m == 0) return be_.check();
   if (m > logits_rows_) {
     logits_ = be_.alloc(m, c.vocab_size);
     logits_rows_ = m;
@@ -183,7 +183,7 @@ expected<void> llama_forward::forward_batch(const batch& b, paged_kv& kv, std::s
   const act out = logits_->view().first_rows(m);              // [m, vocab]
   be_.matmul(rows, *output_, nullptr, out);
   be_.to_host(out, logits);
-  return {};
+  return be_.check();
 }
 
 expected<void> llama_forward::reduce(act partial) {

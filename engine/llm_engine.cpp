@@ -4,10 +4,14 @@
 
 #include <algorithm>
 
+#include "engine/step_batch.hpp"
+#include "engine/step_broadcast.hpp"
+
 namespace troupe::engine {
 
 expected<std::unique_ptr<llm_engine>> llm_engine::create(llama_forward& fwd, engine_config config,
-                                                         std::vector<int32_t> eos_ids) {
+                                                         std::vector<int32_t> eos_ids,
+                                                         parallel::communicator* group) {
   const model_config& c = fwd.config();
   if (config.block_size < 1) return fail("engine: block_size must be positive");
   if (config.max_batched_tokens < 1 || config.max_running < 1)
@@ -33,12 +37,40 @@ expected<std::unique_ptr<llm_engine>> llm_engine::create(llama_forward& fwd, eng
   if (num_blocks > (int64_t(1) << 30)) return fail("engine: --kv-memory is too large");
   auto kv = fwd.new_paged_kv(num_blocks, config.block_size);
   if (!kv) return kv.err();
+  if (group != nullptr && group->size() == 1) group = nullptr;
+  if (group != nullptr) {
+    if (group->rank() != 0) return fail("engine: a shard group's engine runs on rank 0, not rank " + std::to_string(group->rank()));
+    group_message setup;
+    setup.kind = group_message_kind::setup;
+    setup.num_blocks = int32_t(num_blocks);
+    setup.block_size = config.block_size;
+    if (auto sent = send_group_message(*group, setup); !sent) return fail("engine: shard group setup: " + sent.message());
+  }
   return std::unique_ptr<llm_engine>(
-      new llm_engine(fwd, std::move(config), std::move(eos_ids), std::move(*kv), int32_t(num_blocks)));
+      new llm_engine(fwd, std::move(config), std::move(eos_ids), std::move(*kv), int32_t(num_blocks), group));
+}
+
+llm_engine::~llm_engine() {
+  if (group_ == nullptr || group_failure_) return;
+  group_message stop;
+  stop.kind = group_message_kind::stop;
+  (void)send_group_message(*group_, stop);  // a rank already gone has nothing left to stop
+}
+
+expected<void> llm_engine::keep_group_alive() {
+  if (group_ == nullptr) return {};
+  if (group_failure_) return fail(*group_failure_);
+  group_message m;
+  m.kind = group_message_kind::keepalive;
+  if (auto sent = send_group_message(*group_, m); !sent) {
+    group_failure_ = "shard group failed: " + sent.message();
+    return fail(*group_failure_);
+  }
+  return {};
 }
 
 llm_engine::llm_engine(llama_forward& fwd, engine_config config, std::vector<int32_t> eos_ids,
-                       std::unique_ptr<paged_kv> kv, int32_t num_blocks)
+                       std::unique_ptr<paged_kv> kv, int32_t num_blocks, parallel::communicator* group)
     : fwd_(fwd),
       config_(std::move(config)),
       eos_ids_(std::move(eos_ids)),
@@ -46,7 +78,8 @@ llm_engine::llm_engine(llama_forward& fwd, engine_config config, std::vector<int
       pool_(num_blocks, config_.block_size),
       cache_(pool_, kv_cache_config{config_.model_revision, config_.prefix_caching}),
       scheduler_(scheduler_config{config_.max_batched_tokens, config_.max_running, fwd.config().max_position},
-                 cache_, make_fcfs_priority_policy()) {}
+                 cache_, make_fcfs_priority_policy()),
+      group_(group) {}
 
 expected<int64_t> llm_engine::add_request(engine_request r) {
   if (auto ok = validate(r.sampling); !ok) return ok.err();
@@ -112,28 +145,42 @@ std::vector<request_output> llm_engine::step() {
   const step_plan plan = scheduler_.schedule();
   if (plan.empty()) return out;
 
-  for (const block_copy& c : plan.copies) fwd_.copy_kv_block(*kv_, c.src, c.dst);
-
-  // The batch: every scheduled sequence's tokens, positions and table; logits for the last token
-  // of each sequence that samples.
-  std::vector<int32_t> tokens, pos, token_seq, logit_rows;
-  std::vector<std::span<const int32_t>> tables;
-  tokens.reserve(size_t(plan.num_tokens));
+  // The batch: the copy-on-write copies, every scheduled sequence's tokens, positions and table;
+  // logits for the last token of each sequence that samples.
+  group_message m;
+  m.kind = group_message_kind::step;
+  step_batch& b = m.batch;
+  std::vector<int32_t> logit_rows;
+  b.tokens.reserve(size_t(plan.num_tokens));
+  for (const block_copy& c : plan.copies) b.copies.insert(b.copies.end(), {c.src, c.dst});
   for (size_t i = 0; i < plan.seqs.size(); ++i) {
     const scheduled_seq& s = plan.seqs[i];
-    tables.emplace_back(s.block_table);
+    b.add_table(s.block_table);
     for (size_t j = 0; j < s.tokens.size(); ++j) {
-      tokens.push_back(s.tokens[j]);
-      pos.push_back(int32_t(s.start_pos + int64_t(j)));
-      token_seq.push_back(int32_t(i));
+      b.tokens.push_back(s.tokens[j]);
+      b.pos.push_back(int32_t(s.start_pos + int64_t(j)));
+      b.token_seq.push_back(int32_t(i));
     }
-    if (s.num_samples > 0) logit_rows.push_back(int32_t(tokens.size()) - 1);
+    if (s.num_samples > 0) logit_rows.push_back(int32_t(b.tokens.size()) - 1);
   }
   const int64_t vocab = fwd_.config().vocab_size;
   logits_.resize(logit_rows.size() * size_t(vocab));
-  auto ran = fwd_.forward_batch({tokens, pos, token_seq, tables, logit_rows}, *kv_, logits_);
+  if (group_failure_) {
+    fail_step(plan, *group_failure_, out);
+    return out;
+  }
+  if (group_ != nullptr) {
+    if (auto sent = send_group_message(*group_, m); !sent) {
+      group_failure_ = "shard group failed: " + sent.message();
+      fail_step(plan, *group_failure_, out);
+      return out;
+    }
+  }
+  auto ran = run_step_batch(fwd_, *kv_, b, logit_rows, logits_);
   if (!ran) {
-    fail_step(plan, ran.message(), out);
+    // In a group the ranks are out of step now (some ran it, some did not): the group is done.
+    if (group_ != nullptr) group_failure_ = "shard group failed: " + ran.message();
+    fail_step(plan, group_failure_.value_or(ran.message()), out);
     return out;
   }
 

@@ -21,6 +21,7 @@
 #include "engine/kv_cache/block_pool.hpp"
 #include "engine/kv_cache/kv_cache_manager.hpp"
 #include "engine/llama_forward.hpp"
+#include "engine/parallel/communicator.hpp"
 #include "engine/sampler.hpp"
 #include "engine/scheduler/scheduler.hpp"
 
@@ -84,8 +85,18 @@ class llm_engine {
   // context must fit, else an error naming the sizes). `fwd` must have been created with
   // max_tokens >= config.max_batched_tokens and must outlive the engine. `eos_ids` end every
   // request that does not ignore_eos.
+  //
+  // Tensor parallelism: with `group` (size > 1), this engine is rank 0 of a shard group and `fwd`
+  // its shard over that communicator. It sends the ranks (run_follower) its setup here, each
+  // step's batch before running it, keepalives when asked, and stop when destroyed; all through
+  // `group`, which must outlive the engine. The KV budget is per rank: each rank's blocks hold
+  // only its kv heads, so the same number of blocks fits on every rank.
   [[nodiscard]] static expected<std::unique_ptr<llm_engine>> create(llama_forward& fwd, engine_config config,
-                                                                    std::vector<int32_t> eos_ids);
+                                                                    std::vector<int32_t> eos_ids,
+                                                                    parallel::communicator* group = nullptr);
+  ~llm_engine();  // a group's ranks are sent stop (bounded by the communicator's timeout)
+  llm_engine(const llm_engine&) = delete;
+  llm_engine& operator=(const llm_engine&) = delete;
 
   // Queues a request; returns its id. Errors: invalid sampling parameters, token ids outside the
   // vocabulary, and (from the scheduler) a prompt + max_tokens beyond the context or the whole cache.
@@ -102,6 +113,15 @@ class llm_engine {
   [[nodiscard]] bool has_unfinished() const;
   [[nodiscard]] engine_stats stats() const;
 
+  // Shard groups: the leader calls this at least every second while idle, so that its ranks'
+  // waits stay within the timeout and a dead rank is noticed. A no-op without a group.
+  [[nodiscard]] expected<void> keep_group_alive();
+
+  // Why the shard group failed (a rank died or hung, or a step failed on some rank), once it has;
+  // from then on every step fails its requests with this error, and the group must be torn down.
+  // Without a group: always empty.
+  [[nodiscard]] const std::optional<std::string>& group_failure() const { return group_failure_; }
+
  private:
   struct request_state {
     engine_request req;
@@ -113,7 +133,7 @@ class llm_engine {
   };
 
   llm_engine(llama_forward& fwd, engine_config config, std::vector<int32_t> eos_ids,
-             std::unique_ptr<paged_kv> kv, int32_t num_blocks);
+             std::unique_ptr<paged_kv> kv, int32_t num_blocks, parallel::communicator* group);
   // Drops the engine's state of a request the scheduler no longer runs.
   void forget(int64_t id);
   void fail_step(const step_plan& plan, const std::string& why, std::vector<request_output>& out);
@@ -132,6 +152,8 @@ class llm_engine {
   std::vector<float> logits_;
   int64_t generated_ = 0;
   std::chrono::steady_clock::duration step_time_{};
+  parallel::communicator* group_ = nullptr;  // rank 0 of a shard group; null alone
+  std::optional<std::string> group_failure_;
 };
 
 }  // namespace troupe::engine

@@ -10,6 +10,7 @@
 #include <caf/all.hpp>
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <unordered_map>
 
 namespace troupe::gpu_actor {
@@ -19,6 +20,8 @@ using namespace cluster;
 leader_resources::~leader_resources() {
   engine.reset();
   forward.reset();
+  comm.reset();
+  for (auto& t : ranks) t.join();
   backend.reset();
 }
 
@@ -104,6 +107,17 @@ void run_step(leader_ptr self) {
   for (auto& [sink, chunks] : batches) self->send(sink, tokens_atom::value, std::move(chunks));
 }
 
+// A shard group whose rank died or hung cannot step again: the leader quits, so the router (which
+// monitors it) drops the group, retries the requests that had not streamed a token elsewhere and
+// ends the others with an error; the node sees its leader gone and exits.
+bool leave_if_group_failed(leader_ptr self) {
+  const auto& failure = self->state.res->engine->group_failure();
+  if (!failure) return false;
+  std::fprintf(stderr, "troupe: shard group %s stops: %s\n", self->state.info.name.c_str(), failure->c_str());
+  self->quit(caf::sec::runtime_error);
+  return true;
+}
+
 load_report make_report(const leader_state& st) {
   const auto s = st.res->engine->stats();
   load_report r;
@@ -160,10 +174,13 @@ gpu_leader_actor spawn_leader(caf::actor_system& system, std::shared_ptr<leader_
         [self](step_atom) {
           self->state.step_queued = false;
           run_step(self);
+          if (leave_if_group_failed(self)) return;
           if (self->state.res->engine->has_unfinished()) queue_step(self);
         },
         [self](tick_atom) {
           auto& st = self->state;
+          (void)st.res->engine->keep_group_alive();  // a failure shows in group_failure()
+          if (leave_if_group_failed(self)) return;
           self->delayed_send(self, report_interval, tick_atom::value);
           if (!st.load_sink) return;
           load_report r = make_report(st);

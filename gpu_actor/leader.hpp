@@ -5,23 +5,31 @@
 
 #include <caf/actor_system.hpp>
 #include <memory>
+#include <thread>
+#include <vector>
 
 #include "common/actors.hpp"
 #include "engine/backend.hpp"
 #include "engine/llama_forward.hpp"
 #include "engine/llm_engine.hpp"
 #include "engine/model/model.hpp"
+#include "engine/parallel/communicator.hpp"
 
 namespace troupe::gpu_actor {
 
-// Everything one tensor-parallel rank 0 needs, in construction order (the engine refers to the
-// forward pass, which refers to the backend and the model).
+// Everything a shard group's rank 0 needs, in construction order (the engine refers to the
+// forward pass, which refers to the backend, the model and, with tp > 1, the communicator), plus
+// the group's thread ranks when they run in this process.
 struct leader_resources {
   std::shared_ptr<const engine::model> model;
+  std::unique_ptr<engine::parallel::communicator> comm;  // null for tp = 1
   std::unique_ptr<engine::backend> backend;
   std::unique_ptr<engine::llama_forward> forward;
   std::unique_ptr<engine::llm_engine> engine;
-  ~leader_resources();  // tears down in reverse order
+  std::vector<std::thread> ranks;  // thread ranks 1 .. tp-1 (run_follower_rank)
+  // Tears down in reverse order: the engine's destruction sends the ranks stop, closing rank 0's
+  // communicator ends a failed group's waits at once, and then the rank threads are joined.
+  ~leader_resources();
 };
 
 // The engine request a generate_request describes.

@@ -1,15 +1,17 @@
 // Loading a shard group (see worker.hpp).
 #include "gpu_actor/worker.hpp"
 
+#include <cstdio>
+#include <thread>
+
 #include "engine/cpu_backend.hpp"
 #include "engine/model_tokenizer.hpp"
+#include "gpu_actor/rank.hpp"
 
 namespace troupe::gpu_actor {
 
 expected<std::shared_ptr<leader_resources>> load_worker(const worker_options& o, cluster::group_info& info) {
-  if (o.tp != 1)
-    return fail("--tp " + std::to_string(o.tp) +
-                ": tensor parallelism is not built yet; a shard group runs one rank (--tp 1)");
+  if (o.tp < 1 || o.tp > 64) return fail("--tp " + std::to_string(o.tp) + ": give 1 to 64 ranks");
   auto res = std::make_shared<leader_resources>();
   auto m = engine::load_model(o.model_path);
   if (!m) return m.err();
@@ -19,13 +21,43 @@ expected<std::shared_ptr<leader_resources>> load_worker(const worker_options& o,
   if (!tok) return tok.err();
   std::vector<int32_t> eos = res->model->config.eos_token_ids;
   for (int32_t id : (*tok)->specials().eos_ids) eos.push_back(id);
-  res->backend = engine::make_cpu_backend(o.threads);
-  auto fwd = engine::llama_forward::create(res->model, *res->backend, o.engine.max_batched_tokens);
-  if (!fwd) return fwd.err();
-  res->forward = std::move(*fwd);
+  if (o.tp == 1) {
+    res->backend = engine::make_cpu_backend(o.threads);
+    auto fwd = engine::llama_forward::create(res->model, *res->backend, o.engine.max_batched_tokens);
+    if (!fwd) return fwd.err();
+    res->forward = std::move(*fwd);
+  } else {
+    rank_options ro;
+    ro.model = res->model;
+    ro.tp = o.tp;
+    ro.group = o.group_name;
+    ro.address = o.rank_address;
+    ro.timeout = o.rank_timeout;
+    ro.connect_timeout = o.join_timeout;
+    ro.max_tokens = o.engine.max_batched_tokens;
+    // Thread ranks split the cores; a process rank 0 has its node's cores to itself.
+    const int cores = o.threads > 0 ? o.threads : int(std::max(1U, std::thread::hardware_concurrency()));
+    ro.threads = o.rank_store ? cores : std::max(1, cores / o.tp);
+    auto store = o.rank_store ? o.rank_store : engine::parallel::make_memory_store();
+    if (!o.rank_store) {
+      for (int r = 1; r < o.tp; ++r) {
+        rank_options mine = ro;
+        mine.rank = r;
+        res->ranks.emplace_back([mine, store]() {
+          if (auto done = run_follower_rank(*store, mine); !done)
+            std::fprintf(stderr, "troupe: %s\n", done.message().c_str());
+        });
+      }
+    }
+    auto rank0 = make_rank(*store, ro);  // joins when every rank has
+    if (!rank0) return rank0.err();      // res's destructor joins the thread ranks (they fail within the timeout)
+    res->comm = std::move(rank0->comm);
+    res->backend = std::move(rank0->backend);
+    res->forward = std::move(rank0->forward);
+  }
   engine::engine_config cfg = o.engine;
   cfg.model_revision = o.revision;
-  auto eng = engine::llm_engine::create(*res->forward, cfg, std::move(eos));
+  auto eng = engine::llm_engine::create(*res->forward, cfg, std::move(eos), res->comm.get());
   if (!eng) return eng.err();
   res->engine = std::move(*eng);
   const auto stats = res->engine->stats();

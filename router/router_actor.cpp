@@ -42,6 +42,9 @@ struct router_state {
   std::shared_ptr<cluster_view> view;
   std::map<std::string, group_entry> groups;  // by name
   std::unordered_map<int64_t, flight> flights;
+  // Where the ranks of each forming or running tensor-parallel group meet, by group name (the
+  // leader's store actor, monitored: removed when its node goes away).
+  std::map<std::string, rendezvous_actor> rendezvous;
   static inline const char* name = "troupe.router";
 };
 
@@ -176,6 +179,7 @@ void on_lookup(router_ptr self, int64_t id, cache_lookup& r) {
 
 void on_group_down(router_ptr self, const caf::actor_addr& who, const caf::error& reason) {
   auto& st = self->state;
+  std::erase_if(st.rendezvous, [&who](const auto& e) { return e.second.address() == who; });
   auto g = std::find_if(st.groups.begin(), st.groups.end(),
                         [&who](const auto& e) { return e.second.leader.address() == who; });
   if (g == st.groups.end()) return;
@@ -278,6 +282,17 @@ router_actor spawn_router(caf::actor_system& system, router_options options, std
             self->send(g->second.leader, abort_atom::value, id);
           settle(st, it->second);
           st.flights.erase(it);
+        },
+        [self](rendezvous_atom, std::string& group, rendezvous_actor& store) {
+          if (!store) return;
+          self->monitor(store);
+          self->state.rendezvous[std::move(group)] = std::move(store);
+        },
+        [self](rendezvous_atom, const std::string& group) -> caf::result<rendezvous_actor> {
+          auto it = self->state.rendezvous.find(group);
+          if (it == self->state.rendezvous.end())
+            return caf::make_error(caf::sec::runtime_error, "no shard group '" + group + "' is forming at this router");
+          return it->second;
         },
     };
   };

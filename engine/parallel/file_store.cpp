@@ -73,19 +73,12 @@ class file_store final : public rendezvous_store {
   // Polls: a few milliseconds of latency is nothing next to connecting a group, and it needs no
   // inotify (which misses writes on network file systems).
   [[nodiscard]] expected<void> wait(const std::vector<std::string>& keys, std::chrono::milliseconds timeout) override {
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    for (const auto& key : keys) {
+    return poll_for_keys(keys, timeout, std::chrono::milliseconds(5), [this](const std::string& key) -> expected<void> {
       const fs::path path = directory_ / escape_key(key);
-      for (;;) {
-        std::error_code ec;
-        if (fs::exists(path, ec)) break;
-        if (std::chrono::steady_clock::now() >= deadline)
-          return fail("rendezvous store: key '" + key + "' not set within " + std::to_string(timeout.count()) +
-                      " ms (no file " + path.string() + ")");
-        std::this_thread::sleep_for(std::chrono::milliseconds(5));
-      }
-    }
-    return {};
+      std::error_code ec;
+      if (fs::exists(path, ec)) return {};
+      return fail("no file " + path.string());
+    });
   }
 
  private:

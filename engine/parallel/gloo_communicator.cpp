@@ -107,6 +107,7 @@ expected<std::unique_ptr<communicator>> make_gloo_communicator(const gloo_option
   if (options.rank < 0 || options.rank >= options.size) return fail(who + ": rank out of range");
   if (options.timeout.count() <= 0)
     return fail(who + ": timeout " + std::to_string(options.timeout.count()) + " ms must be positive");
+  const auto connect_timeout = options.connect_timeout.count() > 0 ? options.connect_timeout : options.timeout;
   ignore_sigpipe_once();
   const std::string where =
       options.interface.empty() ? "address " + options.address : "interface " + options.interface;
@@ -123,13 +124,14 @@ expected<std::unique_ptr<communicator>> make_gloo_communicator(const gloo_option
   }
   try {
     auto context = std::make_shared<gloo::rendezvous::Context>(options.rank, options.size);
-    context->setTimeout(options.timeout);
-    gloo_store_adapter adapter(store, options.prefix, options.timeout);
+    context->setTimeout(connect_timeout);
+    gloo_store_adapter adapter(store, options.prefix, connect_timeout);
     context->connectFullMesh(adapter, device);
+    context->setTimeout(options.timeout);
     return std::unique_ptr<communicator>(std::make_unique<gloo_communicator>(std::move(context), options.timeout));
   } catch (const std::exception& e) {
     return fail(who + " (" + where + "): could not connect the group within " +
-                std::to_string(options.timeout.count()) + " ms: " + e.what());
+                std::to_string(connect_timeout.count()) + " ms: " + e.what());
   }
 }
 

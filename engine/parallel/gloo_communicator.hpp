@@ -22,6 +22,9 @@ struct gloo_options {
   // Bounds connecting (waiting for every peer's address and connection) and every wait inside a
   // collective: a dead, hung or absent peer becomes an error after about this long.
   std::chrono::milliseconds timeout{30'000};
+  // When set, bounds connecting instead (ranks that start minutes apart), and `timeout` only the
+  // collectives.
+  std::chrono::milliseconds connect_timeout{0};
   // Namespaces this group's keys in the store, so several groups (or successive rendezvous of one
   // group after a failure) can share a store. Every rank of a group passes the same prefix.
   std::string prefix = "gloo";

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -33,6 +34,13 @@ class rendezvous_store {
   [[nodiscard]] virtual expected<void> wait(const std::vector<std::string>& keys,
                                             std::chrono::milliseconds timeout) = 0;
 };
+
+// wait() for stores that cannot block on a key: calls `lookup(key)` every `interval` until it
+// succeeds for every key; after `timeout`, an error naming the first missing key, the timeout and
+// the last lookup's error.
+[[nodiscard]] expected<void> poll_for_keys(const std::vector<std::string>& keys, std::chrono::milliseconds timeout,
+                                           std::chrono::milliseconds interval,
+                                           const std::function<expected<void>(const std::string&)>& lookup);
 
 // Keys in memory, for ranks that are threads of one process (share it through the shared_ptr).
 [[nodiscard]] std::shared_ptr<rendezvous_store> make_memory_store();

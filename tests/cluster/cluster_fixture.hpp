@@ -155,6 +155,12 @@ class local_cluster {
     const auto at = ports.find("rpc=");
     return at == std::string::npos ? 0 : uint16_t(std::atoi(ports.c_str() + at + 4));
   }
+  // The cluster (CAF) port workers join ("cluster=" in the port file).
+  [[nodiscard]] uint16_t cluster_port() const {
+    const std::string ports = read_file(dir_ + "/ports");
+    const auto at = ports.find("cluster=");
+    return at == std::string::npos ? 0 : uint16_t(std::atoi(ports.c_str() + at + 8));
+  }
   [[nodiscard]] std::string log() const { return read_file(log_); }
 
   [[nodiscard]] int live_groups() const {

@@ -53,5 +53,6 @@ std::shared_ptr<const engine::model> load_bench_model(const std::string& path, b
                                                       int64_t gen, int& exit_code);
 command_runner add_tokenizer_bench(CLI::App& bench);  // troupe bench tokenizer
 command_runner add_serve_bench(CLI::App& bench);      // troupe bench serve --url ... (serve_bench.cpp)
+command_runner add_gpu_bench(CLI::App& bench);        // troupe bench gpu --model ... (gpu_bench.cpp)
 
 }  // namespace troupe::cli

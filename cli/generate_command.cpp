@@ -14,6 +14,7 @@
 #include "common/cluster_config.hpp"
 #include "engine/chat/chat_template.hpp"
 #include "engine/cpu_backend.hpp"
+#include "engine/make_backend.hpp"
 #include "engine/generator.hpp"
 #include "engine/model_tokenizer.hpp"
 #include "engine/parallel/gloo_communicator.hpp"
@@ -31,6 +32,7 @@ struct generate_options {
   uint64_t seed = 0;
   int threads = 0;
   int tp = 1;  // ranks of a tensor-parallel shard group (threads, Gloo over loopback)
+  std::string device = "cpu";
   bool json = false;
   bool keep_special = false;
   bool no_mmap = false;
@@ -96,6 +98,8 @@ expected<engine::generation_result> generate_tensor_parallel(
     const std::shared_ptr<const engine::model>& m, generate_options& o,
     const std::function<void(const engine::generation_event&)>& stream) {
   if (o.tp < 1 || o.tp > 64) return fail("--tp " + std::to_string(o.tp) + ": give 1 to 64 ranks");
+  if (o.device != "cpu")
+    return fail("--tp with --device " + o.device + ": generate runs CPU ranks; serve a GPU group with troupe up --tp N --device cuda");
   // An unseeded request would seed each rank's sampler differently.
   if (!o.req.sampling.seed) o.req.sampling.seed = std::random_device{}();
   const int threads_per_rank = std::max(1, (o.threads > 0 ? o.threads : int(std::thread::hardware_concurrency())) / o.tp);
@@ -158,8 +162,9 @@ int run(generate_options& o, bool seed_given) {
   }
   expected<engine::generation_result> r = error{};
   if (o.tp == 1) {
-    auto be = engine::make_cpu_backend(o.threads);
-    auto fwd = engine::llama_forward::create(*m, *be, 256);
+    auto be = engine::make_backend(o.device, o.threads);
+    if (!be) return std::fprintf(stderr, "error: %s\n", be.message().c_str()), 1;
+    auto fwd = engine::llama_forward::create(*m, **be, 256);
     if (!fwd) return std::fprintf(stderr, "error: %s\n", fwd.message().c_str()), 1;
     r = engine::generate(**fwd, **tok, o.req, stream);
   } else {
@@ -307,6 +312,7 @@ command_runner add_generate_command(CLI::App& app) {
   g->add_flag("--ignore-eos", o->req.ignore_eos, "keep generating past end-of-sequence tokens");
   g->add_flag("--keep-special", o->keep_special, "keep special tokens in the text");
   g->add_option("--threads", o->threads, "CPU threads (0 = all)")->capture_default_str();
+  g->add_option("--device", o->device, "cpu, cuda or cuda:N")->capture_default_str();
   g->add_option("--tp", o->tp, "tensor-parallel ranks (threads of this process, Gloo between them)")
       ->capture_default_str();
   g->add_flag("--no-mmap", o->no_mmap, "read the weights into memory (huge pages) instead of mapping the file");

@@ -295,6 +295,7 @@ int run_node(const node_options& o, const std::function<void(const node_ports&)>
     wo.group_name = o.name.empty() ? default_group_name() : o.name;
     wo.threads = o.threads;
     wo.tp = o.tp;
+    wo.device = o.device;
     wo.rank_address = o.rank_address;
     wo.rank_timeout = std::chrono::milliseconds(int64_t(o.rank_timeout_s * 1000));
     wo.join_timeout = std::chrono::milliseconds(int64_t(o.join_timeout_s * 1000));

@@ -23,6 +23,7 @@ struct node_options {
   std::string routing = "least-outstanding";
   std::string name;                       // worker: the group's name (default host:pid/0); --group
   int tp = 1;
+  std::string device = "cpu";             // worker: cpu, cuda, cuda:N (one GPU per rank from N)
   // Tensor parallelism across processes: -1 = the group's ranks are threads of this node; 0 = this
   // node is the group's leader and ranks 1 .. tp-1 are `--rank R` nodes of the same --group;
   // R > 0 = this node is rank R (it runs the leader's steps and serves nothing itself).

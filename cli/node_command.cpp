@@ -9,6 +9,8 @@ namespace troupe::cli {
 
 void add_engine_options(CLI::App* c, node_options* o) {
   c->add_option("--threads", o->threads, "CPU threads of a worker's backend (0 = all cores)")->capture_default_str();
+  c->add_option("--device", o->device, "worker backend: cpu, cuda or cuda:N (rank r of a group uses GPU N + r)")
+      ->capture_default_str();
   c->add_option("--kv-memory", o->engine.kv_memory_bytes, "bytes of the worker's paged KV cache")
       ->capture_default_str();
   c->add_option("--kv-memory-fraction", o->engine.kv_memory_fraction,

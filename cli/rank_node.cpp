@@ -47,6 +47,7 @@ int run_rank_node(const node_options& o) {
   ro.connect_timeout = join_timeout;
   ro.threads = o.threads > 0 ? o.threads : int(std::max(1U, std::thread::hardware_concurrency()));
   ro.max_tokens = o.engine.max_batched_tokens;
+  ro.device = o.device;
   std::fprintf(stderr, "troupe: rank %d of shard group %s joining (tp %d, %d threads)\n", o.rank, o.name.c_str(), o.tp,
                ro.threads);
 

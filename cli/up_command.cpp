@@ -8,6 +8,7 @@
 #include "cli/child_processes.hpp"
 #include "cli/commands.hpp"
 #include "cli/node.hpp"
+#include "engine/make_backend.hpp"
 #include "engine/tiny_model.hpp"
 
 namespace troupe::cli {
@@ -36,6 +37,18 @@ expected<std::string> ensure_default_model() {
   std::filesystem::rename(tmp, dir, ec);
   if (ec) return fail("cannot move the default model into " + dir + ": " + ec.message());
   return dir;
+}
+
+}  // namespace
+
+namespace {
+
+// Worker i's device: on GPUs each worker's ranks take the next tp devices ("cuda:2" with tp 2 puts
+// worker 0 on GPUs 2-3 and worker 1 on GPUs 4-5); the CPU is shared.
+std::string worker_device(const std::string& device, int offset) {
+  if (!engine::is_cuda_device(device)) return device;
+  const int base = device.size() > 5 ? std::atoi(device.c_str() + 5) : 0;
+  return "cuda:" + std::to_string(base + offset);
 }
 
 }  // namespace
@@ -82,7 +95,8 @@ command_runner add_up_command(CLI::App& app) {
                                          "--kv-memory-fraction", std::to_string(o->engine.kv_memory_fraction),
                                          "--max-batched-tokens", std::to_string(o->engine.max_batched_tokens),
                                          "--max-running", std::to_string(o->engine.max_running),
-                                         "--block-size", std::to_string(o->engine.block_size)};
+                                         "--block-size", std::to_string(o->engine.block_size),
+                                         "--device", worker_device(o->device, i * o->tp)};
         if (auto pid = children.spawn(args); !pid)
           std::fprintf(stderr, "error: %s\n", pid.message().c_str());
         else

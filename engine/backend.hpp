@@ -114,6 +114,10 @@ class backend {
   // returns that failure once, then clears it; the forward pass calls it at the end of each call,
   // so a device error becomes that call's (the request's) error. The CPU backend cannot fail.
   [[nodiscard]] virtual expected<void> check() { return {}; }
+
+  // The device stream every op is enqueued on (a cudaStream_t for CUDA; null for the CPU), for a
+  // communicator whose collectives must be ordered with the backend's ops (NCCL).
+  [[nodiscard]] virtual void* native_stream() const { return nullptr; }
 };
 
 }  // namespace troupe::engine

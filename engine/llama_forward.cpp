@@ -58,6 +58,7 @@ expected<std::unique_ptr<llama_forward>> llama_forward::create(std::shared_ptr<c
   f->gate_ = be.alloc(n, c.ffn_dim);
   f->up_ = be.alloc(n, c.ffn_dim);
   f->logits_ = be.alloc(1, c.vocab_size);
+  if (auto ok = be.check(); !ok) return fail("llama_forward: activation buffers: " + ok.message());  // a device out of memory
   return f;
 }
 

@@ -21,8 +21,9 @@ leader_resources::~leader_resources() {
   engine.reset();
   forward.reset();
   comm.reset();
-  for (auto& t : ranks) t.join();
   backend.reset();
+  control.reset();
+  for (auto& t : ranks) t.join();
 }
 
 engine::engine_request to_engine_request(const generate_request& r) {

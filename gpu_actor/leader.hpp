@@ -22,8 +22,9 @@ namespace troupe::gpu_actor {
 // the group's thread ranks when they run in this process.
 struct leader_resources {
   std::shared_ptr<const engine::model> model;
-  std::unique_ptr<engine::parallel::communicator> comm;  // null for tp = 1
+  std::unique_ptr<engine::parallel::communicator> control;  // the group's plans (Gloo); null for tp = 1
   std::unique_ptr<engine::backend> backend;
+  std::unique_ptr<engine::parallel::communicator> comm;     // NCCL all-reduces on GPUs; null on CPU
   std::unique_ptr<engine::llama_forward> forward;
   std::unique_ptr<engine::llm_engine> engine;
   std::vector<std::thread> ranks;  // thread ranks 1 .. tp-1 (run_follower_rank)

@@ -25,18 +25,25 @@ struct rank_options {
   std::chrono::milliseconds timeout{10'000};  // every collective: a dead or hung peer fails the group within it
   std::chrono::milliseconds connect_timeout{10'000};  // waiting for every rank to join
   int threads = 1;                     // CPU backend threads of this rank
+  std::string device = "cpu";          // make_backend's name: "cpu", or "cuda[:N]" (rank r drives GPU N + r)
   int64_t max_tokens = 256;            // tokens per step (the engine's max_batched_tokens)
 };
 
-// Members in construction order; destroyed in reverse (the forward pass refers to the other two).
+// Members in construction order; destroyed in reverse (the forward pass refers to the others).
+// On CPU one Gloo communicator carries both the leader's plans and the forward pass's all-reduces;
+// on GPUs the all-reduces go through NCCL on device memory and the plans through Gloo (`control`).
 struct rank_resources {
-  std::unique_ptr<engine::parallel::communicator> comm;
+  std::unique_ptr<engine::parallel::communicator> control;  // Gloo: the leader's plans (and the CPU all-reduces)
   std::unique_ptr<engine::backend> backend;
+  std::unique_ptr<engine::parallel::communicator> comm;     // the forward pass's all-reduces: `control` itself on CPU (null here), NCCL on GPUs
   std::unique_ptr<engine::llama_forward> forward;
+  [[nodiscard]] engine::parallel::communicator& data() const { return comm ? *comm : *control; }
 };
 
 // Connects to the group (blocks until every rank has joined, or fails after the timeout) and
-// builds the rank's shard. Errors name the rank and what failed (rendezvous, divisibility, load).
+// builds the rank's shard. With a CUDA device, rank 0 also makes the NCCL unique id and hands it
+// to the others through the same store. Errors name the rank and what failed (rendezvous,
+// divisibility, device, load).
 [[nodiscard]] expected<rank_resources> make_rank(engine::parallel::rendezvous_store& store, const rank_options& o);
 
 // A rank > 0 for its whole life: make_rank, then run_follower until the leader stops the group

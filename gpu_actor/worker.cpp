@@ -4,7 +4,7 @@
 #include <cstdio>
 #include <thread>
 
-#include "engine/cpu_backend.hpp"
+#include "engine/make_backend.hpp"
 #include "engine/model_tokenizer.hpp"
 #include "gpu_actor/rank.hpp"
 
@@ -22,7 +22,9 @@ expected<std::shared_ptr<leader_resources>> load_worker(const worker_options& o,
   std::vector<int32_t> eos = res->model->config.eos_token_ids;
   for (int32_t id : (*tok)->specials().eos_ids) eos.push_back(id);
   if (o.tp == 1) {
-    res->backend = engine::make_cpu_backend(o.threads);
+    auto be = engine::make_backend(o.device, o.threads);
+    if (!be) return be.err();
+    res->backend = std::move(*be);
     auto fwd = engine::llama_forward::create(res->model, *res->backend, o.engine.max_batched_tokens);
     if (!fwd) return fwd.err();
     res->forward = std::move(*fwd);
@@ -35,6 +37,7 @@ expected<std::shared_ptr<leader_resources>> load_worker(const worker_options& o,
     ro.timeout = o.rank_timeout;
     ro.connect_timeout = o.join_timeout;
     ro.max_tokens = o.engine.max_batched_tokens;
+    ro.device = o.device;
     // Thread ranks split the cores; a process rank 0 has its node's cores to itself.
     const int cores = o.threads > 0 ? o.threads : int(std::max(1U, std::thread::hardware_concurrency()));
     ro.threads = o.rank_store ? cores : std::max(1, cores / o.tp);
@@ -51,13 +54,14 @@ expected<std::shared_ptr<leader_resources>> load_worker(const worker_options& o,
     }
     auto rank0 = make_rank(*store, ro);  // joins when every rank has
     if (!rank0) return rank0.err();      // res's destructor joins the thread ranks (they fail within the timeout)
-    res->comm = std::move(rank0->comm);
+    res->control = std::move(rank0->control);
     res->backend = std::move(rank0->backend);
+    res->comm = std::move(rank0->comm);
     res->forward = std::move(rank0->forward);
   }
   engine::engine_config cfg = o.engine;
   cfg.model_revision = o.revision;
-  auto eng = engine::llm_engine::create(*res->forward, cfg, std::move(eos), res->comm.get());
+  auto eng = engine::llm_engine::create(*res->forward, cfg, std::move(eos), res->control.get());
   if (!eng) return eng.err();
   res->engine = std::move(*eng);
   const auto stats = res->engine->stats();

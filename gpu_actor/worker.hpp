@@ -21,6 +21,7 @@ struct worker_options {
   std::string group_name;      // unique in the cluster
   int threads = 0;             // CPU backend threads of the whole group (0 = all cores), split over its thread ranks
   int tp = 1;                  // ranks of the shard group
+  std::string device = "cpu";  // make_backend's name: cpu, cuda, cuda:N (rank r on GPU N + r)
   // Where the ranks 1 .. tp-1 run: null = threads of this node (meeting in memory); otherwise they
   // are `troupe node --rank R` processes meeting through this store (the leader's CAF rendezvous).
   std::shared_ptr<engine::parallel::rendezvous_store> rank_store;

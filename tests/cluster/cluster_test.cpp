@@ -255,6 +255,10 @@ TEST(cluster, node_flags_are_checked_with_clear_errors) {
                         " --listen 127.0.0.1:0 --http 127.0.0.1:0 --tp 65 2>&1")
                 .find("--tp 65: give 1 to 64 ranks"),
             std::string::npos);
+  EXPECT_NE(run_capture(bin + " node --roles router,worker --model " + cluster_model() +
+                        " --listen 127.0.0.1:0 --http 127.0.0.1:0 --device cuda:97 2>&1")
+                .find("--device cuda:97"),
+            std::string::npos);
   EXPECT_NE(run_capture(bin + " node --roles worker --model " + cluster_model() +
                         " --join 127.0.0.1:1 --join-timeout 1 2>&1")
                 .find("no router reachable"),

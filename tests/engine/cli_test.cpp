@@ -101,6 +101,23 @@ TEST(cli, generate_with_tensor_parallel_ranks_gives_the_same_greedy_tokens) {
   EXPECT_NE(bad.out.find("num_attention_heads = 4 is not divisible by tp"), std::string::npos) << bad.out;
 }
 
+TEST(cli, a_device_that_is_not_there_is_a_clear_error) {
+  const std::string base = "generate --model " + model_dir() + " --prompt hi --max-tokens 2 --device ";
+  const auto tpu = run(base + "tpu");
+  EXPECT_NE(tpu.code, 0);
+  EXPECT_NE(tpu.out.find("--device 'tpu': give cpu, cuda or cuda:N"), std::string::npos) << tpu.out;
+  const auto bad_index = run(base + "cuda:x");
+  EXPECT_NE(bad_index.code, 0);
+  EXPECT_NE(bad_index.out.find("give cpu, cuda or cuda:N"), std::string::npos) << bad_index.out;
+  // Without CUDA in the build, or without a device 97, either way an error naming the device.
+  const auto far = run(base + "cuda:97");
+  EXPECT_NE(far.code, 0);
+  EXPECT_NE(far.out.find("--device cuda:97"), std::string::npos) << far.out;
+  const auto tp_gpu = run(base + "cuda --tp 2");
+  EXPECT_NE(tp_gpu.code, 0);
+  EXPECT_NE(tp_gpu.out.find("troupe up --tp N --device cuda"), std::string::npos) << tp_gpu.out;
+}
+
 TEST(cli, no_mmap_gives_the_same_greedy_tokens) {
   const std::string args = "generate --model " + model_dir() + " --prompt 'abc def' --max-tokens 6 --temperature 0 "
                            "--ignore-eos --json";

@@ -4,14 +4,27 @@
 #include "tests/test_tmp.hpp"
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include "engine/cpu_backend.hpp"
 #include "engine/llama_forward.hpp"
 #include "engine/tiny_model.hpp"
 
 namespace troupe::test {
+
+// max |got - want| / max |want|: how far a run's logits are from a reference run's.
+inline double rel_error(const std::vector<float>& got, const std::vector<float>& want) {
+  double diff = 0, scale = 0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    diff = std::max(diff, std::abs(double(got[i]) - double(want[i])));
+    scale = std::max(scale, std::abs(double(want[i])));
+  }
+  return diff / scale;
+}
 
 // Writes (once per process) a tiny model under the process's scratch folder and returns its path.
 inline std::string tiny_model(const std::string& name, engine::tiny_model_spec spec = {}) {

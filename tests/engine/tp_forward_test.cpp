@@ -17,6 +17,8 @@
 namespace troupe::engine {
 namespace {
 
+using test::rel_error;
+
 using namespace std::chrono_literals;
 using ids = std::vector<int32_t>;
 
@@ -89,15 +91,6 @@ expected<greedy_run> whole_model_run(std::shared_ptr<const model> m) {
   auto f = llama_forward::create(std::move(m), *be, chunk);
   if (!f) return f.err();
   return run_greedy(**f);
-}
-
-double rel_error(const std::vector<float>& got, const std::vector<float>& want) {
-  double diff = 0, scale = 0;
-  for (size_t i = 0; i < want.size(); ++i) {
-    diff = std::max(diff, std::abs(double(got[i]) - double(want[i])));
-    scale = std::max(scale, std::abs(double(want[i])));
-  }
-  return diff / scale;
 }
 
 // What a rank found wrong against the whole model's run, or "".

@@ -143,6 +143,7 @@ class cuda_backend final : public backend {
   }
 
   [[nodiscard]] std::string_view name() const override { return "cuda"; }
+  [[nodiscard]] void* native_stream() const override { return stream_; }
 
   [[nodiscard]] int64_t available_memory() const override {
     size_t free = 0, total = 0;

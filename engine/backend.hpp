@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "common/expected.hpp"
+#include "engine/device_sampling.hpp"
 #include "engine/model/tensor_view.hpp"
 
 namespace troupe::engine {
@@ -106,6 +107,12 @@ class backend {
   virtual void silu_mul(act gate, act up) = 0;
   // acc += x.
   virtual void add(act acc, act x) = 0;
+  // acc += x, then out = acc / rms(acc) * gamma: the residual add and the next norm, which a device
+  // fuses into one pass over the rows. out may alias x. The default runs add, then rms_norm.
+  virtual void add_rms_norm(act acc, act x, const device_weight& gamma, float eps, act out) {
+    add(acc, x);
+    rms_norm(acc, gamma, eps, out);
+  }
   // Copies an activation row range to host memory.
   virtual void to_host(act x, std::span<float> out) = 0;
 
@@ -114,6 +121,15 @@ class backend {
   // returns that failure once, then clears it; the forward pass calls it at the end of each call,
   // so a device error becomes that call's (the request's) error. The CPU backend cannot fail.
   [[nodiscard]] virtual expected<void> check() { return {}; }
+
+  // Whether sample() works here. The CPU backend samples on the host (engine/sampler), which also
+  // does what the device cannot (penalties, min-p, logprobs).
+  [[nodiscard]] virtual bool samples_on_device() const { return false; }
+  // One token id per row of `logits` [rows.size(), vocab] into `ids` (host memory); only when
+  // samples_on_device(). Errors through check().
+  virtual void sample(act logits, std::span<const device_sampling> rows, std::span<int32_t> ids) {
+    (void)logits, (void)rows, (void)ids;
+  }
 
   // The device stream every op is enqueued on (a cudaStream_t for CUDA; null for the CPU), for a
   // communicator whose collectives must be ordered with the backend's ops (NCCL).

@@ -121,6 +121,26 @@ expected<std::unique_ptr<paged_kv>> llama_forward::new_paged_kv(int64_t num_bloc
 }
 
 expected<void> llama_forward::forward_batch(const batch& b, paged_kv& kv, std::span<float> logits) {
+  if (int64_t(logits.size()) != int64_t(b.logit_rows.size()) * model_->config.vocab_size)
+    return fail("forward_batch: logits span must hold logit_rows x vocab floats");
+  auto out = run_batch(b, kv);
+  if (!out) return out.err();
+  if (out->rows > 0) be_.to_host(*out, logits);
+  return be_.check();
+}
+
+expected<void> llama_forward::forward_batch_sampled(const batch& b, paged_kv& kv,
+                                                    std::span<const device_sampling> rows, std::span<int32_t> ids) {
+  if (!be_.samples_on_device()) return fail("forward_batch_sampled: the " + std::string(be_.name()) + " backend samples on the host");
+  if (rows.size() != b.logit_rows.size() || ids.size() != b.logit_rows.size())
+    return fail("forward_batch_sampled: one sampling row and one id per logit row");
+  auto out = run_batch(b, kv);
+  if (!out) return out.err();
+  if (out->rows > 0) be_.sample(*out, rows, ids);
+  return be_.check();
+}
+
+expected<act> llama_forward::run_batch(const batch& b, paged_kv& kv) {
   const model_config& c = model_->config;
   const int64_t n = int64_t(b.tokens.size());
   if (n == 0) return fail("forward_batch: no tokens");
@@ -129,8 +149,6 @@ expected<void> llama_forward::forward_batch(const batch& b, paged_kv& kv, std::s
                 std::to_string(max_tokens_));
   if (b.pos.size() != b.tokens.size() || b.token_seq.size() != b.tokens.size())
     return fail("forward_batch: tokens, pos and token_seq must have the same length");
-  if (int64_t(logits.size()) != int64_t(b.logit_rows.size()) * c.vocab_size)
-    return fail("forward_batch: logits span must hold logit_rows x vocab floats");
   for (int64_t i = 0; i < n; ++i) {
     const int32_t t = b.tokens[size_t(i)], p = b.pos[size_t(i)], s = b.token_seq[size_t(i)];
     if (t < 0 || t >= c.vocab_size)
@@ -169,11 +187,11 @@ expected<void> llama_forward::forward_batch(const batch& b, paged_kv& kv, std::s
     }
   };
   paged binding(be_, kv, c, paged_batch{b.pos, b.token_seq, b.tables});
-  if (auto r = run_chunk(b.tokens, b.pos, binding); !r) return r;
+  if (auto r = run_chunk(b.tokens, b.pos, binding); !r) return r.err();
 
   // Logits of the wanted rows only: gather, norm, project.
   const int64_t m = int64_t(b.logit_rows.size());
-  if (m == 0) return be_.check();
+  if (m == 0) return act{};
   if (m > logits_rows_) {
     logits_ = be_.alloc(m, c.vocab_size);
     logits_rows_ = m;
@@ -183,8 +201,7 @@ expected<void> llama_forward::forward_batch(const batch& b, paged_kv& kv, std::s
   be_.rms_norm(rows, *output_norm_, c.rms_eps, rows);
   const act out = logits_->view().first_rows(m);              // [m, vocab]
   be_.matmul(rows, *output_, nullptr, out);
-  be_.to_host(out, logits);
-  return be_.check();
+  return out;
 }
 
 expected<void> llama_forward::reduce(act partial) {
@@ -207,9 +224,10 @@ expected<void> llama_forward::run_chunk(std::span<const int32_t> tokens, std::sp
   const act u = up_->view().first_rows(n);       // [n, ffn_dim]
 
   be_.embed(*tok_embd_, tokens, x);
+  be_.rms_norm(x, *layers_[0].attn_norm, c.rms_eps, h);
   for (size_t li = 0; li < layers_.size(); ++li) {
     const layer& l = layers_[li];
-    be_.rms_norm(x, *l.attn_norm, c.rms_eps, h);
+    // h = attn_norm(x) here (the previous layer's last add fused it).
     be_.matmul(h, *l.wq, l.bq.get(), q);
     be_.matmul(h, *l.wk, l.bk.get(), k);
     be_.matmul(h, *l.wv, l.bv.get(), v);
@@ -219,14 +237,16 @@ expected<void> llama_forward::run_chunk(std::span<const int32_t> tokens, std::sp
     kv.attend(int64_t(li), q, a);
     be_.matmul(a, *l.wo, nullptr, h);             // [n, dim] (a rank's partial sum under TP)
     if (auto r = reduce(h); !r) return r;         // no o bias in this family; one would go here
-    be_.add(x, h);
-    be_.rms_norm(x, *l.ffn_norm, c.rms_eps, h);
+    be_.add_rms_norm(x, h, *l.ffn_norm, c.rms_eps, h);  // x += h; h = ffn_norm(x)
     be_.matmul(h, *l.w_gate, nullptr, g);
     be_.matmul(h, *l.w_up, nullptr, u);
     be_.silu_mul(g, u);
     be_.matmul(g, *l.w_down, nullptr, h);         // [n, dim] (a rank's partial sum under TP)
     if (auto r = reduce(h); !r) return r;         // no down bias in this family; one would go here
-    be_.add(x, h);
+    if (li + 1 < layers_.size())
+      be_.add_rms_norm(x, h, *layers_[li + 1].attn_norm, c.rms_eps, h);  // x += h; h = next attn_norm(x)
+    else
+      be_.add(x, h);
   }
   return {};
 }

@@ -55,6 +55,13 @@ class llama_forward {
   };
   [[nodiscard]] expected<void> forward_batch(const batch& b, paged_kv& kv, std::span<float> logits);
 
+  // forward_batch with the logit rows sampled where they are (backend::sample; only when
+  // samples_on_device()): rows[i] says how to sample logit row i, and its token id goes to ids[i].
+  // Only the ids leave the device.
+  [[nodiscard]] expected<void> forward_batch_sampled(const batch& b, paged_kv& kv, std::span<const device_sampling> rows,
+                                                     std::span<int32_t> ids);
+  [[nodiscard]] bool samples_on_device() const { return be_.samples_on_device(); }
+
   // A paged KV cache of `num_blocks` blocks of `block_size` positions for this model.
   [[nodiscard]] expected<std::unique_ptr<paged_kv>> new_paged_kv(int64_t num_blocks, int64_t block_size);
 
@@ -81,6 +88,9 @@ class llama_forward {
   };
 
   llama_forward(std::shared_ptr<const model> m, backend& be, int64_t max_tokens);
+  // forward_batch's checks and layers; the logits of b.logit_rows stay in backend memory ([m,
+  // vocab]; no rows when none are wanted).
+  [[nodiscard]] expected<act> run_batch(const batch& b, paged_kv& kv);
   [[nodiscard]] expected<void> run_chunk(std::span<const int32_t> tokens, std::span<const int32_t> pos,
                                          kv_binding& kv);
   // Tensor parallelism: completes a row-parallel partial sum [n, dim]; a no-op without comm_.

@@ -3,6 +3,7 @@
 #include "engine/llm_engine.hpp"
 
 #include <algorithm>
+#include <random>
 
 #include "engine/step_batch.hpp"
 #include "engine/step_broadcast.hpp"
@@ -98,7 +99,8 @@ expected<int64_t> llm_engine::add_request(engine_request r) {
   s.stop_token_ids = r.stop_token_ids;
   if (!r.ignore_eos) s.stop_token_ids.insert(s.stop_token_ids.end(), eos_ids_.begin(), eos_ids_.end());
   if (auto ok = scheduler_.add_request(std::move(s)); !ok) return ok.err();
-  requests_.emplace(id, request_state{std::move(r), {}});
+  const uint64_t device_seed = r.sampling.seed ? *r.sampling.seed : std::random_device{}();
+  requests_.emplace(id, request_state{std::move(r), {}, device_seed});
   return id;
 }
 
@@ -130,6 +132,29 @@ void llm_engine::fail_step(const step_plan& plan, const std::string& why, std::v
     o.error = why;
     out.push_back(std::move(o));
   }
+}
+
+bool llm_engine::device_sampling_for(const step_plan& plan, std::vector<device_sampling>& rows) {
+  rows.clear();
+  for (const scheduled_seq& s : plan.seqs) {
+    if (s.num_samples == 0) continue;
+    const request_state& rs = requests_.at(s.request);
+    const sampling_params& p = rs.req.sampling;
+    if (s.num_samples > 1 || p.logprobs >= 0 || p.min_p > 0 || p.repetition_penalty != 1.0f ||
+        p.presence_penalty != 0.0f || p.frequency_penalty != 0.0f)
+      return false;
+    const auto it = seqs_.find(s.seq);
+    const int32_t sample = it == seqs_.end() ? 0 : it->second.sample;
+    device_sampling d;
+    d.temperature = p.temperature;
+    d.top_k = p.top_k;
+    d.top_p = p.top_p;
+    d.seed = rs.device_seed + uint64_t(sample);
+    // The position of the token drawn: a recomputed step (after preemption) draws the same token.
+    d.counter = uint64_t(s.start_pos) + uint64_t(s.tokens.size());
+    rows.push_back(d);
+  }
+  return true;
 }
 
 std::vector<request_output> llm_engine::step() {
@@ -164,7 +189,12 @@ std::vector<request_output> llm_engine::step() {
     if (s.num_samples > 0) logit_rows.push_back(int32_t(b.tokens.size()) - 1);
   }
   const int64_t vocab = fwd_.config().vocab_size;
-  logits_.resize(logit_rows.size() * size_t(vocab));
+  // Sampling on the device when the backend can and every sampling sequence asks only for what
+  // it does: then only token ids leave the device, and the logits are never copied out.
+  std::vector<device_sampling> device_rows;
+  const bool on_device = fwd_.samples_on_device() && device_sampling_for(plan, device_rows);
+  std::vector<int32_t> device_ids(on_device ? logit_rows.size() : 0);
+  logits_.resize(on_device ? 0 : logit_rows.size() * size_t(vocab));
   if (group_failure_) {
     fail_step(plan, *group_failure_, out);
     return out;
@@ -176,7 +206,8 @@ std::vector<request_output> llm_engine::step() {
       return out;
     }
   }
-  auto ran = run_step_batch(fwd_, *kv_, b, logit_rows, logits_);
+  auto ran = on_device ? run_step_batch_sampled(fwd_, *kv_, b, logit_rows, device_rows, device_ids)
+                       : run_step_batch(fwd_, *kv_, b, logit_rows, logits_);
   if (!ran) {
     // In a group the ranks are out of step now (some ran it, some did not): the group is done.
     if (group_ != nullptr) group_failure_ = "shard group failed: " + ran.message();
@@ -191,8 +222,9 @@ std::vector<request_output> llm_engine::step() {
   size_t row = 0;
   for (const scheduled_seq& s : plan.seqs) {
     if (s.num_samples == 0) continue;
-    const std::span<float> logits(logits_.data() + row * size_t(vocab), size_t(vocab));
-    ++row;
+    const std::span<float> logits = on_device ? std::span<float>()
+                                              : std::span<float>(logits_.data() + row * size_t(vocab), size_t(vocab));
+    const size_t my_row = row++;
     request_state& rs = requests_.at(s.request);
     auto [it, fresh] = seqs_.try_emplace(s.seq, seq_state{s.request, 0});
     if (rs.samplers.empty()) {
@@ -214,7 +246,8 @@ std::vector<request_output> llm_engine::step() {
         copy = raw;
         l = copy;
       }
-      sample_result r = rs.samplers[size_t(sample)].sample(l, rs.req.prompt);
+      sample_result r = on_device ? sample_result{device_ids[my_row], 0.0f, {}}
+                                  : rs.samplers[size_t(sample)].sample(l, rs.req.prompt);
       rs.samplers[size_t(sample)].accept(r.token);
       o.tokens.push_back(r.token);
       rs_results.push_back(std::move(r));

@@ -126,6 +126,7 @@ class llm_engine {
   struct request_state {
     engine_request req;
     std::vector<sampler> samplers;  // one per sample, created when the prompt's logits arrive
+    uint64_t device_seed = 0;       // sampling on the device: the request's seed, or one drawn at random
   };
   struct seq_state {
     int64_t request = 0;
@@ -137,6 +138,9 @@ class llm_engine {
   // Drops the engine's state of a request the scheduler no longer runs.
   void forget(int64_t id);
   void fail_step(const step_plan& plan, const std::string& why, std::vector<request_output>& out);
+  // The device sampling rows of the plan's sampling sequences, in plan order; false when one of
+  // them needs the host sampler (n > 1 on its first draw, penalties, min-p or logprobs).
+  [[nodiscard]] bool device_sampling_for(const step_plan& plan, std::vector<device_sampling>& rows);
 
   llama_forward& fwd_;
   engine_config config_;

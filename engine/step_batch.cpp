@@ -36,8 +36,12 @@ expected<void> validate(const step_batch& b, int64_t num_blocks) {
   return {};  // block ids inside the tables: forward_batch checks them against the cache
 }
 
-expected<void> run_step_batch(llama_forward& fwd, paged_kv& kv, const step_batch& b,
-                              std::span<const int32_t> logit_rows, std::span<float> logits) {
+namespace {
+
+// The copies, then `run` on the batch's forward_batch view.
+template <class F>
+expected<void> with_batch(llama_forward& fwd, paged_kv& kv, const step_batch& b, std::span<const int32_t> logit_rows,
+                          F&& run) {
   if (auto ok = validate(b, kv.num_blocks()); !ok) return ok;
   for (size_t i = 0; i < b.copies.size(); i += 2) fwd.copy_kv_block(kv, b.copies[i], b.copies[i + 1]);
   if (b.tokens.empty()) return {};
@@ -47,7 +51,23 @@ expected<void> run_step_batch(llama_forward& fwd, paged_kv& kv, const step_batch
     const auto from = size_t(b.table_offsets[s]), to = size_t(b.table_offsets[s + 1]);
     tables.emplace_back(b.tables.data() + from, to - from);
   }
-  return fwd.forward_batch({b.tokens, b.pos, b.token_seq, tables, logit_rows}, kv, logits);
+  return run(llama_forward::batch{b.tokens, b.pos, b.token_seq, tables, logit_rows});
+}
+
+}  // namespace
+
+expected<void> run_step_batch(llama_forward& fwd, paged_kv& kv, const step_batch& b,
+                              std::span<const int32_t> logit_rows, std::span<float> logits) {
+  return with_batch(fwd, kv, b, logit_rows,
+                    [&fwd, &kv, logits](const llama_forward::batch& fb) { return fwd.forward_batch(fb, kv, logits); });
+}
+
+expected<void> run_step_batch_sampled(llama_forward& fwd, paged_kv& kv, const step_batch& b,
+                                      std::span<const int32_t> logit_rows, std::span<const device_sampling> rows,
+                                      std::span<int32_t> ids) {
+  return with_batch(fwd, kv, b, logit_rows, [&fwd, &kv, rows, ids](const llama_forward::batch& fb) {
+    return fwd.forward_batch_sampled(fb, kv, rows, ids);
+  });
 }
 
 }  // namespace troupe::engine

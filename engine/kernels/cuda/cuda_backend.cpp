@@ -17,6 +17,7 @@
 #include "engine/kernels/cuda/elementwise.hpp"
 #include "engine/kernels/cuda/norm.hpp"
 #include "engine/kernels/cuda/rope.hpp"
+#include "engine/kernels/cuda/sampling.hpp"
 
 namespace troupe::engine {
 
@@ -304,7 +305,38 @@ class cuda_backend final : public backend {
     launched(cuda::launch_silu_mul(gate.data, up.data, gate.rows * gate.cols, stream_), "silu_mul");
   }
 
+  void add_rms_norm(act acc, act x, const device_weight& gamma, float eps, act out) override {
+    launched(cuda::launch_add_rms_norm(acc.data, x.data, static_cast<const float*>(as_cuda(gamma).mem.ptr), acc.rows,
+                                       acc.cols, eps, out.data, stream_),
+             "add_rms_norm");
+  }
+
   void add(act acc, act x) override { launched(cuda::launch_add(acc.data, x.data, acc.rows * acc.cols, stream_), "add"); }
+
+  [[nodiscard]] bool samples_on_device() const override { return true; }
+
+  void sample(act logits, std::span<const device_sampling> rows, std::span<int32_t> ids) override {
+    const size_t n = rows.size();
+    if (n == 0) return;
+    if (ids.size() != n || logits.rows < int64_t(n)) return record(fail("sample: one id per row of logits"));
+    sample_host_.assign(rows.begin(), rows.end());
+    const size_t param_bytes = n * sizeof(cuda::sample_params), id_bytes = n * sizeof(int32_t);
+    if (param_bytes > sample_params_.bytes && !record(sample_params_.allocate(param_bytes * 2))) return;
+    if (id_bytes > sample_ids_.bytes && !record(sample_ids_.allocate(id_bytes * 2))) return;
+    // From pageable memory the upload is staged before the call returns.
+    if (auto e = cudaMemcpyAsync(sample_params_.ptr, sample_host_.data(), param_bytes, cudaMemcpyHostToDevice, stream_);
+        e != cudaSuccess)
+      return record(fail(cuda_error("cudaMemcpyAsync (sampling parameters)", e)));
+    auto* dev_ids = static_cast<int32_t*>(sample_ids_.ptr);
+    if (!launched(cuda::launch_sample(logits.data, int64_t(n), logits.cols,
+                                      static_cast<const cuda::sample_params*>(sample_params_.ptr), dev_ids, stream_),
+                  "sample"))
+      return;
+    if (auto e = cudaMemcpyAsync(ids.data(), dev_ids, id_bytes, cudaMemcpyDeviceToHost, stream_); e != cudaSuccess)
+      return record(fail(cuda_error("cudaMemcpyAsync (sampled ids)", e)));
+    if (auto e = cudaStreamSynchronize(stream_); e != cudaSuccess)
+      record(fail(cuda_error("the device failed while sampling (cudaStreamSynchronize)", e)));
+  }
 
   void to_host(act x, std::span<float> out) override {
     const size_t n = std::min(out.size(), size_t(x.rows * x.cols));
@@ -439,7 +471,8 @@ class cuda_backend final : public backend {
   int device_;
   cudaStream_t stream_;
   cublasLtHandle_t lt_;
-  device_buffer workspace_, x_bf16_;
+  device_buffer workspace_, x_bf16_, sample_params_, sample_ids_;
+  std::vector<cuda::sample_params> sample_host_;
   std::map<std::tuple<int64_t, int64_t, int64_t>, gemm_plan> plans_;
   device_mirror<int32_t> ids_, pos_, seq_, offsets_, tables_, rows_;
   device_mirror<float> inv_freq_;

@@ -12,4 +12,8 @@ namespace troupe::engine::cuda {
 [[nodiscard]] cudaError_t launch_rms_norm(const float* x, const float* gamma, int64_t n, int64_t dim, float eps,
                                           float* out, cudaStream_t stream);
 
+// acc[n, dim] += x, then out = acc / rms(acc) * gamma, row-wise, f32, in one pass. out may alias x.
+[[nodiscard]] cudaError_t launch_add_rms_norm(float* acc, const float* x, const float* gamma, int64_t n, int64_t dim,
+                                              float eps, float* out, cudaStream_t stream);
+
 }  // namespace troupe::engine::cuda

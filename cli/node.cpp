@@ -175,7 +175,9 @@ int run_node(const node_options& o, const std::function<void(const node_ports&)>
   }
 
   auto io = kj::setupAsyncIo();
-  node_config cfg;
+  // A worker's leader blocks a scheduler thread for each step: one more thread keeps the router,
+  // the cache and CAF's own actors responsive meanwhile.
+  node_config cfg(liveness{}, o.worker ? 3 : 2);
   caf::actor_system system{cfg};
   metrics_registry metrics;
   auto streams = std::make_shared<router::stream_registry>();
@@ -187,10 +189,11 @@ int run_node(const node_options& o, const std::function<void(const node_ports&)>
   router::request_ids ids;
   std::unique_ptr<router::http_frontend> http;
   kj::Promise<void> serving = kj::NEVER_DONE;
-  caf::actor watcher;
+  caf::actor watcher, group_watcher;
   rendezvous_actor rendezvous;
-  auto shutdown = [&router_handle, &leader, &watcher, &cache_handle, &rendezvous]() {
+  auto shutdown = [&router_handle, &leader, &watcher, &group_watcher, &cache_handle, &rendezvous]() {
     if (watcher) caf::anon_send_exit(watcher, caf::exit_reason::user_shutdown);
+    if (group_watcher) caf::anon_send_exit(group_watcher, caf::exit_reason::user_shutdown);
     if (rendezvous) caf::anon_send_exit(rendezvous, caf::exit_reason::user_shutdown);
     if (cache_handle) caf::anon_send_exit(cache_handle, caf::exit_reason::user_shutdown);
     if (leader) caf::anon_send_exit(leader, caf::exit_reason::user_shutdown);
@@ -275,7 +278,6 @@ int run_node(const node_options& o, const std::function<void(const node_ports&)>
 
   kj::Promise<void> router_lost = kj::NEVER_DONE;
   kj::Promise<void> group_lost = kj::NEVER_DONE;
-  caf::actor group_watcher;
   if (o.worker) {
     // The router first: a group whose ranks are processes publishes its rendezvous there.
     router_actor target = router_handle;

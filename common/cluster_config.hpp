@@ -20,8 +20,7 @@ struct liveness {
 
 class node_config : public caf::actor_system_config {
  public:
-  // `threads`: CAF scheduler threads (detached actors, such as a shard group's leader, have their
-  // own thread besides these).
+  // `threads`: CAF scheduler threads (a shard group's leader occupies one while it runs a step).
   explicit node_config(liveness l = {}, size_t threads = 2);
 };
 

@@ -194,7 +194,11 @@ gpu_leader_actor spawn_leader(caf::actor_system& system, std::shared_ptr<leader_
         },
     };
   };
-  return system.spawn<caf::detached>(fn, std::move(resources), std::move(info), std::move(load_sink));
+  // Scheduled, not detached: CAF 0.17's private threads can keep a stopped detached actor alive,
+  // and ~actor_system then waits for it forever (actor-framework issues #1110 and #1196, fixed in
+  // 0.18). A step blocks one scheduler thread while it runs; the node gives the scheduler one
+  // thread more than its other actors need (node_config).
+  return system.spawn(fn, std::move(resources), std::move(info), std::move(load_sink));
 }
 
 }  // namespace troupe::gpu_actor

@@ -1,6 +1,6 @@
-// A shard group's leader: a detached actor (its own thread, since a step blocks for a whole forward
-// pass) that owns the engine and runs its step loop while there is work, streaming each step's
-// tokens to the requests' owners and publishing a load report every second.
+// A shard group's leader: the actor that owns the engine and runs its step loop while there is work
+// (a step blocks its scheduler thread for a whole forward pass), streaming each step's tokens to the
+// requests' owners and publishing a load report every second.
 #pragma once
 
 #include <caf/actor_system.hpp>

@@ -242,6 +242,32 @@ TEST(cluster, one_node_with_both_roles_serves_and_stops_cleanly) {
   EXPECT_NE(models.body.find("\"max_model_len\":2048"), std::string::npos) << models.body;
 }
 
+// A worker node joined to a router stops on SIGTERM within seconds, every time (CAF 0.17 could keep
+// a detached leader alive forever once the router held its handle; the leader is scheduled now).
+TEST(cluster, a_worker_node_stops_cleanly_on_sigterm_every_time) {
+  local_cluster router(0, {"node", "--roles", "router", "--model", cluster_model(), "--listen", "127.0.0.1:0",
+                           "--http", "127.0.0.1:0", "--no-cache"});
+  ASSERT_NE(router.cluster_port(), 0);
+  for (int i = 0; i < 4; ++i) {
+    const std::string log = process_tmp() + "/sigterm-worker-" + std::to_string(i) + ".log";
+    const pid_t worker = spawn_troupe({"node", "--roles", "worker", "--model", cluster_model(), "--join",
+                                       "127.0.0.1:" + std::to_string(router.cluster_port()), "--threads", "1",
+                                       "--kv-memory", std::to_string(32 << 20)},
+                                      log);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (router.live_groups() != 1 && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    ASSERT_EQ(router.live_groups(), 1) << read_file(log);
+    auto r = stream_completion(router.port(), completion_body("Hello there", 4, true));
+    EXPECT_EQ(r.status, 200) << r.error;
+    const int status = stop_process(worker, std::chrono::seconds(5));
+    ASSERT_TRUE(status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        << "run " << i << ": the worker did not stop within 5 s of SIGTERM\n" << read_file(log);
+    while (router.live_groups() != 0 && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+}
+
 TEST(cluster, node_flags_are_checked_with_clear_errors) {
   const std::string bin = TROUPE_BIN;
   EXPECT_NE(run_capture(bin + " node --roles router,chef --model " + cluster_model() + " 2>&1").find("unknown role 'chef'"),

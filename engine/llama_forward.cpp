@@ -101,6 +101,7 @@ expected<void> llama_forward::forward(std::span<const int32_t> tokens, int64_t s
     std::iota(pos_.begin(), pos_.end(), int32_t(start_pos + int64_t(begin)));
     binding.pos = pos_;
     if (auto r = run_chunk(tokens.subspan(begin, n), pos_, binding); !r) return r;
+    if (auto r = settle_collectives(); !r) return r;
   }
   // Only the last token's logits are needed for generation: norm and project one row.
   const act last = x_->view().row(int64_t(n) - 1);
@@ -188,6 +189,7 @@ expected<act> llama_forward::run_batch(const batch& b, paged_kv& kv) {
   };
   paged binding(be_, kv, c, paged_batch{b.pos, b.token_seq, b.tables});
   if (auto r = run_chunk(b.tokens, b.pos, binding); !r) return r.err();
+  if (auto r = settle_collectives(); !r) return r.err();
 
   // Logits of the wanted rows only: gather, norm, project.
   const int64_t m = int64_t(b.logit_rows.size());
@@ -207,7 +209,15 @@ expected<act> llama_forward::run_batch(const batch& b, paged_kv& kv) {
 expected<void> llama_forward::reduce(act partial) {
   if (comm_ == nullptr) return {};
   if (auto r = comm_->all_reduce_sum(std::span<float>(partial.data, size_t(partial.rows * partial.cols))); !r) return r;
+  // On the backend's own stream (NCCL) the next kernels run after the sum: the host then waits
+  // once per call (settle_collectives) instead of twice per layer.
+  if (comm_->enqueues_on(be_.native_stream())) return {};
   return comm_->synchronize();  // the backend reads the sum next (a no-op for the CPU communicators)
+}
+
+expected<void> llama_forward::settle_collectives() {
+  if (comm_ == nullptr) return {};
+  return comm_->synchronize();  // bounded by the communicator's timeout: a dead peer fails the call here
 }
 
 expected<void> llama_forward::run_chunk(std::span<const int32_t> tokens, std::span<const int32_t> pos,

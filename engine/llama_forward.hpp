@@ -95,6 +95,8 @@ class llama_forward {
                                          kv_binding& kv);
   // Tensor parallelism: completes a row-parallel partial sum [n, dim]; a no-op without comm_.
   [[nodiscard]] expected<void> reduce(act partial);
+  // Waits (bounded) for the collectives a call enqueued on a device stream; a no-op on the CPU.
+  [[nodiscard]] expected<void> settle_collectives();
 
   std::shared_ptr<const model> model_;
   backend& be_;

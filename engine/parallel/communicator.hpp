@@ -47,6 +47,15 @@ class communicator {
 
   // Waits for every collective this rank has issued; a no-op for the CPU communicators.
   [[nodiscard]] virtual expected<void> synchronize() = 0;
+
+  // True when the collectives are enqueued on `stream` (a device stream, as the backend's
+  // native_stream() gives it): the device then orders them with that stream's other work, and a
+  // caller whose next reader is on the same stream need not synchronize() in between. The CPU
+  // communicators finish each collective before returning and answer false.
+  [[nodiscard]] virtual bool enqueues_on(const void* stream) const {
+    (void)stream;
+    return false;
+  }
 };
 
 // tp = 1: rank 0 of 1; the collectives are no-ops (broadcast checks root == 0).

@@ -77,6 +77,10 @@ class nccl_communicator final : public communicator {
     return synchronize();
   }
 
+  [[nodiscard]] bool enqueues_on(const void* stream) const override {
+    return stream != nullptr && stream == static_cast<const void*>(options_.stream);
+  }
+
   // Waits for the stream, watching NCCL's error state, until the deadline.
   [[nodiscard]] expected<void> synchronize() override {
     if (broken_) return *broken_;

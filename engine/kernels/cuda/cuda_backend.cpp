@@ -433,6 +433,22 @@ class cuda_backend final : public backend {
     if (!off) return off.err();
     auto tab = tables_.sync(std::span<const int32_t>(tables_host_), stream_);
     if (!tab) return tab.err();
+    // Query tiles for the prefill kernel: runs of consecutive positions of one sequence.
+    tiles_host_.clear();
+    for (size_t i = 0; i < pb.pos.size(); ++i) {
+      const bool extends = i > 0 && pb.token_seq[i] == pb.token_seq[i - 1] && pb.pos[i] == pb.pos[i - 1] + 1 &&
+                           tiles_host_.back() < int32_t(cuda::attention_tile_tokens);
+      if (extends) {
+        ++tiles_host_.back();
+      } else {
+        tiles_host_.push_back(int32_t(i));
+        tiles_host_.push_back(1);
+      }
+    }
+    auto tiles = tiles_.sync(std::span<const int32_t>(tiles_host_), stream_);
+    if (!tiles) return tiles.err();
+    a.tiles = *tiles;
+    a.n_tiles = int64_t(tiles_host_.size() / 2);
     a.pos = *pos;
     a.token_seq = *seq;
     a.table_offsets = *off;
@@ -474,9 +490,9 @@ class cuda_backend final : public backend {
   device_buffer workspace_, x_bf16_, sample_params_, sample_ids_;
   std::vector<cuda::sample_params> sample_host_;
   std::map<std::tuple<int64_t, int64_t, int64_t>, gemm_plan> plans_;
-  device_mirror<int32_t> ids_, pos_, seq_, offsets_, tables_, rows_;
+  device_mirror<int32_t> ids_, pos_, seq_, offsets_, tables_, rows_, tiles_;
   device_mirror<float> inv_freq_;
-  std::vector<int32_t> offsets_host_, tables_host_, single_seq_;
+  std::vector<int32_t> offsets_host_, tables_host_, tiles_host_, single_seq_;
   std::optional<std::string> error_;
 };
 

@@ -170,24 +170,11 @@ std::vector<request_output> llm_engine::step() {
   const step_plan plan = scheduler_.schedule();
   if (plan.empty()) return out;
 
-  // The batch: the copy-on-write copies, every scheduled sequence's tokens, positions and table;
-  // logits for the last token of each sequence that samples.
   group_message m;
   m.kind = group_message_kind::step;
-  step_batch& b = m.batch;
   std::vector<int32_t> logit_rows;
-  b.tokens.reserve(size_t(plan.num_tokens));
-  for (const block_copy& c : plan.copies) b.copies.insert(b.copies.end(), {c.src, c.dst});
-  for (size_t i = 0; i < plan.seqs.size(); ++i) {
-    const scheduled_seq& s = plan.seqs[i];
-    b.add_table(s.block_table);
-    for (size_t j = 0; j < s.tokens.size(); ++j) {
-      b.tokens.push_back(s.tokens[j]);
-      b.pos.push_back(int32_t(s.start_pos + int64_t(j)));
-      b.token_seq.push_back(int32_t(i));
-    }
-    if (s.num_samples > 0) logit_rows.push_back(int32_t(b.tokens.size()) - 1);
-  }
+  m.batch = batch_of(plan, logit_rows);
+  const step_batch& b = m.batch;
   const int64_t vocab = fwd_.config().vocab_size;
   // Sampling on the device when the backend can and every sampling sequence asks only for what
   // it does: then only token ids leave the device, and the logits are never copied out.

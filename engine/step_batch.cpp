@@ -11,6 +11,26 @@ void step_batch::add_table(std::span<const int32_t> blocks) {
   table_offsets.push_back(int32_t(tables.size()));
 }
 
+step_batch batch_of(const step_plan& plan, std::vector<int32_t>& logit_rows) {
+  step_batch b;
+  logit_rows.clear();
+  b.tokens.reserve(size_t(plan.num_tokens));
+  b.pos.reserve(size_t(plan.num_tokens));
+  b.token_seq.reserve(size_t(plan.num_tokens));
+  for (const block_copy& c : plan.copies) b.copies.insert(b.copies.end(), {c.src, c.dst});
+  for (size_t i = 0; i < plan.seqs.size(); ++i) {
+    const scheduled_seq& s = plan.seqs[i];
+    b.add_table(s.block_table);
+    for (size_t j = 0; j < s.tokens.size(); ++j) {
+      b.tokens.push_back(s.tokens[j]);
+      b.pos.push_back(int32_t(s.start_pos + int64_t(j)));
+      b.token_seq.push_back(int32_t(i));
+    }
+    if (s.num_samples > 0) logit_rows.push_back(int32_t(b.tokens.size()) - 1);
+  }
+  return b;
+}
+
 expected<void> validate(const step_batch& b, int64_t num_blocks) {
   if (b.pos.size() != b.tokens.size() || b.token_seq.size() != b.tokens.size())
     return fail("step batch: tokens, pos and token_seq differ in length");

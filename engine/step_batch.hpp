@@ -11,6 +11,7 @@
 #include "common/expected.hpp"
 #include "engine/backend.hpp"
 #include "engine/llama_forward.hpp"
+#include "engine/scheduler/step_plan.hpp"
 
 namespace troupe::engine {
 
@@ -26,6 +27,10 @@ struct step_batch {
   void add_table(std::span<const int32_t> blocks);
   [[nodiscard]] size_t num_seqs() const { return table_offsets.empty() ? 0 : table_offsets.size() - 1; }
 };
+
+// The batch a scheduler plan runs: the copy-on-write copies, every scheduled sequence's tokens,
+// positions and block table. `logit_rows` gets the last token of each sequence that samples.
+[[nodiscard]] step_batch batch_of(const step_plan& plan, std::vector<int32_t>& logit_rows);
 
 // Checks the batch's own consistency (lengths, offsets, copy pairs and block ids within
 // `num_blocks`); forward_batch checks the rest (vocabulary, positions, table lengths). The errors

@@ -13,13 +13,11 @@
 #include "client/client.hpp"
 #include "common/cluster_config.hpp"
 #include "engine/chat/chat_template.hpp"
-#include "engine/cpu_backend.hpp"
 #include "engine/make_backend.hpp"
 #include "engine/generator.hpp"
 #include "engine/model_tokenizer.hpp"
-#include "engine/parallel/gloo_communicator.hpp"
+#include "gpu_actor/rank.hpp"
 #include "engine/parallel/rendezvous_store.hpp"
-#include "engine/tp_forward.hpp"
 
 namespace troupe::cli {
 
@@ -91,40 +89,40 @@ std::string logprobs_json(const std::vector<engine::sample_result>& lp) {
   return s + "]";
 }
 
-// --tp N: a shard group of N ranks as threads of this process, Gloo between them over loopback.
-// Every rank runs the same generation on its shard; all ranks get bit-identical logits (ring
-// all-reduce), so with one seed they sample the same tokens in lockstep, and rank 0 streams.
+// --tp N: a shard group of N ranks as threads of this process (gpu_actor::make_rank: Gloo over
+// loopback on the CPU; with --device cuda, one GPU per rank and NCCL). Every rank runs the same
+// generation on its shard; all ranks get bit-identical logits (ring all-reduce), so with one seed
+// they sample the same tokens in lockstep, and rank 0 streams. (Served groups instead let rank 0
+// plan and sample alone: gpu_actor/leader.)
 expected<engine::generation_result> generate_tensor_parallel(
     const std::shared_ptr<const engine::model>& m, generate_options& o,
     const std::function<void(const engine::generation_event&)>& stream) {
   if (o.tp < 1 || o.tp > 64) return fail("--tp " + std::to_string(o.tp) + ": give 1 to 64 ranks");
-  if (o.device != "cpu")
-    return fail("--tp with --device " + o.device + ": generate runs CPU ranks; serve a GPU group with troupe up --tp N --device cuda");
   // An unseeded request would seed each rank's sampler differently.
   if (!o.req.sampling.seed) o.req.sampling.seed = std::random_device{}();
-  const int threads_per_rank = std::max(1, (o.threads > 0 ? o.threads : int(std::thread::hardware_concurrency())) / o.tp);
+  gpu_actor::rank_options ro;
+  ro.model = m;
+  ro.tp = o.tp;
+  ro.group = "generate";
+  ro.device = o.device;
+  ro.threads = std::max(1, (o.threads > 0 ? o.threads : int(std::thread::hardware_concurrency())) / o.tp);
+  ro.max_tokens = 256;
   auto store = engine::parallel::make_memory_store();
   std::vector<expected<engine::generation_result>> results(size_t(o.tp), error{});
   std::vector<std::thread> ranks;
   for (int rank = 0; rank < o.tp; ++rank)
-    ranks.emplace_back([&results, &store, &o, &m, &stream, rank, threads_per_rank]() {
+    ranks.emplace_back([&results, &store, &o, &m, &stream, ro, rank]() mutable {
       auto& out = results[size_t(rank)];
-      engine::parallel::gloo_options go;
-      go.rank = rank;
-      go.size = o.tp;
-      go.prefix = "generate";
-      auto comm = engine::parallel::make_gloo_communicator(go, *store);
-      if (!comm) return void(out = comm.err());
+      ro.rank = rank;
       auto tok = engine::load_tokenizer_for(*m);  // one per rank: each decodes its own copy of the stream
       if (!tok) return void(out = tok.err());
-      auto be = engine::make_cpu_backend(threads_per_rank);
-      auto fwd = engine::create_tp_forward(m, *be, 256, **comm);
-      if (!fwd) return void(out = fwd.err());
-      out = engine::generate(**fwd, **tok, o.req, rank == 0 ? stream : nullptr);
+      auto r = gpu_actor::make_rank(*store, ro);
+      if (!r) return void(out = r.err());
+      out = engine::generate(*r->forward, **tok, o.req, rank == 0 ? stream : nullptr);
     });
   for (auto& t : ranks) t.join();
   for (int rank = 0; rank < o.tp; ++rank)
-    if (!results[size_t(rank)]) return fail("rank " + std::to_string(rank) + ": " + results[size_t(rank)].message());
+    if (!results[size_t(rank)]) return results[size_t(rank)].err();  // make_rank's errors name the rank
   for (int rank = 1; rank < o.tp; ++rank)
     if (results[size_t(rank)]->tokens != results[0]->tokens)
       return fail("rank " + std::to_string(rank) + " sampled other tokens than rank 0 (the ranks diverged)");
@@ -313,7 +311,7 @@ command_runner add_generate_command(CLI::App& app) {
   g->add_flag("--keep-special", o->keep_special, "keep special tokens in the text");
   g->add_option("--threads", o->threads, "CPU threads (0 = all)")->capture_default_str();
   g->add_option("--device", o->device, "cpu, cuda or cuda:N")->capture_default_str();
-  g->add_option("--tp", o->tp, "tensor-parallel ranks (threads of this process, Gloo between them)")
+  g->add_option("--tp", o->tp, "tensor-parallel ranks (threads of this process; Gloo on CPU, NCCL on GPUs)")
       ->capture_default_str();
   g->add_flag("--no-mmap", o->no_mmap, "read the weights into memory (huge pages) instead of mapping the file");
   g->add_flag("--json", o->json, "print one JSON object instead of streaming text");

@@ -113,9 +113,9 @@ TEST(cli, a_device_that_is_not_there_is_a_clear_error) {
   const auto far = run(base + "cuda:97");
   EXPECT_NE(far.code, 0);
   EXPECT_NE(far.out.find("--device cuda:97"), std::string::npos) << far.out;
-  const auto tp_gpu = run(base + "cuda --tp 2");
+  const auto tp_gpu = run(base + "cuda:97 --tp 2");  // each rank names its device
   EXPECT_NE(tp_gpu.code, 0);
-  EXPECT_NE(tp_gpu.out.find("troupe up --tp N --device cuda"), std::string::npos) << tp_gpu.out;
+  EXPECT_NE(tp_gpu.out.find("--device cuda:97"), std::string::npos) << tp_gpu.out;
 }
 
 TEST(cli, no_mmap_gives_the_same_greedy_tokens) {

@@ -52,7 +52,10 @@ int fail_with(const std::string& m) {
 int run_gpu_bench(const gpu_bench_options& o) {
   if (o.batches.empty() || o.context < 1 || o.steps < 1 || o.prefill < 1)
     return std::fprintf(stderr, "error: --batches, --context, --steps and --prefill must be positive\n"), 2;
-  const int device = o.device.size() > 5 ? std::atoi(o.device.c_str() + 5) : 0;
+  const auto spec = engine::parse_device(o.device);
+  if (!spec) return fail_with(spec.message());
+  if (!spec->cuda) return fail_with("bench gpu: --device " + o.device + " is not a GPU (give cuda or cuda:N)");
+  const int device = spec->index;
   int exit_code = 0;
   const int64_t longest = std::max(o.context + o.steps, o.prefill);
   const auto m = load_bench_model(o.model, false, longest, 0, exit_code);

@@ -45,10 +45,9 @@ namespace {
 
 // Worker i's device: on GPUs each worker's ranks take the next tp devices ("cuda:2" with tp 2 puts
 // worker 0 on GPUs 2-3 and worker 1 on GPUs 4-5); the CPU is shared.
-std::string worker_device(const std::string& device, int offset) {
-  if (!engine::is_cuda_device(device)) return device;
-  const int base = device.size() > 5 ? std::atoi(device.c_str() + 5) : 0;
-  return "cuda:" + std::to_string(base + offset);
+std::string worker_device(engine::device_spec d, int offset) {
+  if (d.cuda) d.index += offset;
+  return engine::to_string(d);
 }
 
 }  // namespace
@@ -81,12 +80,17 @@ command_runner add_up_command(CLI::App& app) {
       }
       o->model = *m;
     }
+    const auto device = engine::parse_device(o->device);
+    if (!device) {
+      std::fprintf(stderr, "error: %s\n", device.message().c_str());
+      return 2;
+    }
     if (o->threads == 0) o->threads = std::max(1, int(std::thread::hardware_concurrency()) / *workers);
     o->router = true;
     o->worker = false;
     capture_stop_signals();
     child_processes children;
-    const auto start_workers = [o, workers, &children](const node_ports& ports) {
+    const auto start_workers = [o, workers, &children, &device](const node_ports& ports) {
       for (int i = 0; i < *workers; ++i) {
         std::vector<std::string> args = {"node", "--roles", "worker", "--join",
                                          "127.0.0.1:" + std::to_string(ports.cluster), "--model", o->model,
@@ -96,7 +100,7 @@ command_runner add_up_command(CLI::App& app) {
                                          "--max-batched-tokens", std::to_string(o->engine.max_batched_tokens),
                                          "--max-running", std::to_string(o->engine.max_running),
                                          "--block-size", std::to_string(o->engine.block_size),
-                                         "--device", worker_device(o->device, i * o->tp)};
+                                         "--device", worker_device(*device, i * o->tp)};
         if (auto pid = children.spawn(args); !pid)
           std::fprintf(stderr, "error: %s\n", pid.message().c_str());
         else

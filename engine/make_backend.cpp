@@ -10,21 +10,33 @@
 
 namespace troupe::engine {
 
-bool is_cuda_device(const std::string& device) { return device.rfind("cuda", 0) == 0; }
-
-expected<std::unique_ptr<backend>> make_backend(const std::string& device, int threads, int rank) {
-  if (device == "cpu") return make_cpu_backend(threads);
-  if (!is_cuda_device(device)) return fail("--device '" + device + "': give cpu, cuda or cuda:N");
-  int index = 0;
+expected<device_spec> parse_device(const std::string& device) {
+  const auto bad = [&device]() { return fail("--device '" + device + "': give cpu, cuda or cuda:N"); };
+  if (device == "cpu") return device_spec{};
+  if (device.rfind("cuda", 0) != 0) return bad();
+  device_spec d{true, 0};
   if (device.size() > 4) {
     const char* first = device.data() + 5;
     const char* last = device.data() + device.size();
-    auto [p, ec] = std::from_chars(first, last, index);
-    if (device[4] != ':' || ec != std::errc() || p != last || index < 0)
-      return fail("--device '" + device + "': give cpu, cuda or cuda:N");
+    auto [p, ec] = std::from_chars(first, last, d.index);
+    if (device[4] != ':' || first == last || ec != std::errc() || p != last || d.index < 0) return bad();
   }
+  return d;
+}
+
+std::string to_string(const device_spec& d) { return d.cuda ? "cuda:" + std::to_string(d.index) : "cpu"; }
+
+bool is_cuda_device(const std::string& device) {
+  auto d = parse_device(device);
+  return d && d->cuda;
+}
+
+expected<std::unique_ptr<backend>> make_backend(const std::string& device, int threads, int rank) {
+  auto d = parse_device(device);
+  if (!d) return d.err();
+  if (!d->cuda) return make_cpu_backend(threads);
 #if TROUPE_HAVE_CUDA
-  auto be = make_cuda_backend(index + rank);
+  auto be = make_cuda_backend(d->index + rank);
   if (!be) return fail("--device " + device + ": " + be.message());
   return be;
 #else

@@ -15,7 +15,17 @@ namespace troupe::engine {
 // build without CUDA, or no such device.
 [[nodiscard]] expected<std::unique_ptr<backend>> make_backend(const std::string& device, int threads, int rank = 0);
 
-// True for a "cuda..." name (the ranks of such a group all-reduce with NCCL).
+// A parsed --device: "cpu", "cuda" (GPU 0) or "cuda:N".
+struct device_spec {
+  bool cuda = false;
+  int index = 0;  // the GPU (cuda only)
+};
+// Errors name the text and the accepted forms.
+[[nodiscard]] expected<device_spec> parse_device(const std::string& device);
+// The --device text of a spec ("cpu", "cuda:N").
+[[nodiscard]] std::string to_string(const device_spec& d);
+
+// True for a valid "cuda..." name (the ranks of such a group all-reduce with NCCL).
 [[nodiscard]] bool is_cuda_device(const std::string& device);
 
 }  // namespace troupe::engine

@@ -292,6 +292,8 @@ TEST(cluster, node_flags_are_checked_with_clear_errors) {
   EXPECT_NE(run_capture(bin + " node --roles router --model /nonexistent/model 2>&1").find("/nonexistent/model"),
             std::string::npos);
   EXPECT_NE(run_capture(bin + " up --workers 0 2>&1").find("--workers 0"), std::string::npos);
+  EXPECT_NE(run_capture(bin + " up --model " + cluster_model() + " --device cuda:x 2>&1").find("--device 'cuda:x'"),
+            std::string::npos);
 }
 
 TEST(cluster, malformed_requests_get_their_status_and_error_body_and_the_server_keeps_serving) {

@@ -37,6 +37,22 @@ inline std::string tiny_model(const std::string& name, engine::tiny_model_spec s
   return dir;
 }
 
+// The tensor-parallel tests' model: 2 layers, dim 64, 8 heads over `kv_heads` kv heads, ffn 128,
+// vocab 320, context 128 (8 heads and the ffn split over 2 and 4 ranks).
+inline engine::tiny_model_spec tp_spec(const std::string& arch, int64_t kv_heads, uint64_t seed) {
+  engine::tiny_model_spec s;
+  s.arch = arch;
+  s.layers = 2;
+  s.dim = 64;
+  s.heads = 8;
+  s.kv_heads = kv_heads;
+  s.ffn = 128;
+  s.vocab = 320;
+  s.max_position = 128;
+  s.seed = seed;
+  return s;
+}
+
 // A small default: 2 layers, dim 64, vocab 512.
 inline engine::tiny_model_spec small_spec() {
   engine::tiny_model_spec s;

@@ -25,18 +25,7 @@ using ids = std::vector<int32_t>;
 using parallel::test::run_thread_ranks;
 using parallel::test::seconds_since;
 
-tiny_model_spec spec(int64_t kv_heads) {
-  tiny_model_spec s;
-  s.layers = 2;
-  s.dim = 64;
-  s.heads = 8;
-  s.kv_heads = kv_heads;
-  s.ffn = 128;
-  s.vocab = 320;
-  s.max_position = 128;
-  s.seed = 40 + uint64_t(kv_heads);
-  return s;
-}
+tiny_model_spec spec(int64_t kv_heads) { return test::tp_spec("llama", kv_heads, 40 + uint64_t(kv_heads)); }
 
 std::shared_ptr<const model> load(int64_t kv_heads) {
   auto m = load_model(test::tiny_model("tp_engine_kv" + std::to_string(kv_heads), spec(kv_heads)));

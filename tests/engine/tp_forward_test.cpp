@@ -30,17 +30,7 @@ struct tp_case {
 void PrintTo(const tp_case& c, std::ostream* os) { *os << c.name << "_tp" << c.tp; }
 
 tiny_model_spec spec(const std::string& arch, int64_t kv_heads, uint64_t seed) {
-  tiny_model_spec s;
-  s.arch = arch;
-  s.layers = 2;
-  s.dim = 64;
-  s.heads = 8;
-  s.kv_heads = kv_heads;
-  s.ffn = 128;
-  s.vocab = 320;
-  s.max_position = 128;
-  s.seed = seed;
-  return s;
+  return test::tp_spec(arch, kv_heads, seed);
 }
 
 std::shared_ptr<const model> load(const tp_case& c) {

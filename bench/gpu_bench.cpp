@@ -35,7 +35,8 @@ using clock_type = std::chrono::steady_clock;
 
 struct decode_result {
   int64_t batch = 0;
-  double step_ms = 0, tokens_per_s = 0, roofline_fraction = 0;
+  double step_ms = 0, tokens_per_s = 0, roofline_fraction = 0;  // with decode graphs
+  double eager_tokens_per_s = 0;                                 // the same steps op by op
 };
 
 // Matrix parameters read by one decode step (every layer's projections and the output head).
@@ -104,8 +105,11 @@ int run_gpu_bench(const gpu_bench_options& o) {
 
   const double weight_bytes = 2.0 * matrix_params(c);  // bf16 on the device
   const double kv_bytes_per_pos = double(c.n_layers) * 2.0 * double(c.kv_dim()) * 4.0;
-  std::vector<decode_result> decode;
-  for (const int64_t batch : o.batches) {
+  // The median step time of o.steps decode steps of `batch` sequences (graphs: up to 256 wide, or
+  // none); the first step of a batch size captures its graph, which the median leaves out.
+  std::string decode_error;
+  const auto median_step = [&](int64_t batch, bool graphs) -> double {
+    (*fwd)->set_graph_max_batch(graphs ? 256 : 0);
     const size_t nb = static_cast<size_t>(batch);
     std::vector<int32_t> tokens(nb), pos(nb), seq(nb), rows(nb);
     std::iota(seq.begin(), seq.end(), 0);
@@ -119,14 +123,24 @@ int run_gpu_bench(const gpu_bench_options& o) {
       }
       engine::llama_forward::batch b{tokens, pos, seq, table_spans, rows};
       const auto t0 = clock_type::now();
-      if (auto r = (*fwd)->forward_batch(b, **kv, logits); !r) return fail_with(r.message());
+      if (auto r = (*fwd)->forward_batch(b, **kv, logits); !r) {
+        decode_error = r.message();
+        return 0;
+      }
       step_s.push_back(std::chrono::duration<double>(clock_type::now() - t0).count());
     }
     std::sort(step_s.begin(), step_s.end());
-    const double median = step_s[step_s.size() / 2];
+    return step_s[step_s.size() / 2];
+  };
+  std::vector<decode_result> decode;
+  for (const int64_t batch : o.batches) {
+    const double eager = median_step(batch, false);
+    const double median = decode_error.empty() ? median_step(batch, true) : 0;
+    if (!decode_error.empty()) return fail_with(decode_error);
     const double bytes = weight_bytes + double(batch) * kv_bytes_per_pos * double(o.context + o.steps / 2);
-    decode.push_back({batch, median * 1e3, double(batch) / median, bytes / (*bw * 1e9) / median});
+    decode.push_back({batch, median * 1e3, double(batch) / median, bytes / (*bw * 1e9) / median, double(batch) / eager});
   }
+  const auto graphs = (*fwd)->graphs();
 
   // Prefill: one sequence of o.prefill tokens in one call, logits of the last token only.
   std::vector<int32_t> tokens(size_t(o.prefill)), pos(size_t(o.prefill)), seq(size_t(o.prefill), 0);
@@ -153,9 +167,12 @@ int run_gpu_bench(const gpu_bench_options& o) {
       const auto& d = decode[i];
       out += std::string(i ? "," : "") + "{\"batch\":" + std::to_string(d.batch) + ",\"step_ms\":" + json_number(d.step_ms) +
              ",\"tokens_per_s\":" + json_number(d.tokens_per_s) + ",\"roofline_fraction\":" +
-             json_number(d.roofline_fraction) + ",\"vs_batch1\":" + json_number(d.tokens_per_s / batch1) + "}";
+             json_number(d.roofline_fraction) + ",\"vs_batch1\":" + json_number(d.tokens_per_s / batch1) +
+             ",\"eager_tokens_per_s\":" + json_number(d.eager_tokens_per_s) + "}";
     }
-    out += "],\"prefill_tokens\":" + std::to_string(o.prefill) + ",\"prefill_tflops\":" + json_number(prefill_tflops) +
+    out += "],\"graphs_captured\":" + std::to_string(graphs.captured) +
+           ",\"graphs_launched\":" + std::to_string(graphs.launched);
+    out += ",\"prefill_tokens\":" + std::to_string(o.prefill) + ",\"prefill_tflops\":" + json_number(prefill_tflops) +
            ",\"prefill_gemm_fraction\":" + json_number(prefill_tflops / *gemm) + "}\n";
     std::fputs(out.c_str(), stdout);
     return 0;
@@ -165,10 +182,13 @@ int run_gpu_bench(const gpu_bench_options& o) {
   std::printf("device     %s: copy bandwidth %.0f GB/s, bf16 GEMM %.0f TFLOP/s at [%lld x %lld x %lld], %.0f at 8192^3\n",
               o.device.c_str(), *bw, *gemm, (long long)o.prefill, (long long)c.ffn_dim, (long long)c.dim, *gemm_square);
   std::printf("memory     %.2f GiB of device memory in use (weights, KV cache, workspace)\n", double(*used) / (1u << 30));
-  std::printf("%-8s %10s %12s %10s %10s\n", "batch", "step ms", "tokens/s", "roofline", "vs b=1");
+  std::printf("%-8s %10s %12s %10s %10s %14s\n", "batch", "step ms", "tokens/s", "roofline", "vs b=1",
+              "eager tok/s");
   for (const auto& d : decode)
-    std::printf("%-8lld %10.3f %12.1f %9.0f%% %9.1fx\n", (long long)d.batch, d.step_ms, d.tokens_per_s,
-                100.0 * d.roofline_fraction, d.tokens_per_s / batch1);
+    std::printf("%-8lld %10.3f %12.1f %9.0f%% %9.1fx %14.1f\n", (long long)d.batch, d.step_ms, d.tokens_per_s,
+                100.0 * d.roofline_fraction, d.tokens_per_s / batch1, d.eager_tokens_per_s);
+  std::printf("graphs     %lld decode graphs captured, %lld launched (step ms, tokens/s and roofline are with graphs)\n",
+              (long long)graphs.captured, (long long)graphs.launched);
   std::printf("prefill    %lld tokens in %.1f ms: %.1f TFLOP/s = %.0f%% of the GEMM rate\n", (long long)o.prefill,
               prefill_s * 1e3, prefill_tflops, 100.0 * prefill_tflops / *gemm);
   return 0;

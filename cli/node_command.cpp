@@ -18,6 +18,7 @@ void add_engine_options(CLI::App* c, node_options* o) {
   c->add_option("--max-batched-tokens", o->engine.max_batched_tokens, "tokens per engine step")->capture_default_str();
   c->add_option("--max-running", o->engine.max_running, "sequences per engine step")->capture_default_str();
   c->add_option("--block-size", o->engine.block_size, "positions per KV block")->capture_default_str();
+  c->add_flag("--enforce-eager", o->engine.enforce_eager, "cuda: run decode steps op by op, not as captured CUDA graphs");
 }
 
 void add_router_options(CLI::App* c, node_options* o) {

@@ -48,6 +48,7 @@ int run_rank_node(const node_options& o) {
   ro.threads = o.threads > 0 ? o.threads : int(std::max(1U, std::thread::hardware_concurrency()));
   ro.max_tokens = o.engine.max_batched_tokens;
   ro.device = o.device;
+  ro.enforce_eager = o.engine.enforce_eager;
   std::fprintf(stderr, "troupe: rank %d of shard group %s joining (tp %d, %d threads)\n", o.rank, o.name.c_str(), o.tp,
                ro.threads);
 

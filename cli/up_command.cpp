@@ -101,6 +101,7 @@ command_runner add_up_command(CLI::App& app) {
                                          "--max-running", std::to_string(o->engine.max_running),
                                          "--block-size", std::to_string(o->engine.block_size),
                                          "--device", worker_device(*device, i * o->tp)};
+        if (o->engine.enforce_eager) args.push_back("--enforce-eager");
         if (auto pid = children.spawn(args); !pid)
           std::fprintf(stderr, "error: %s\n", pid.message().c_str());
         else

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string_view>
@@ -54,6 +55,9 @@ class paged_kv {
   [[nodiscard]] virtual int64_t num_blocks() const = 0;
   [[nodiscard]] virtual int64_t block_size() const = 0;
   [[nodiscard]] virtual size_t bytes_per_block() const = 0;  // K and V, all layers
+  // A block outside 0..num_blocks-1 that tokens may write and read without touching any sequence:
+  // the padding of a captured decode graph (llama_forward). -1 when there is none.
+  [[nodiscard]] virtual int32_t spare_block() const { return -1; }
 };
 
 // The sequences a batched step reads K/V through: per token its sequence and position, per
@@ -123,12 +127,35 @@ class backend {
   [[nodiscard]] virtual expected<void> check() { return {}; }
 
   // Whether sample() works here. The CPU backend samples on the host (engine/sampler), which also
-  // does what the device cannot (penalties, min-p, logprobs).
+  // does what the device does not (logprobs, several samples from one row).
   [[nodiscard]] virtual bool samples_on_device() const { return false; }
-  // One token id per row of `logits` [rows.size(), vocab] into `ids` (host memory); only when
-  // samples_on_device(). Errors through check().
-  virtual void sample(act logits, std::span<const device_sampling> rows, std::span<int32_t> ids) {
-    (void)logits, (void)rows, (void)ids;
+  // One token id per row of `logits` [rows.size(), vocab] into `ids` (host memory), after the
+  // rows' penalty entries (rows[i].penalty_begin/count index `penalties`) edit the logits in place;
+  // only when samples_on_device(). Errors through check().
+  virtual void sample(act logits, std::span<const device_sampling> rows, std::span<const penalty_entry> penalties,
+                      std::span<int32_t> ids) {
+    (void)logits, (void)rows, (void)penalties, (void)ids;
+  }
+
+  // CUDA graphs. run_graph runs `ops` -- one call's sequence of the ops above, the same sequence
+  // for the same `key` -- as one captured graph: a staging pass first (staging() is true; the ops
+  // upload their host inputs and launch nothing), then, the first time or when a buffer or launch
+  // argument changed, a capturing pass; then the graph is launched. `ops` must not call to_host,
+  // sample, copy_kv_block or check. Returns false, having run nothing, when the backend does not
+  // capture graphs, or no longer does after a failed capture (the caller runs the ops itself);
+  // errors through check(). captures_graphs() is the fixed capability: a caller that pads its
+  // batches for graphs keeps padding them alike after a failed capture (tensor-parallel ranks
+  // must agree on every all-reduce's size).
+  [[nodiscard]] virtual bool captures_graphs() const { return false; }
+  struct graph_counts {
+    int64_t captured = 0;  // graphs captured (a recapture counts again)
+    int64_t launched = 0;  // graph launches
+  };
+  [[nodiscard]] virtual graph_counts graphs() const { return {}; }
+  [[nodiscard]] virtual bool staging() const { return false; }
+  virtual bool run_graph(uint64_t key, const std::function<void()>& ops) {
+    (void)key, (void)ops;
+    return false;
   }
 
   // The device stream every op is enqueued on (a cudaStream_t for CUDA; null for the CPU), for a

@@ -1,7 +1,9 @@
 // llama_forward: one decoder stack over the backend ops; shapes in comments, n = tokens in the chunk.
 #include "engine/llama_forward.hpp"
 
+#include <algorithm>
 #include <numeric>
+#include <optional>
 
 #include "engine/parallel/communicator.hpp"
 
@@ -58,6 +60,7 @@ expected<std::unique_ptr<llama_forward>> llama_forward::create(std::shared_ptr<c
   f->gate_ = be.alloc(n, c.ffn_dim);
   f->up_ = be.alloc(n, c.ffn_dim);
   f->logits_ = be.alloc(1, c.vocab_size);
+  f->graph_max_batch_ = be.captures_graphs() ? std::min<int64_t>(max_tokens, 256) : 0;
   if (auto ok = be.check(); !ok) return fail("llama_forward: activation buffers: " + ok.message());  // a device out of memory
   return f;
 }
@@ -131,13 +134,14 @@ expected<void> llama_forward::forward_batch(const batch& b, paged_kv& kv, std::s
 }
 
 expected<void> llama_forward::forward_batch_sampled(const batch& b, paged_kv& kv,
-                                                    std::span<const device_sampling> rows, std::span<int32_t> ids) {
+                                                    std::span<const device_sampling> rows,
+                                                    std::span<const penalty_entry> penalties, std::span<int32_t> ids) {
   if (!be_.samples_on_device()) return fail("forward_batch_sampled: the " + std::string(be_.name()) + " backend samples on the host");
   if (rows.size() != b.logit_rows.size() || ids.size() != b.logit_rows.size())
     return fail("forward_batch_sampled: one sampling row and one id per logit row");
   auto out = run_batch(b, kv);
   if (!out) return out.err();
-  if (out->rows > 0) be_.sample(*out, rows, ids);
+  if (out->rows > 0) be_.sample(*out, rows, penalties, ids);
   return be_.check();
 }
 
@@ -175,6 +179,13 @@ expected<act> llama_forward::run_batch(const batch& b, paged_kv& kv) {
     if (r < 0 || r >= n) return fail("forward_batch: logit row " + std::to_string(r) + " is not a token of the batch");
   }
 
+  // A decode step that a CUDA graph runs goes in padded to its bucket (decode_padding.hpp).
+  const int64_t bucket = graph_bucket_for(b, kv);
+  if (bucket > 0) pad_decode_batch(b.tokens, b.pos, b.token_seq, b.tables, bucket, kv.spare_block(), padding_);
+  const bool padded = bucket > 0;
+  const paged_batch pb = padded ? paged_batch{padding_.pos, padding_.token_seq, padding_.tables}
+                                : paged_batch{b.pos, b.token_seq, b.tables};
+
   // The batch over the paged cache.
   struct paged final : kv_binding {
     backend& be;
@@ -187,7 +198,8 @@ expected<act> llama_forward::run_batch(const batch& b, paged_kv& kv) {
       be.paged_attention(q, kv, layer, pb, c.n_heads, c.n_kv_heads, c.head_dim, out);
     }
   };
-  paged binding(be_, kv, c, paged_batch{b.pos, b.token_seq, b.tables});
+  paged binding(be_, kv, c, pb);
+  if (padded) return run_graph_batch(n, bucket, !b.logit_rows.empty(), binding);
   if (auto r = run_chunk(b.tokens, b.pos, binding); !r) return r.err();
   if (auto r = settle_collectives(); !r) return r.err();
 
@@ -206,8 +218,45 @@ expected<act> llama_forward::run_batch(const batch& b, paged_kv& kv) {
   return out;
 }
 
+int64_t llama_forward::graph_bucket_for(const batch& b, const paged_kv& kv) const {
+  if (graph_max_batch_ <= 0 || !be_.captures_graphs() || kv.spare_block() < 0) return 0;
+  // A collective inside a graph must be enqueued on the backend's stream (NCCL), not run on the host.
+  if (comm_ != nullptr && !comm_->enqueues_on(be_.native_stream())) return 0;
+  if (!is_graph_decode(b.token_seq, b.logit_rows, b.tables.size())) return 0;
+  const int64_t bucket = graph_bucket(int64_t(b.tokens.size()));
+  return bucket <= std::min(graph_max_batch_, max_tokens_) ? bucket : 0;
+}
+
+expected<act> llama_forward::run_graph_batch(int64_t n, int64_t bucket, bool logits, kv_binding& kv) {
+  const model_config& c = model_->config;
+  if (logits && bucket > logits_rows_) {
+    logits_ = be_.alloc(bucket, c.vocab_size);
+    logits_rows_ = bucket;
+  }
+  std::optional<error> failed;
+  const auto ops = [this, &c, &kv, &failed, bucket, logits]() {
+    if (auto r = run_chunk(padding_.tokens, padding_.pos, kv); !r) {
+      failed = r.err();
+      return;
+    }
+    if (!logits) return;
+    const act x = x_->view().first_rows(bucket);                 // [bucket, dim]
+    const act h = h_->view().first_rows(bucket);                 // [bucket, dim]
+    be_.rms_norm(x, *output_norm_, c.rms_eps, h);
+    be_.matmul(h, *output_, nullptr, logits_->view().first_rows(bucket));  // [bucket, vocab]
+  };
+  // The key: the batch's shape. The backend adds the launch arguments (buffers, splits).
+  if (!be_.run_graph(uint64_t(bucket) * 2 + (logits ? 1 : 0), ops)) {
+    failed.reset();  // graphs turned off (a capture failed): run the same ops eagerly
+    ops();
+  }
+  if (failed) return *failed;
+  if (auto r = settle_collectives(); !r) return r.err();
+  return logits ? logits_->view().first_rows(n) : act{};
+}
+
 expected<void> llama_forward::reduce(act partial) {
-  if (comm_ == nullptr) return {};
+  if (comm_ == nullptr || be_.staging()) return {};  // staging a graph launches nothing
   if (auto r = comm_->all_reduce_sum(std::span<float>(partial.data, size_t(partial.rows * partial.cols))); !r) return r;
   // On the backend's own stream (NCCL) the next kernels run after the sum: the host then waits
   // once per call (settle_collectives) instead of twice per layer.

@@ -9,6 +9,7 @@
 
 #include "common/expected.hpp"
 #include "engine/backend.hpp"
+#include "engine/decode_padding.hpp"
 #include "engine/model/model.hpp"
 
 namespace troupe::engine {
@@ -59,11 +60,20 @@ class llama_forward {
   // samples_on_device()): rows[i] says how to sample logit row i, and its token id goes to ids[i].
   // Only the ids leave the device.
   [[nodiscard]] expected<void> forward_batch_sampled(const batch& b, paged_kv& kv, std::span<const device_sampling> rows,
-                                                     std::span<int32_t> ids);
+                                                     std::span<const penalty_entry> penalties, std::span<int32_t> ids);
   [[nodiscard]] bool samples_on_device() const { return be_.samples_on_device(); }
+
+  // Decode steps (one token per sequence) of up to `n` sequences run as CUDA graphs, captured once
+  // per batch-size bucket (decode_padding.hpp), when the backend captures graphs; 0 = never (as
+  // vLLM's --enforce-eager). The default: min(max_tokens, 256).
+  void set_graph_max_batch(int64_t n) { graph_max_batch_ = n; }
+  [[nodiscard]] int64_t graph_max_batch() const { return graph_max_batch_; }
 
   // A paged KV cache of `num_blocks` blocks of `block_size` positions for this model.
   [[nodiscard]] expected<std::unique_ptr<paged_kv>> new_paged_kv(int64_t num_blocks, int64_t block_size);
+
+  // Decode graphs the backend captured and launched so far.
+  [[nodiscard]] backend::graph_counts graphs() const { return be_.graphs(); }
 
   // What the backend could still allocate (bytes).
   [[nodiscard]] int64_t available_memory() const { return be_.available_memory(); }
@@ -91,6 +101,11 @@ class llama_forward {
   // forward_batch's checks and layers; the logits of b.logit_rows stay in backend memory ([m,
   // vocab]; no rows when none are wanted).
   [[nodiscard]] expected<act> run_batch(const batch& b, paged_kv& kv);
+  // The bucket a decode batch is padded to for a CUDA graph; 0 when it runs eagerly.
+  [[nodiscard]] int64_t graph_bucket_for(const batch& b, const paged_kv& kv) const;
+  // run_batch's graph path: the padded batch (padding_) through the layers and, when `logits`, the
+  // output norm and projection of every row, as one graph; the first n rows are the batch's.
+  [[nodiscard]] expected<act> run_graph_batch(int64_t n, int64_t bucket, bool logits, kv_binding& kv);
   [[nodiscard]] expected<void> run_chunk(std::span<const int32_t> tokens, std::span<const int32_t> pos,
                                          kv_binding& kv);
   // Tensor parallelism: completes a row-parallel partial sum [n, dim]; a no-op without comm_.
@@ -108,6 +123,8 @@ class llama_forward {
   std::vector<layer> layers_;
   std::unique_ptr<act_buffer> x_, h_, q_, k_, v_, attn_, gate_, up_, logits_;
   int64_t logits_rows_ = 1;  // rows logits_ holds (grown by forward_batch as needed)
+  int64_t graph_max_batch_ = 0;
+  decode_padding padding_;  // the padded batch of the current graph step
 };
 
 }  // namespace troupe::engine

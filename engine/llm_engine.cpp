@@ -45,6 +45,7 @@ expected<std::unique_ptr<llm_engine>> llm_engine::create(llama_forward& fwd, eng
     setup.kind = group_message_kind::setup;
     setup.num_blocks = int32_t(num_blocks);
     setup.block_size = config.block_size;
+    setup.graph_max_batch = int32_t(fwd.graph_max_batch());
     if (auto sent = send_group_message(*group, setup); !sent) return fail("engine: shard group setup: " + sent.message());
   }
   return std::unique_ptr<llm_engine>(
@@ -134,21 +135,38 @@ void llm_engine::fail_step(const step_plan& plan, const std::string& why, std::v
   }
 }
 
-bool llm_engine::device_sampling_for(const step_plan& plan, std::vector<device_sampling>& rows) {
+void llm_engine::ensure_samplers(request_state& rs) {
+  if (!rs.samplers.empty()) return;
+  for (int32_t k = 0; k < rs.req.n; ++k) {
+    sampling_params p = rs.req.sampling;
+    if (p.seed) p.seed = *p.seed + uint64_t(k);
+    rs.samplers.emplace_back(p);
+  }
+}
+
+bool llm_engine::device_sampling_for(const step_plan& plan, std::vector<device_sampling>& rows,
+                                     std::vector<penalty_entry>& penalties) {
   rows.clear();
+  penalties.clear();
   for (const scheduled_seq& s : plan.seqs) {
     if (s.num_samples == 0) continue;
-    const request_state& rs = requests_.at(s.request);
+    request_state& rs = requests_.at(s.request);
     const sampling_params& p = rs.req.sampling;
-    if (s.num_samples > 1 || p.logprobs >= 0 || p.min_p > 0 || p.repetition_penalty != 1.0f ||
-        p.presence_penalty != 0.0f || p.frequency_penalty != 0.0f)
-      return false;
+    if (s.num_samples > 1 || p.logprobs >= 0) return false;
     const auto it = seqs_.find(s.seq);
     const int32_t sample = it == seqs_.end() ? 0 : it->second.sample;
+    ensure_samplers(rs);
     device_sampling d;
     d.temperature = p.temperature;
     d.top_k = p.top_k;
     d.top_p = p.top_p;
+    d.min_p = p.min_p;
+    d.repetition_penalty = p.repetition_penalty;
+    d.presence_penalty = p.presence_penalty;
+    d.frequency_penalty = p.frequency_penalty;
+    d.penalty_begin = int32_t(penalties.size());
+    rs.samplers[size_t(sample)].penalty_entries(rs.req.prompt, int32_t(fwd_.config().vocab_size), penalties);
+    d.penalty_count = int32_t(penalties.size()) - d.penalty_begin;
     d.seed = rs.device_seed + uint64_t(sample);
     // The position of the token drawn: a recomputed step (after preemption) draws the same token.
     d.counter = uint64_t(s.start_pos) + uint64_t(s.tokens.size());
@@ -179,7 +197,8 @@ std::vector<request_output> llm_engine::step() {
   // Sampling on the device when the backend can and every sampling sequence asks only for what
   // it does: then only token ids leave the device, and the logits are never copied out.
   std::vector<device_sampling> device_rows;
-  const bool on_device = fwd_.samples_on_device() && device_sampling_for(plan, device_rows);
+  std::vector<penalty_entry> penalties;
+  const bool on_device = fwd_.samples_on_device() && device_sampling_for(plan, device_rows, penalties);
   std::vector<int32_t> device_ids(on_device ? logit_rows.size() : 0);
   logits_.resize(on_device ? 0 : logit_rows.size() * size_t(vocab));
   if (group_failure_) {
@@ -193,7 +212,7 @@ std::vector<request_output> llm_engine::step() {
       return out;
     }
   }
-  auto ran = on_device ? run_step_batch_sampled(fwd_, *kv_, b, logit_rows, device_rows, device_ids)
+  auto ran = on_device ? run_step_batch_sampled(fwd_, *kv_, b, logit_rows, device_rows, penalties, device_ids)
                        : run_step_batch(fwd_, *kv_, b, logit_rows, logits_);
   if (!ran) {
     // In a group the ranks are out of step now (some ran it, some did not): the group is done.
@@ -214,13 +233,7 @@ std::vector<request_output> llm_engine::step() {
     const size_t my_row = row++;
     request_state& rs = requests_.at(s.request);
     auto [it, fresh] = seqs_.try_emplace(s.seq, seq_state{s.request, 0});
-    if (rs.samplers.empty()) {
-      for (int32_t k = 0; k < rs.req.n; ++k) {
-        sampling_params p = rs.req.sampling;
-        if (p.seed) p.seed = *p.seed + uint64_t(k);
-        rs.samplers.emplace_back(p);
-      }
-    }
+    ensure_samplers(rs);
     seq_output o{s.seq, {}};
     std::vector<sample_result> rs_results;
     const std::vector<float> raw = s.num_samples > 1 ? std::vector<float>(logits.begin(), logits.end())

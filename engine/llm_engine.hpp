@@ -35,6 +35,7 @@ struct engine_config {
   int32_t max_running = 64;                      // sequences in the running batch
   bool prefix_caching = true;
   std::string model_revision;                    // seeds the prefix-cache hashes (e.g. the model path)
+  bool enforce_eager = false;                    // never run decode steps as CUDA graphs (llama_forward::set_graph_max_batch)
 };
 
 struct engine_request {
@@ -136,11 +137,14 @@ class llm_engine {
   llm_engine(llama_forward& fwd, engine_config config, std::vector<int32_t> eos_ids,
              std::unique_ptr<paged_kv> kv, int32_t num_blocks, parallel::communicator* group);
   // Drops the engine's state of a request the scheduler no longer runs.
+  // One sampler per sample of the request, made before its first draw (seed + sample index when seeded).
+  static void ensure_samplers(request_state& rs);
   void forget(int64_t id);
   void fail_step(const step_plan& plan, const std::string& why, std::vector<request_output>& out);
-  // The device sampling rows of the plan's sampling sequences, in plan order; false when one of
-  // them needs the host sampler (n > 1 on its first draw, penalties, min-p or logprobs).
-  [[nodiscard]] bool device_sampling_for(const step_plan& plan, std::vector<device_sampling>& rows);
+  // The device sampling rows of the plan's sampling sequences, in plan order, with their penalty
+  // entries; false when one of them needs the host sampler (n > 1 on its first draw, or logprobs).
+  [[nodiscard]] bool device_sampling_for(const step_plan& plan, std::vector<device_sampling>& rows,
+                                         std::vector<penalty_entry>& penalties);
 
   llama_forward& fwd_;
   engine_config config_;

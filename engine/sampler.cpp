@@ -155,6 +155,28 @@ void sampler::accept(int32_t token) {
   }
 }
 
+void sampler::penalty_entries(std::span<const int32_t> prompt, int32_t vocab, std::vector<penalty_entry>& out) const {
+  const bool repetition = params_.repetition_penalty != 1.0f;
+  const bool additive = params_.presence_penalty != 0.0f || params_.frequency_penalty != 0.0f;
+  if (!repetition && !additive) return;
+  const size_t first = out.size();
+  if (repetition) {
+    for (const int32_t t : prompt) {
+      if (t >= 0 && t < vocab) out.push_back({t, 0});
+    }
+  }
+  for (const auto& [t, count] : counts_) {
+    if (t >= 0 && t < vocab) out.push_back({t, count});
+  }
+  // Ascending by token; of equal tokens the generated entry (largest count) stays.
+  const auto begin = out.begin() + std::ptrdiff_t(first);
+  std::sort(begin, out.end(), [](const penalty_entry& a, const penalty_entry& b) {
+    return a.token != b.token ? a.token < b.token : a.generated > b.generated;
+  });
+  out.erase(std::unique(begin, out.end(), [](const penalty_entry& a, const penalty_entry& b) { return a.token == b.token; }),
+            out.end());
+}
+
 sample_result sampler::sample(std::span<float> logits, std::span<const int32_t> prompt) {
   const size_t n = logits.size();
   if (n == 0) return {-1, -std::numeric_limits<float>::infinity(), {}};
@@ -186,34 +208,13 @@ sample_result sampler::sample(std::span<float> logits, std::span<const int32_t> 
 
   // 2. Penalties, in place. Every token they touch is listed once (a token repeated in the prompt
   //    is penalized once, as HF's gather/scatter does) with its raw logit kept aside.
+  entries_.clear();
+  penalty_entries(prompt, vocab, entries_);
   touched_.clear();
-  const bool repetition = params_.repetition_penalty != 1.0f;
-  const bool additive = params_.presence_penalty != 0.0f || params_.frequency_penalty != 0.0f;
-  if (repetition) {
-    for (int32_t t : prompt) {
-      if (t >= 0 && t < vocab) touched_.emplace_back(t, 0.0f);
-    }
-  }
-  if (repetition || additive) {
-    for (const auto& [t, count] : counts_) {
-      if (t >= 0 && t < vocab) touched_.emplace_back(t, 0.0f);
-    }
-  }
-  std::sort(touched_.begin(), touched_.end());
-  touched_.erase(std::unique(touched_.begin(), touched_.end(),
-                             [](const auto& a, const auto& b) { return a.first == b.first; }),
-                 touched_.end());
-  for (auto& [t, raw] : touched_) raw = logits[t];
-
-  if (repetition) {
-    const float p = params_.repetition_penalty;
-    for (const auto& [t, raw] : touched_) logits[t] = raw > 0.0f ? raw / p : raw * p;
-  }
-  if (additive) {
-    for (const auto& [t, count] : counts_) {
-      if (t < 0 || t >= vocab) continue;
-      logits[t] -= params_.presence_penalty + params_.frequency_penalty * static_cast<float>(count);
-    }
+  for (const penalty_entry& e : entries_) {
+    touched_.emplace_back(e.token, logits[e.token]);
+    logits[e.token] = penalized_logit(logits[e.token], params_.repetition_penalty, params_.presence_penalty,
+                                      params_.frequency_penalty, e.generated);
   }
 
   // 3. Pick.

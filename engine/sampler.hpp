@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "common/expected.hpp"
+#include "engine/device_sampling.hpp"
 
 namespace troupe::engine {
 
@@ -52,12 +53,19 @@ class sampler {
   // Records a generated token (for presence/frequency/repetition penalties).
   void accept(int32_t token);
 
+  // Appends the tokens the penalties would touch in the next sample() (ids in [0, vocab)), once
+  // each, ascending, with their generated counts: prompt and generated tokens under a repetition
+  // penalty, generated ones under presence/frequency penalties, none without penalties. What a
+  // device applies with penalized_logit to sample as sample() would.
+  void penalty_entries(std::span<const int32_t> prompt, int32_t vocab, std::vector<penalty_entry>& out) const;
+
   [[nodiscard]] const sampling_params& params() const { return params_; }
 
  private:
   sampling_params params_;
   std::mt19937_64 rng_;
   std::vector<std::pair<int32_t, int32_t>> counts_;  // generated token -> count, sorted by token
+  std::vector<penalty_entry> entries_;
   std::vector<float> scratch_;
   std::vector<int32_t> index_;
   // Tokens the penalties changed this step, with their raw logits: the reported logprob is of the

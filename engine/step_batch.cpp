@@ -84,9 +84,9 @@ expected<void> run_step_batch(llama_forward& fwd, paged_kv& kv, const step_batch
 
 expected<void> run_step_batch_sampled(llama_forward& fwd, paged_kv& kv, const step_batch& b,
                                       std::span<const int32_t> logit_rows, std::span<const device_sampling> rows,
-                                      std::span<int32_t> ids) {
-  return with_batch(fwd, kv, b, logit_rows, [&fwd, &kv, rows, ids](const llama_forward::batch& fb) {
-    return fwd.forward_batch_sampled(fb, kv, rows, ids);
+                                      std::span<const penalty_entry> penalties, std::span<int32_t> ids) {
+  return with_batch(fwd, kv, b, logit_rows, [&fwd, &kv, rows, penalties, ids](const llama_forward::batch& fb) {
+    return fwd.forward_batch_sampled(fb, kv, rows, penalties, ids);
   });
 }
 

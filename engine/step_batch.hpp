@@ -43,9 +43,10 @@ struct step_batch {
                                             std::span<const int32_t> logit_rows, std::span<float> logits);
 
 // run_step_batch, with the logit rows sampled on the device (llama_forward::forward_batch_sampled):
-// rows[i] samples logit row i; its token id goes to ids[i].
+// rows[i] samples logit row i (its penalty entries in `penalties`); its token id goes to ids[i].
 [[nodiscard]] expected<void> run_step_batch_sampled(llama_forward& fwd, paged_kv& kv, const step_batch& b,
                                                     std::span<const int32_t> logit_rows,
-                                                    std::span<const device_sampling> rows, std::span<int32_t> ids);
+                                                    std::span<const device_sampling> rows,
+                                                    std::span<const penalty_entry> penalties, std::span<int32_t> ids);
 
 }  // namespace troupe::engine

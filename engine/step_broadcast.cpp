@@ -13,7 +13,7 @@ namespace {
 constexpr int32_t magic = 0x54525047;  // "TRPG"
 constexpr int64_t max_payload_words = (int64_t(64) << 20) / 4;
 
-enum header_word { w_magic, w_kind, w_blocks, w_block_size, w_copies, w_tokens, w_offsets, w_tables, header_words };
+enum header_word { w_magic, w_kind, w_blocks, w_block_size, w_graphs, w_copies, w_tokens, w_offsets, w_tables, header_words };
 using header = std::array<int32_t, header_words>;
 
 std::span<std::byte> bytes_of(std::span<int32_t> words) {
@@ -39,6 +39,7 @@ expected<void> send_group_message(parallel::communicator& comm, const group_mess
   h[w_kind] = int32_t(m.kind);
   h[w_blocks] = m.num_blocks;
   h[w_block_size] = m.block_size;
+  h[w_graphs] = m.graph_max_batch;
   h[w_copies] = int32_t(m.batch.copies.size());
   h[w_tokens] = int32_t(m.batch.tokens.size());
   h[w_offsets] = int32_t(m.batch.table_offsets.size());
@@ -72,6 +73,7 @@ expected<group_message> receive_group_message(parallel::communicator& comm) {
   m.kind = group_message_kind(h[w_kind]);
   m.num_blocks = h[w_blocks];
   m.block_size = h[w_block_size];
+  m.graph_max_batch = h[w_graphs];
   size_t at = 0;
   for_each_array(m.batch, [&payload, &at, &h](std::vector<int32_t>& a, int w) {
     const auto n = size_t(h[size_t(w)]);

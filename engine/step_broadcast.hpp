@@ -22,6 +22,9 @@ struct group_message {
   group_message_kind kind = group_message_kind::keepalive;
   int32_t num_blocks = 0;  // setup: blocks of the paged KV cache
   int32_t block_size = 0;  // setup: positions per block
+  // setup: the leader's decode-graph width (llama_forward::set_graph_max_batch). Every rank pads a
+  // decode step alike, so their all-reduces have the same sizes.
+  int32_t graph_max_batch = 0;
   step_batch batch;        // step
 };
 

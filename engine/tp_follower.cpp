@@ -15,6 +15,7 @@ expected<void> run_follower(llama_forward& fwd, parallel::communicator& comm) {
   if (first->kind != group_message_kind::setup) return fail(who + ": the leader's first message is not its setup");
   auto kv = fwd.new_paged_kv(first->num_blocks, first->block_size);
   if (!kv) return fail(who + ": " + kv.message());
+  fwd.set_graph_max_batch(first->graph_max_batch);
   while (true) {
     auto m = receive_group_message(comm);
     if (!m) return fail(who + ": " + m.message());

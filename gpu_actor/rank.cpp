@@ -10,6 +10,7 @@
 #if TROUPE_HAVE_CUDA
 #include <cuda_runtime_api.h>
 
+#include "engine/kernels/cuda/cuda_check.hpp"
 #include "engine/parallel/nccl_communicator.hpp"
 #endif
 
@@ -40,7 +41,7 @@ expected<std::unique_ptr<engine::parallel::communicator>> make_nccl(engine::para
   par::nccl_options no;
   no.rank = o.rank;
   no.size = o.tp;
-  if (auto e = cudaGetDevice(&no.device); e != cudaSuccess) return fail(std::string("cudaGetDevice: ") + cudaGetErrorString(e));
+  if (auto r = engine::cuda::check(cudaGetDevice(&no.device), "cudaGetDevice"); !r) return r.err();
   // (make_backend made the rank's device current on this thread.)
   no.stream = static_cast<cudaStream_t>(be.native_stream());
   no.timeout = o.timeout;
@@ -78,6 +79,7 @@ expected<rank_resources> make_rank(engine::parallel::rendezvous_store& store, co
   auto fwd = engine::create_tp_forward(o.model, *r.backend, o.max_tokens, r.data());
   if (!fwd) return fail(who + ": " + fwd.message());
   r.forward = std::move(*fwd);
+  if (o.enforce_eager) r.forward->set_graph_max_batch(0);
   // Every rank has its shard before the leader's first message: a rank that failed to build one
   // fails the others here, at start, instead of at their first step.
   if (auto ready = r.control->barrier(); !ready) return fail(who + ": waiting for the other ranks: " + ready.message());

@@ -27,6 +27,7 @@ struct rank_options {
   int threads = 1;                     // CPU backend threads of this rank
   std::string device = "cpu";          // make_backend's name: "cpu", or "cuda[:N]" (rank r drives GPU N + r)
   int64_t max_tokens = 256;            // tokens per step (the engine's max_batched_tokens)
+  bool enforce_eager = false;          // no CUDA graphs for decode steps
 };
 
 // Members in construction order; destroyed in reverse (the forward pass refers to the others).

@@ -28,6 +28,7 @@ expected<std::shared_ptr<leader_resources>> load_worker(const worker_options& o,
     auto fwd = engine::llama_forward::create(res->model, *res->backend, o.engine.max_batched_tokens);
     if (!fwd) return fwd.err();
     res->forward = std::move(*fwd);
+    if (o.engine.enforce_eager) res->forward->set_graph_max_batch(0);
   } else {
     rank_options ro;
     ro.model = res->model;
@@ -38,6 +39,7 @@ expected<std::shared_ptr<leader_resources>> load_worker(const worker_options& o,
     ro.connect_timeout = o.join_timeout;
     ro.max_tokens = o.engine.max_batched_tokens;
     ro.device = o.device;
+    ro.enforce_eager = o.engine.enforce_eager;
     // Thread ranks split the cores; a process rank 0 has its node's cores to itself.
     const int cores = o.threads > 0 ? o.threads : int(std::max(1U, std::thread::hardware_concurrency()));
     ro.threads = o.rank_store ? cores : std::max(1, cores / o.tp);

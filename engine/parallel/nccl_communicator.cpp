@@ -2,6 +2,8 @@
 // deadline and aborts on a peer's failure or expiry; NCCL's default would block forever on a dead peer.
 #include "engine/parallel/nccl_communicator.hpp"
 
+#include "engine/kernels/cuda/cuda_check.hpp"
+
 #include <nccl.h>
 
 #include <cstring>
@@ -21,11 +23,6 @@ using steady = std::chrono::steady_clock;
   const char* last = ncclGetLastError(comm);
   if (last && *last) s += std::string(" (") + last + ")";
   return s;
-}
-
-[[nodiscard]] expected<void> check_cuda(cudaError_t e, const char* call) {
-  if (e == cudaSuccess) return {};
-  return fail(std::string(call) + ": " + cudaGetErrorString(e));
 }
 
 // Polling interval: short next to a decode step's collectives (tens of microseconds each), yet
@@ -84,12 +81,12 @@ class nccl_communicator final : public communicator {
   // Waits for the stream, watching NCCL's error state, until the deadline.
   [[nodiscard]] expected<void> synchronize() override {
     if (broken_) return *broken_;
-    if (auto r = check_cuda(cudaSetDevice(options_.device), "cudaSetDevice"); !r) return break_with(r.message());
+    if (auto r = cuda::check(cudaSetDevice(options_.device), "cudaSetDevice"); !r) return break_with(r.message());
     const auto end = deadline();
     for (;;) {
       const cudaError_t q = cudaStreamQuery(options_.stream);
       if (q == cudaSuccess) return {};
-      if (q != cudaErrorNotReady) return break_with(std::string("cudaStreamQuery: ") + cudaGetErrorString(q));
+      if (q != cudaErrorNotReady) return break_with(cuda::cuda_error("cudaStreamQuery", q));
       ncclResult_t state = ncclSuccess;
       if (ncclResult_t r = ncclCommGetAsyncError(comm_, &state); r != ncclSuccess)
         return break_with("ncclCommGetAsyncError: " + describe(r, comm_));
@@ -109,7 +106,7 @@ class nccl_communicator final : public communicator {
   // finishes enqueuing, which we wait out (bounded) before returning.
   template <class F>
   [[nodiscard]] expected<void> issue(const char* call, F&& enqueue) {
-    if (auto r = check_cuda(cudaSetDevice(options_.device), "cudaSetDevice"); !r) return break_with(r.message());
+    if (auto r = cuda::check(cudaSetDevice(options_.device), "cudaSetDevice"); !r) return break_with(r.message());
     const ncclResult_t r = enqueue();
     if (r != ncclSuccess && r != ncclInProgress) return break_with(std::string(call) + ": " + describe(r, comm_));
     if (r == ncclInProgress && !wait_ready(call, deadline())) return *broken_;
@@ -175,16 +172,16 @@ expected<std::unique_ptr<communicator>> make_nccl_communicator(const nccl_option
   int devices = 0;
   if (cudaError_t e = cudaGetDeviceCount(&devices); e != cudaSuccess) {
     (void)cudaGetLastError();
-    return fail(who + ": no CUDA device (cudaGetDeviceCount: " + cudaGetErrorString(e) + ")");
+    return fail(who + ": no CUDA device (" + cuda::cuda_error("cudaGetDeviceCount", e) + ")");
   }
   if (options.device < 0 || options.device >= devices)
     return fail(who + ": device " + std::to_string(options.device) + " out of range (" + std::to_string(devices) +
                 " visible)");
-  if (auto r = check_cuda(cudaSetDevice(options.device), "cudaSetDevice"); !r) return fail(who + ": " + r.message());
+  if (auto r = cuda::check(cudaSetDevice(options.device), "cudaSetDevice"); !r) return fail(who + ": " + r.message());
   float* scratch = nullptr;
-  if (auto r = check_cuda(cudaMalloc(reinterpret_cast<void**>(&scratch), sizeof(float)), "cudaMalloc"); !r)
+  if (auto r = cuda::check(cudaMalloc(reinterpret_cast<void**>(&scratch), sizeof(float)), "cudaMalloc"); !r)
     return fail(who + ": " + r.message());
-  if (auto r = check_cuda(cudaMemset(scratch, 0, sizeof(float)), "cudaMemset"); !r) {
+  if (auto r = cuda::check(cudaMemset(scratch, 0, sizeof(float)), "cudaMemset"); !r) {
     (void)cudaFree(scratch);
     return fail(who + ": " + r.message());
   }

@@ -9,6 +9,7 @@
 #include <map>
 #include <numeric>
 #include <set>
+#include <tuple>
 #include <vector>
 
 namespace troupe::engine {
@@ -424,6 +425,44 @@ TEST(Sampler, PresenceAndFrequencyAfterAccept) {
   enc.accept(1);
   l = logits;
   EXPECT_EQ(enc.sample(l, {}).token, 1);  // 0.9 + 0.5 > 1.0
+}
+
+TEST(Sampler, PenaltyEntriesAreWhatSampleEdits) {
+  // What a device gets to apply (penalty_entries + penalized_logit) is exactly what sample() does
+  // to the logits, for each combination of penalties.
+  const std::vector<int32_t> prompt = {4, 1, 4, 7, 99};  // 99 is outside the vocabulary: ignored
+  for (const auto& [rep, pres, freq] : std::vector<std::tuple<float, float, float>>{
+           {1.0f, 0.0f, 0.0f}, {1.3f, 0.0f, 0.0f}, {1.0f, 0.4f, 0.0f}, {1.0f, 0.0f, 0.3f}, {0.8f, -0.5f, 0.7f}}) {
+    sampling_params p;
+    p.temperature = 0.0f;
+    p.repetition_penalty = rep;
+    p.presence_penalty = pres;
+    p.frequency_penalty = freq;
+    sampler s(p);
+    for (int32_t t : {2, 7, 2, 5, 2}) s.accept(t);
+    std::vector<penalty_entry> entries;
+    s.penalty_entries(prompt, 10, entries);
+    std::vector<float> logits(10);
+    for (size_t i = 0; i < logits.size(); ++i) logits[i] = float(i % 3) - 0.7f * float(i % 4);
+    std::vector<float> want = logits;
+    for (size_t i = 1; i < entries.size(); ++i) EXPECT_LT(entries[i - 1].token, entries[i].token) << "ascending, once each";
+    for (const penalty_entry& e : entries) {
+      want[size_t(e.token)] = penalized_logit(want[size_t(e.token)], rep, pres, freq, e.generated);
+    }
+    (void)s.sample(logits, prompt);
+    EXPECT_EQ(logits, want) << "rep " << rep << " presence " << pres << " frequency " << freq;
+    // The entries themselves: generated tokens with their counts; prompt tokens only under a
+    // repetition penalty; none without penalties.
+    std::map<int32_t, int32_t> got;
+    for (const penalty_entry& e : entries) got[e.token] = e.generated;
+    if (rep == 1.0f && pres == 0.0f && freq == 0.0f) {
+      EXPECT_TRUE(got.empty());
+    } else if (rep != 1.0f) {
+      EXPECT_EQ(got, (std::map<int32_t, int32_t>{{1, 0}, {2, 3}, {4, 0}, {5, 1}, {7, 1}}));
+    } else {
+      EXPECT_EQ(got, (std::map<int32_t, int32_t>{{2, 3}, {5, 1}, {7, 1}}));
+    }
+  }
 }
 
 // --- logprobs -------------------------------------------------------------------------------

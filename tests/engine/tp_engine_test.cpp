@@ -254,7 +254,7 @@ TEST(tp_engine_failure, an_idle_leader_keeps_its_ranks_alive_and_notices_a_dead_
 TEST(tp_group_messages, a_header_that_is_not_a_step_is_an_error_at_the_rank) {
   std::string garbage_error, negative_error;
   auto reports = run_thread_ranks(2, 5s, [&](parallel::communicator& comm) {
-    std::array<int32_t, 8> header{};
+    std::array<int32_t, 9> header{};  // the size of step_broadcast.cpp's header
     auto bytes = std::span<std::byte>(reinterpret_cast<std::byte*>(header.data()), sizeof header);
     if (comm.rank() == 0) {
       header.fill(0x41414141);  // not our magic
@@ -274,6 +274,31 @@ TEST(tp_group_messages, a_header_that_is_not_a_step_is_an_error_at_the_rank) {
   EXPECT_EQ(reports[1], "");
   EXPECT_NE(garbage_error.find("wrong magic"), std::string::npos) << garbage_error;
   EXPECT_NE(negative_error.find("negative array length"), std::string::npos) << negative_error;
+}
+
+TEST(tp_group_messages, a_setup_carries_the_cache_and_the_leaders_graph_width) {
+  group_message got;
+  auto reports = run_thread_ranks(2, 5s, [&](parallel::communicator& comm) {
+    if (comm.rank() == 0) {
+      group_message setup;
+      setup.kind = group_message_kind::setup;
+      setup.num_blocks = 1234;
+      setup.block_size = 16;
+      setup.graph_max_batch = 48;
+      auto ok = send_group_message(comm, setup);
+      return ok ? std::string() : ok.message();
+    }
+    auto m = receive_group_message(comm);
+    if (!m) return m.message();
+    got = *m;
+    return std::string();
+  });
+  EXPECT_EQ(reports[0], "");
+  EXPECT_EQ(reports[1], "");
+  EXPECT_EQ(got.kind, group_message_kind::setup);
+  EXPECT_EQ(got.num_blocks, 1234);
+  EXPECT_EQ(got.block_size, 16);
+  EXPECT_EQ(got.graph_max_batch, 48);
 }
 
 TEST(tp_group_messages, a_step_batch_that_does_not_add_up_is_refused_before_it_runs) {

@@ -10,10 +10,12 @@
 
 #include <cstdint>
 
+#include "engine/kernels/attention_split.hpp"
+
 namespace troupe::engine::cuda {
 
 // Query tiles for prefill: runs of at most this many consecutive tokens of one sequence.
-constexpr int64_t attention_tile_tokens = 16;
+constexpr int64_t attention_tile_tokens = 64;
 
 struct paged_batch_args {
   const int32_t* pos = nullptr;            // [n]
@@ -30,16 +32,33 @@ struct paged_batch_args {
 [[nodiscard]] cudaError_t launch_write_paged_kv(float* k_cache, float* v_cache, const paged_batch_args& b,
                                                 const float* k, const float* v, int64_t kv_dim, cudaStream_t stream);
 
+// Whether launch_paged_attention takes its decode path (one query per block, split along the KV
+// length) rather than the tiled prefill kernel: the caller sizes the scratch by it.
+[[nodiscard]] inline bool is_decode_launch(const paged_batch_args& b, int64_t head_dim) {
+  return !(b.n_tiles > 0 && b.n_tiles < b.n && head_dim <= 128);
+}
+
+// Floats of scratch the decode path needs with `splits` > 1: per (token, head, split), the split's
+// unnormalized sum [head_dim], its maximum and its mass.
+[[nodiscard]] inline int64_t decode_scratch_floats(int64_t n, int64_t n_heads, int64_t head_dim, int32_t splits) {
+  return splits > 1 ? n * n_heads * splits * (head_dim + 2) : 0;
+}
+
 // Causal attention: out[t, h] = softmax(q[t, h] . K[0..pos[t]] / sqrt(head_dim)) V over token t's
 // own sequence, query head h reading kv head h / (n_heads / n_kv_heads). head_dim: a multiple of
 // 32, at most 256.
-//  - Decode (every tile one token, or no tiles): one block per (token, head); its warps split the
-//    positions and merge with the online-softmax rule, so one block streams a long context.
-//  - Prefill (tiles of several tokens, head_dim <= 128): flash-style, one block per (tile, head);
-//    each chunk of 32 keys and values is loaded into shared memory once and used by every query of
-//    the tile, each query keeping its own online softmax.
+//  - Decode (every tile one token, or no tiles; is_decode_launch): one block per (token, head,
+//    split); its warps take turns over the positions and merge with the online-softmax rule. With
+//    `splits` > 1 (decode_splits in attention_split.hpp: long contexts, few tokens) each (token,
+//    head)'s positions are cut into that many ranges (split_of), each block writes its partial
+//    softmax to `scratch` (decode_scratch_floats) and a second kernel merges them into `out`.
+//  - Prefill (tiles of several tokens, head_dim <= 128): flash-style on tensor cores, one block per
+//    (tile, head); each chunk of 32 keys and values is loaded into shared memory once (as bf16) for
+//    every query of the tile; scores and the weighted values are bf16 WMMA products with f32
+//    accumulation, the online softmax is f32. `splits` and `scratch` are not used.
 [[nodiscard]] cudaError_t launch_paged_attention(const float* q, const float* k_cache, const float* v_cache,
                                                  const paged_batch_args& b, int64_t n_heads, int64_t n_kv_heads,
-                                                 int64_t head_dim, float* out, cudaStream_t stream);
+                                                 int64_t head_dim, int32_t splits, float* scratch, float* out,
+                                                 cudaStream_t stream);
 
 }  // namespace troupe::engine::cuda

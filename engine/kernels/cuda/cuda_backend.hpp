@@ -6,8 +6,10 @@
 // not once per layer. Every CUDA and cuBLAS status is checked: the first failure is kept and
 // returned by check() (which the forward pass calls at the end of each call), never an abort.
 //
-// Not yet: CUDA graphs for decode steps, sampling on the device, a tiled (flash-style) prefill
-// kernel, and the residual add fused into RMSNorm. See docs/DECISIONS.md.
+// Decode steps run as CUDA graphs (backend::run_graph), captured once per batch-size bucket by the
+// forward pass; attention over long contexts is split along the KV length (flash-decoding).
+// Sampling runs on the device (temperature, top-k, top-p, min-p, penalties). Not yet: logprobs on
+// the device, bf16 KV. See docs/DECISIONS.md.
 #pragma once
 
 #include <memory>

@@ -6,6 +6,17 @@
 
 namespace troupe::engine::cuda {
 
+std::string cuda_error(const std::string& what, cudaError_t e) { return what + ": " + cudaGetErrorString(e); }
+
+std::string cublas_error(const std::string& what, int status) {
+  return what + ": cuBLAS status " + std::to_string(status);
+}
+
+expected<void> check(cudaError_t e, const std::string& what) {
+  if (e == cudaSuccess) return {};
+  return fail(cuda_error(what, e));
+}
+
 int device_count() {
   int n = 0;
   if (cudaGetDeviceCount(&n) != cudaSuccess) {
@@ -18,7 +29,7 @@ int device_count() {
 expected<std::string> describe_device(int index) {
   cudaDeviceProp p{};
   if (cudaError_t e = cudaGetDeviceProperties(&p, index); e != cudaSuccess)
-    return fail("cudaGetDeviceProperties(" + std::to_string(index) + "): " + cudaGetErrorString(e));
+    return fail(cuda_error("cudaGetDeviceProperties(" + std::to_string(index) + ")", e));
   char buf[256];
   std::snprintf(buf, sizeof buf, "%s, %.1f GiB, sm_%d%d", p.name, double(p.totalGlobalMem) / (1u << 30), p.major,
                 p.minor);

@@ -1,6 +1,8 @@
 // The device probes (see device_probes.hpp).
 #include "engine/kernels/cuda/device_probes.hpp"
 
+#include "engine/kernels/cuda/cuda_check.hpp"
+
 #include <cublasLt.h>
 #include <cuda_bf16.h>
 #include <cuda_runtime_api.h>
@@ -15,13 +17,12 @@ namespace {
 
 #define TROUPE_CUDA_TRY(call)                                                            \
   do {                                                                                   \
-    if (cudaError_t e_ = (call); e_ != cudaSuccess)                                      \
-      return fail(std::string(#call) + ": " + cudaGetErrorString(e_));                   \
+    if (cudaError_t e_ = (call); e_ != cudaSuccess) return fail(cuda_error(#call, e_));   \
   } while (0)
 #define TROUPE_CUBLAS_TRY(call)                                                          \
   do {                                                                                   \
     if (cublasStatus_t s_ = (call); s_ != CUBLAS_STATUS_SUCCESS)                         \
-      return fail(std::string(#call) + ": cuBLAS status " + std::to_string(int(s_)));   \
+      return fail(cublas_error(#call, int(s_)));                                         \
   } while (0)
 
 // Frees what it holds, whatever path leaves the probe.

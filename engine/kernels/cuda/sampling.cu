@@ -74,6 +74,19 @@ __device__ double uniform(uint64_t seed, uint64_t counter) {
   return double(z >> 11) * (1.0 / 9007199254740992.0);
 }
 
+// The penalties, in place: one block per row, a thread per entry (a row's tokens are distinct).
+__global__ void penalty_kernel(float* __restrict__ logits, int64_t vocab, const sample_params* __restrict__ params,
+                               const penalty_entry* __restrict__ entries) {
+  float* row = logits + int64_t(blockIdx.x) * vocab;
+  const sample_params p = params[blockIdx.x];
+  for (int32_t i = threadIdx.x; i < p.penalty_count; i += blockDim.x) {
+    const penalty_entry e = entries[p.penalty_begin + i];
+    if (e.token >= 0 && e.token < vocab)
+      row[e.token] = penalized_logit(row[e.token], p.repetition_penalty, p.presence_penalty, p.frequency_penalty,
+                                     e.generated);
+  }
+}
+
 __global__ void sample_kernel(const float* __restrict__ logits, int64_t vocab, const sample_params* __restrict__ params,
                               int32_t* __restrict__ out) {
   const float* row = logits + int64_t(blockIdx.x) * vocab;
@@ -83,13 +96,21 @@ __global__ void sample_kernel(const float* __restrict__ logits, int64_t vocab, c
     if (threadIdx.x == 0) out[blockIdx.x] = id;
     return;
   }
-  float local_max = -FLT_MAX, local_min = FLT_MAX;
+  float local_max = -FLT_MAX, local_min = FLT_MAX, local_bad = 0.0f;
   for (int64_t i = threadIdx.x; i < vocab; i += blockDim.x) {
     local_max = fmaxf(local_max, row[i]);
     local_min = fminf(local_min, row[i]);
+    local_bad += (isnan(row[i]) || row[i] == INFINITY) ? 1.0f : 0.0f;
   }
   const float hi = block_reduce(local_max, true);
   const float lo = -block_reduce(-local_min, true);
+  // No distribution to draw from (NaN, +inf, or every logit -inf): the most likely token, as the
+  // host sampler does.
+  if (block_reduce(local_bad, false) > 0.0f || !isfinite(hi)) {
+    const int32_t id = block_argmax(row, vocab);
+    if (threadIdx.x == 0) out[blockIdx.x] = id;
+    return;
+  }
   const float inv_t = 1.0f / p.temperature;
   // weight(i) = exp((logit - max) / T): the unnormalized probability.
   auto weight = [row, hi, inv_t](int64_t i) { return __expf((row[i] - hi) * inv_t); };
@@ -121,6 +142,8 @@ __global__ void sample_kernel(const float* __restrict__ logits, int64_t vocab, c
     }
     cut = a;
   }
+  // min-p: weight(i) >= min_p (the best token's weight is 1), as a threshold on the logit.
+  if (p.min_p > 0.0f) cut = fmaxf(cut, hi + p.temperature * logf(p.min_p));
   // The draw: each thread owns a contiguous span of ids; a prefix sum over the spans' kept mass
   // finds the span holding the target, which its thread walks.
   const int64_t span = (vocab + blockDim.x - 1) / blockDim.x;
@@ -162,10 +185,14 @@ __global__ void sample_kernel(const float* __restrict__ logits, int64_t vocab, c
 
 }  // namespace
 
-cudaError_t launch_sample(const float* logits, int64_t rows, int64_t vocab, const sample_params* params, int32_t* out,
-                          cudaStream_t stream) {
+cudaError_t launch_sample(float* logits, int64_t rows, int64_t vocab, const sample_params* params,
+                          const penalty_entry* penalties, int32_t* out, cudaStream_t stream) {
   if (rows <= 0) return cudaSuccess;
   if (vocab <= 0 || vocab > INT32_MAX) return cudaErrorInvalidValue;
+  if (penalties != nullptr) {
+    penalty_kernel<<<unsigned(rows), 256, 0, stream>>>(logits, vocab, params, penalties);
+    if (const cudaError_t e = cudaGetLastError(); e != cudaSuccess) return e;
+  }
   sample_kernel<<<unsigned(rows), threads, 0, stream>>>(logits, vocab, params, out);
   return cudaGetLastError();
 }

@@ -5,11 +5,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 
 #include "engine/cpu_backend.hpp"
 #include "engine/kernels/cuda/cuda_backend.hpp"
 #include "engine/kernels/cuda/cuda_check.hpp"
 #include "engine/llama_forward.hpp"
+#include "engine/llm_engine.hpp"
 #include "tests/engine/test_models.hpp"
 
 namespace troupe::engine {
@@ -113,6 +115,63 @@ TEST(cuda_backend, a_batched_step_over_the_paged_cache_matches_the_cpu) {
   auto got = step(**gpu_be);
   ASSERT_TRUE(got) << got.message();
   EXPECT_LT(rel_error(*got, *want), 1e-2);
+}
+
+// Greedy tokens of 8 requests through the engine (5 at once, 3 more after 10 steps, so the decode
+// batch changes bucket), with decode graphs at most `graph_max_batch` wide (0: eager).
+std::map<int64_t, std::vector<int32_t>> engine_tokens(backend& be, const std::shared_ptr<const model>& m,
+                                                      int64_t graph_max_batch, backend::graph_counts* counts) {
+  std::map<int64_t, std::vector<int32_t>> out;
+  auto f = llama_forward::create(m, be, 64);
+  EXPECT_TRUE(f) << f.message();
+  if (!f) return out;
+  (*f)->set_graph_max_batch(graph_max_batch);
+  engine_config cfg;
+  cfg.max_batched_tokens = 64;
+  cfg.kv_memory_bytes = int64_t(64) << 20;
+  auto e = llm_engine::create(**f, cfg, {});
+  EXPECT_TRUE(e) << e.message();
+  if (!e) return out;
+  auto add = [&](int i) {
+    engine_request r;
+    for (int t = 0; t < 3 + 7 * i; ++t) r.prompt.push_back(int32_t((t * 29 + i * 5) % m->config.vocab_size));
+    r.max_tokens = 30;
+    r.sampling.temperature = 0;
+    r.ignore_eos = true;
+    EXPECT_TRUE((*e)->add_request(std::move(r)));
+  };
+  for (int i = 0; i < 5; ++i) add(i);
+  for (int step = 0; (*e)->has_unfinished(); ++step) {
+    if (step == 10)
+      for (int i = 5; i < 8; ++i) add(i);
+    for (auto& o : (*e)->step()) {
+      EXPECT_TRUE(o.error.empty()) << o.error;
+      out[o.request].insert(out[o.request].end(), o.tokens.begin(), o.tokens.end());
+    }
+  }
+  if (counts) *counts = (*f)->graphs();
+  return out;
+}
+
+TEST(cuda_backend, decode_steps_as_cuda_graphs_give_the_eager_tokens) {
+  SKIP_WITHOUT_DEVICE();
+  auto m = bf16_model("llama");
+  ASSERT_TRUE(m);
+  auto eager_be = make_cuda_backend(0);
+  ASSERT_TRUE(eager_be) << eager_be.message();
+  backend::graph_counts none, used;
+  const auto eager = engine_tokens(**eager_be, m, 0, &none);
+  EXPECT_EQ(none.launched, 0);
+  auto graph_be = make_cuda_backend(0);
+  ASSERT_TRUE(graph_be) << graph_be.message();
+  const auto graphs = engine_tokens(**graph_be, m, 256, &used);
+  EXPECT_EQ(graphs, eager);
+  EXPECT_GE(used.captured, 2) << "two batch sizes at least (5 and 8 sequences)";
+  EXPECT_GE(used.launched, 20) << "most decode steps ran as graphs";
+  EXPECT_LT(used.captured, used.launched);
+  // And both are the CPU's tokens.
+  auto cpu_be = make_cpu_backend(0);
+  EXPECT_EQ(engine_tokens(*cpu_be, m, 0, nullptr), eager);
 }
 
 TEST(cuda_backend, an_impossible_allocation_is_an_error_naming_cuda_malloc) {

@@ -100,6 +100,78 @@ __global__ void paged_attention_kernel(const float* __restrict__ q, const float*
   }
 }
 
+// Decode with grouped-query attention (2 to 16 query heads per KV head, head_dim <= 128): one
+// block per (token, KV head, split), a warp per query head of the group. Each chunk of 32
+// positions' K and V rows is loaded into shared memory once for the whole group (the per-head
+// kernel above reads them once per query head); lane j scores key j of the chunk against the
+// warp's query, and the warp folds the chunk into its online softmax. Writes what the per-head
+// kernel writes: the output row, or with several splits the split's partial softmax.
+template <int PER_LANE>
+__global__ void gqa_decode_kernel(const float* __restrict__ q, const float* __restrict__ k_cache,
+                                  const float* __restrict__ v_cache, paged_batch_args b, int64_t n_heads,
+                                  int64_t n_kv_heads, int32_t splits, float* __restrict__ out,
+                                  float* __restrict__ partial) {
+  constexpr int head_dim = PER_LANE * 32;
+  constexpr int chunk = 32;
+  constexpr int ld = head_dim + 1;  // odd stride: lane j reading row j hits distinct banks
+  __shared__ float ks[chunk * ld], vs[chunk * ld], qs[gqa_max_group][head_dim];
+  const int64_t t = blockIdx.x, kvh = blockIdx.y;
+  const int32_t split = int32_t(blockIdx.z);
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int64_t group = n_heads / n_kv_heads;
+  const int64_t h = kvh * group + warp;
+  const int64_t kv_dim = n_kv_heads * head_dim;
+  const int32_t seq = b.token_seq[t];
+  const split_range range = split_of(b.pos[t] + 1, splits, split);
+  const float scale = rsqrtf(float(head_dim));
+  const float* qrow = q + (t * n_heads + h) * head_dim;
+  for (int d = lane; d < head_dim; d += 32) qs[warp][d] = qrow[d] * scale;
+  float acc[PER_LANE];
+  for (int i = 0; i < PER_LANE; ++i) acc[i] = 0.0f;
+  float m = -FLT_MAX, l = 0.0f;
+  for (int32_t base = range.begin; base < range.end; base += chunk) {
+    const int cnt = range.end - base < chunk ? range.end - base : chunk;
+    __syncthreads();  // the previous chunk is consumed (and, the first time, qs is written)
+    for (int i = threadIdx.x; i < cnt * head_dim; i += blockDim.x) {
+      const int r = i / head_dim, d = i % head_dim;
+      const int64_t at = cache_row(b, seq, base + r) * kv_dim + kvh * head_dim + d;
+      ks[r * ld + d] = k_cache[at];
+      vs[r * ld + d] = v_cache[at];
+    }
+    __syncthreads();
+    float s = -FLT_MAX;
+    if (lane < cnt) {
+      s = 0.0f;
+      for (int d = 0; d < head_dim; ++d) s += qs[warp][d] * ks[lane * ld + d];
+    }
+    float chunk_max = s;
+    for (int off = 16; off > 0; off >>= 1) chunk_max = fmaxf(chunk_max, __shfl_xor_sync(0xffffffffu, chunk_max, off));
+    const float m_new = fmaxf(m, chunk_max);
+    const float w = lane < cnt ? __expf(s - m_new) : 0.0f;
+    float w_sum = w;
+    for (int off = 16; off > 0; off >>= 1) w_sum += __shfl_xor_sync(0xffffffffu, w_sum, off);
+    const float correction = __expf(m - m_new);
+    l = l * correction + w_sum;
+    for (int i = 0; i < PER_LANE; ++i) acc[i] *= correction;
+    for (int r = 0; r < cnt; ++r) {
+      const float wr = __shfl_sync(0xffffffffu, w, r);
+      for (int i = 0; i < PER_LANE; ++i) acc[i] += wr * vs[r * ld + lane + 32 * i];
+    }
+    m = m_new;
+  }
+  if (splits == 1) {
+    float* orow = out + (t * n_heads + h) * head_dim;
+    for (int i = 0; i < PER_LANE; ++i) orow[lane + 32 * i] = acc[i] / l;
+    return;
+  }
+  float* rec = partial + ((t * n_heads + h) * splits + split) * (head_dim + 2);
+  for (int i = 0; i < PER_LANE; ++i) rec[lane + 32 * i] = acc[i];
+  if (lane == 0) {
+    rec[head_dim] = m;
+    rec[head_dim + 1] = l;
+  }
+}
+
 // The splits of one (token, head) into its output row: rescale each split's sum by exp(its max -
 // the overall max) and divide by the rescaled total mass. Split 0 is never empty, so the mass is
 // positive. One block per (token, head), a thread per dimension.
@@ -298,6 +370,18 @@ cudaError_t launch_paged_attention(const float* q, const float* k_cache, const f
     }
   }
   if (splits < 1 || splits > attention_max_splits || (splits > 1 && scratch == nullptr)) return cudaErrorInvalidValue;
+  if (uses_gqa_decode(n_heads, n_kv_heads, head_dim)) {
+    const int64_t group = n_heads / n_kv_heads;
+    const dim3 gqa_grid(unsigned(b.n), unsigned(n_kv_heads), unsigned(splits));
+    const unsigned threads = unsigned(group * 32);
+    switch (head_dim / 32) {
+      case 1: gqa_decode_kernel<1><<<gqa_grid, threads, 0, stream>>>(q, k_cache, v_cache, b, n_heads, n_kv_heads, splits, out, scratch); break;
+      case 2: gqa_decode_kernel<2><<<gqa_grid, threads, 0, stream>>>(q, k_cache, v_cache, b, n_heads, n_kv_heads, splits, out, scratch); break;
+      case 3: gqa_decode_kernel<3><<<gqa_grid, threads, 0, stream>>>(q, k_cache, v_cache, b, n_heads, n_kv_heads, splits, out, scratch); break;
+      case 4: gqa_decode_kernel<4><<<gqa_grid, threads, 0, stream>>>(q, k_cache, v_cache, b, n_heads, n_kv_heads, splits, out, scratch); break;
+      default: return cudaErrorInvalidValue;
+    }
+  } else {
   const dim3 grid(unsigned(b.n), unsigned(n_heads), unsigned(splits));
   switch (head_dim / 32) {
 #define TROUPE_ATTENTION_CASE(P)                                                                                  \
@@ -315,6 +399,7 @@ cudaError_t launch_paged_attention(const float* q, const float* k_cache, const f
     TROUPE_ATTENTION_CASE(8)
 #undef TROUPE_ATTENTION_CASE
     default: return cudaErrorInvalidValue;
+  }
   }
   if (splits > 1) {
     if (const cudaError_t e = cudaGetLastError(); e != cudaSuccess) return e;

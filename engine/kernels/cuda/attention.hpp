@@ -38,6 +38,19 @@ struct paged_batch_args {
   return !(b.n_tiles > 0 && b.n_tiles < b.n && head_dim <= 128);
 }
 
+// The decode path's grouped-query kernel (one block per KV head reads its K/V once for the whole
+// group) serves groups of 2 to gqa_max_group query heads with head_dim <= 128; otherwise one block
+// per query head.
+constexpr int64_t gqa_max_group = 16;
+[[nodiscard]] inline bool uses_gqa_decode(int64_t n_heads, int64_t n_kv_heads, int64_t head_dim) {
+  const int64_t group = n_kv_heads > 0 ? n_heads / n_kv_heads : 0;
+  return group >= 2 && group <= gqa_max_group && head_dim <= 128;
+}
+// Blocks per token and split of the decode path (what decode_splits divides the device by).
+[[nodiscard]] inline int64_t decode_blocks_per_token(int64_t n_heads, int64_t n_kv_heads, int64_t head_dim) {
+  return uses_gqa_decode(n_heads, n_kv_heads, head_dim) ? n_kv_heads : n_heads;
+}
+
 // Floats of scratch the decode path needs with `splits` > 1: per (token, head, split), the split's
 // unnormalized sum [head_dim], its maximum and its mass.
 [[nodiscard]] inline int64_t decode_scratch_floats(int64_t n, int64_t n_heads, int64_t head_dim, int32_t splits) {
@@ -48,7 +61,9 @@ struct paged_batch_args {
 // own sequence, query head h reading kv head h / (n_heads / n_kv_heads). head_dim: a multiple of
 // 32, at most 256.
 //  - Decode (every tile one token, or no tiles; is_decode_launch): one block per (token, head,
-//    split); its warps take turns over the positions and merge with the online-softmax rule. With
+//    split), its warps taking turns over the positions and merging with the online-softmax rule;
+//    or, for grouped-query attention (uses_gqa_decode), one block per (token, KV head, split) with
+//    a warp per query head of the group, each chunk of K/V rows read once for the group. With
 //    `splits` > 1 (decode_splits in attention_split.hpp: long contexts, few tokens) each (token,
 //    head)'s positions are cut into that many ranges (split_of), each block writes its partial
 //    softmax to `scratch` (decode_scratch_floats) and a second kernel merges them into `out`.

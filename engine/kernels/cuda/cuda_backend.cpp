@@ -495,7 +495,7 @@ class cuda_backend final : public backend {
     int32_t splits = 1;
     if (cuda::is_decode_launch(b, head_dim)) {
       const int32_t longest = pos.empty() ? 0 : *std::max_element(pos.begin(), pos.end()) + 1;
-      splits = decode_splits(b.n, n_heads, longest, sm_count_);
+      splits = decode_splits(b.n, cuda::decode_blocks_per_token(n_heads, n_kv_heads, head_dim), longest, sm_count_);
     }
     const size_t need = size_t(cuda::decode_scratch_floats(b.n, n_heads, head_dim, splits)) * sizeof(float);
     if (need > attn_scratch_.bytes && !record(attn_scratch_.allocate(need * 2))) return;

@@ -5,11 +5,8 @@
 
 #include <cstdint>
 
-#if defined(__CUDACC__)
-#define TROUPE_SAMPLING_HOST_DEVICE __host__ __device__
-#else
-#define TROUPE_SAMPLING_HOST_DEVICE
-#endif
+#include "engine/host_device.hpp"
+
 
 namespace troupe::engine {
 
@@ -37,7 +34,7 @@ struct penalty_entry {
 // A touched token's logit after the penalties: HF's repetition penalty (divide a positive logit,
 // multiply a negative one), then OpenAI's presence and frequency penalties for generated tokens.
 // The host sampler and the device kernel both apply exactly this.
-TROUPE_SAMPLING_HOST_DEVICE inline float penalized_logit(float raw, float repetition, float presence,
+TROUPE_HOST_DEVICE inline float penalized_logit(float raw, float repetition, float presence,
                                                          float frequency, int32_t generated) {
   float l = raw;
   if (repetition != 1.0f) l = l > 0.0f ? l / repetition : l * repetition;

@@ -6,11 +6,8 @@
 
 #include <cstdint>
 
-#if defined(__CUDACC__)
-#define TROUPE_HOST_DEVICE __host__ __device__
-#else
-#define TROUPE_HOST_DEVICE
-#endif
+#include "engine/host_device.hpp"
+
 
 namespace troupe::engine {
 

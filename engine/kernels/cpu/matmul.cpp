@@ -173,10 +173,14 @@ void matmul_on(simd_level level, thread_pool& pool, const float* x, int64_t n,
   if (n <= 0 || w.rows <= 0) return;
   const path_table& table = table_for(level);
   if (w.type == dtype::bf16 && table.bf16_batch != nullptr && n >= 2 && n <= batch_max_n) {
-    // A decode batch: rows in chunks of ~256 KiB, claimed as the threads go.
-    const activations a = prepare(table, x, n, w);
+    // A decode batch: rows in chunks of ~256 KiB (whole 6-row blocks), claimed as the threads go.
+    // The kernel reads x as f32: no bf16 split to prepare.
+    activations a;
+    a.n = n;
+    a.cols = w.cols;
+    a.f32 = x;
     const int64_t row_size = int64_t(*row_bytes(w.type, w.cols));
-    const int64_t chunk = std::max<int64_t>(4, (int64_t(256) << 10) / row_size / 4 * 4);
+    const int64_t chunk = std::max<int64_t>(6, (int64_t(256) << 10) / row_size / 6 * 6);
     const int64_t n_chunks = (w.rows + chunk - 1) / chunk;
     std::atomic<int64_t> next{0};
     pool.parallel_for(pool.size(), 1, [&](int, int64_t, int64_t) {

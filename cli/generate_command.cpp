@@ -206,8 +206,8 @@ std::string remote_logprobs_json(const std::vector<client::token_logprob>& lp) {
   return s + "]";
 }
 
-// The same generation on a cluster (--connect): the server tokenizes, so --json has the prompt's
-// ids but not the generated ones (the API streams text).
+// The same generation on a cluster (--connect): the server tokenizes and streams text with the
+// ids behind it, so --json has the prompt's and the generated ids, as local generate does.
 int run_remote(generate_options& o, bool seed_given) {
   auto where = cluster::parse_host_port(o.connect, "--connect");
   if (!where) return std::fprintf(stderr, "error: %s\n", where.message().c_str()), 2;

@@ -88,7 +88,9 @@ void fill_chunk(schema::Chunk::Builder chunk, const choice_delta& d) {
 kj::Promise<void> write_pending(generation& g) {
   while (g.next < g.pending.size()) {
     const auto& d = g.pending[g.next++];
-    if (d.text.empty() && d.logprobs.empty() && !d.finish_reason) continue;
+    // A delta with no text may still carry token ids (a token that ends inside a UTF-8 character,
+    // or text held back by a possible stop string): the chunk's ids must list every token.
+    if (d.text.empty() && d.logprobs.empty() && d.token_ids.empty() && !d.finish_reason) continue;
     auto req = g.sink.writeRequest();
     fill_chunk(req.initChunk(), d);
     return req.send().then([&g]() { return write_pending(g); });

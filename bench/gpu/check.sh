@@ -3,7 +3,9 @@
 #  1. the CUDA kernels and backend against the CPU backend (cuda_tests: bf16 logits within 1e-2
 #     relative, identical greedy tokens), and NCCL with tp = 1 (parallel_tests' nccl_* tests);
 #  2. `troupe generate` with --device cuda and --device cpu on a ~100M-parameter bf16 model made by
-#     make-tiny: identical greedy tokens for 32 steps, logprobs within 1e-2 relative;
+#     make-tiny: identical greedy tokens for 32 steps, logprobs within 1e-2 relative; then the same
+#     model served by `troupe up --device cuda` (the batched engine, decode CUDA graphs, sampling on
+#     the device): four concurrent greedy completions identical to the CPU's;
 #  3. `troupe bench gpu` on a ~1.1B-parameter (TinyLlama-shaped) bf16 model: decode tokens/s at
 #     batch 1, 16 and 64 as fractions of the bandwidth roofline, prefill TFLOP/s at 2,048 tokens
 #     against the cuBLASLt bf16 GEMM rate measured in the same run, device memory used.
@@ -75,6 +77,55 @@ worst = max(abs(a["logprob"] - b["logprob"]) / max(1.0, abs(a["logprob"]))
 print(f"greedy tokens identical: {same} ({len(cpu['tokens'])} steps); worst logprob difference {worst:.2e} (relative)")
 sys.exit(0 if same and worst < 1e-2 else 1)
 PY
+
+step "2b. serving: troupe up --device cuda (engine, decode CUDA graphs, device sampling) vs generate --device cpu"
+# Four prompts of different lengths at once through the cluster's Cap'n Proto API: a continuously
+# batched engine on the GPU whose decode steps run as graphs and sample on the device. Each greedy
+# completion must be the CPU's.
+serve_device="${CHECK_SERVE_DEVICE:-cuda}"
+http_port=18080 rpc_port=18081
+"$bin/troupe" up --model "$models/m100" --workers 1 --device "$serve_device" --http 127.0.0.1:$http_port \
+  --rpc 127.0.0.1:$rpc_port --no-cache > "$out/up.log" 2>&1 &
+up_pid=$!
+python3 - "$http_port" <<'PY' || status=1
+import sys, time, urllib.request
+for _ in range(240):
+    try:
+        if urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/health", timeout=1).status == 200:
+            sys.exit(0)
+    except Exception:
+        pass
+    time.sleep(0.5)
+sys.exit("the cluster never reported a live shard group (see up.log)")
+PY
+prompts=("1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16" "21,22,23" "31,32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47,48,49,50,51,52,53,54,55,56,57,58,59,60,61,62,63,64,65,66,67,68,69,70" "7")
+pids=()
+for i in "${!prompts[@]}"; do
+  "$bin/troupe" generate --connect 127.0.0.1:$rpc_port --prompt-tokens "${prompts[$i]}" --max-tokens 32 --temperature 0 \
+    --ignore-eos --json > "$out/served$i.json" 2>&1 &
+  pids+=($!)
+done
+for pid in "${pids[@]}"; do wait "$pid" || status=1; done
+kill "$up_pid" 2>/dev/null; wait "$up_pid" 2>/dev/null
+for i in "${!prompts[@]}"; do
+  "$bin/troupe" generate --model "$models/m100" --prompt-tokens "${prompts[$i]}" --max-tokens 32 --temperature 0 \
+    --ignore-eos --json --device cpu > "$out/served_cpu$i.json" || status=1
+done
+python3 - "$out" "${#prompts[@]}" <<'PY' || status=1
+import json, sys
+out, n = sys.argv[1], int(sys.argv[2])
+bad = 0
+for i in range(n):
+    try:
+        got, want = (json.load(open(f"{out}/{name}{i}.json")) for name in ("served", "served_cpu"))
+    except ValueError as e:
+        sys.exit(f"prompt {i}: no JSON (see served{i}.json and up.log): {e}")
+    same = got["tokens"] == want["tokens"]
+    bad += not same
+    print(f"prompt {i}: served greedy tokens identical to the CPU's: {same}")
+sys.exit(1 if bad else 0)
+PY
+grep -E "CUDA graphs are off" "$out/up.log" && status=1
 
 step "3. bench gpu on a ~1.1B model"
 "$bin/troupe" bench gpu --model "$models/m1b" --batches 1,16,64 --context 512 --prefill 2048 || status=1

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <simdjson.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <thread>
@@ -385,6 +386,36 @@ TEST(rpc, generate_connect_prints_what_local_generate_prints) {
   }
   // Errors reach the terminal with a non-zero status.
   EXPECT_NE(run_capture(remote + " --prompt Hi --temperature 7 2>&1").find("'temperature'"), std::string::npos);
+}
+
+TEST(rpc, every_generated_token_id_reaches_the_client_even_without_text) {
+  // A 32,000-token vocabulary of random weights generates many tokens that end inside a UTF-8
+  // character: their deltas carry no text, and their ids must still reach the client.
+  const std::string dir = process_tmp() + "/rpc-wide-vocab";
+  if (!std::filesystem::exists(dir + "/config.json")) {
+    engine::tiny_model_spec spec;
+    spec.vocab = 32000;
+    spec.max_position = 1024;
+    spec.layers = 2;
+    ASSERT_TRUE(engine::make_tiny_model(spec, dir));
+  }
+  local_cluster cluster(dir, 1, with_rpc({"--no-cache"}));
+  ASSERT_NE(cluster.rpc_port(), 0);
+  const std::string remote = std::string(TROUPE_BIN) + " generate --connect 127.0.0.1:" + std::to_string(cluster.rpc_port());
+  const std::string local = std::string(TROUPE_BIN) + " generate --model " + dir;
+  for (const std::string prompt : {"1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16", "21,22,23", "7"}) {
+    const std::string args = " --prompt-tokens " + prompt + " --max-tokens 32 --temperature 0 --ignore-eos --json 2>&1";
+    const auto r = run_capture(remote + args);
+    const auto l = run_capture(local + args);
+    const auto tokens = [](const std::string& json) {
+      const auto at = json.find("\"tokens\":");
+      return at == std::string::npos ? std::string("<none>") : json.substr(at, json.find(']', at) - at);
+    };
+    const std::string want = tokens(l);
+    EXPECT_EQ(tokens(r), want) << prompt;
+    EXPECT_EQ(std::count(want.begin(), want.end(), ','), 31) << "32 ids locally: " << l;
+    EXPECT_EQ(json_string_field(r, "text"), json_string_field(l, "text")) << prompt;
+  }
 }
 
 }  // namespace

@@ -178,15 +178,17 @@ int run_node(const node_options& o, const std::function<void(const node_ports&)>
   // A worker's leader blocks a scheduler thread for each step: one more thread keeps the router,
   // the cache and CAF's own actors responsive meanwhile.
   node_config cfg(liveness{}, o.worker ? 3 : 2);
-  caf::actor_system system{cfg};
+  // Declared before the actor system, so destroyed after it: the system's destructor waits for the
+  // actors (the router, the cache), and until then they still count into these.
   metrics_registry metrics;
+  router::request_ids ids;
+  caf::actor_system system{cfg};
   auto streams = std::make_shared<router::stream_registry>();
   auto view = std::make_shared<router::cluster_view>();
   node_ports ports;
   router_actor router_handle;
   gpu_leader_actor leader;
   cache_actor cache_handle;
-  router::request_ids ids;
   std::unique_ptr<router::http_frontend> http;
   kj::Promise<void> serving = kj::NEVER_DONE;
   caf::actor watcher, group_watcher;

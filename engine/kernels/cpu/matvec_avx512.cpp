@@ -388,7 +388,9 @@ void softmax_avx512(float* s, int64_t count) {
     return count - i >= 16 ? __mmask16(0xffff) : __mmask16((1u << (count - i)) - 1);
   };
   __m512 mx = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
-  for (int64_t i = 0; i < count; i += 16) mx = _mm512_mask_max_ps(mx, mask(i), mx, _mm512_loadu_ps(s + i));
+  // Masked loads throughout: the last vector must not read past `count` (it may cross into an
+  // unmapped page; ASan caught the unmasked load here).
+  for (int64_t i = 0; i < count; i += 16) mx = _mm512_mask_max_ps(mx, mask(i), mx, _mm512_maskz_loadu_ps(mask(i), s + i));
   const __m512 m = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
   __m512 sum = _mm512_setzero_ps();
   for (int64_t i = 0; i < count; i += 16) {

@@ -1,6 +1,8 @@
 // Tests for the element-wise kernels against direct double-precision formulas: RMSNorm, both
 // rotary layouts, SwiGLU gating, residual add and embedding-row dequantization.
 #include <gtest/gtest.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <numeric>
@@ -139,6 +141,29 @@ TEST(Softmax, EveryPathMatchesDoublePrecision) {
       for (int64_t i = 0; i < n; ++i)
         ASSERT_NEAR(s[size_t(i)], want[size_t(i)] / sum, 1e-6 * (want[size_t(i)] / sum) + 1e-12) << "n=" << n << " i=" << i;
     }
+}
+
+// The last vector of a row must not read past it: rows that end just before an unmapped page
+// (a guard page here) are computed without a fault on every path. The AVX-512 path once loaded a
+// whole vector there unmasked.
+TEST(Softmax, NeverReadsPastTheRow) {
+  const size_t page = size_t(::sysconf(_SC_PAGESIZE));
+  auto* base = static_cast<char*>(::mmap(nullptr, 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  ASSERT_NE(base, MAP_FAILED);
+  ASSERT_EQ(::mprotect(base + page, page, PROT_NONE), 0);
+  std::vector<const detail::path_table*> tables = {&detail::scalar_table()};
+  if (detail::best_level() != detail::simd_level::scalar) tables.push_back(&detail::avx2_table());
+  if (detail::best_level() == detail::simd_level::avx512) tables.push_back(&detail::avx512_table());
+  for (const detail::path_table* t : tables)
+    for (int64_t n = 1; n <= 33; ++n) {
+      float* s = reinterpret_cast<float*>(base + page) - n;  // the row ends at the guard page
+      for (int64_t i = 0; i < n; ++i) s[i] = float(i % 5);
+      t->softmax(s, n);
+      float sum = 0;
+      for (int64_t i = 0; i < n; ++i) sum += s[i];
+      EXPECT_NEAR(sum, 1.0f, 1e-5f) << "n=" << n;
+    }
+  ::munmap(base, 2 * page);
 }
 
 }  // namespace

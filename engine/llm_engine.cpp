@@ -156,17 +156,8 @@ bool llm_engine::device_sampling_for(const step_plan& plan, std::vector<device_s
     const auto it = seqs_.find(s.seq);
     const int32_t sample = it == seqs_.end() ? 0 : it->second.sample;
     ensure_samplers(rs);
-    device_sampling d;
-    d.temperature = p.temperature;
-    d.top_k = p.top_k;
-    d.top_p = p.top_p;
-    d.min_p = p.min_p;
-    d.repetition_penalty = p.repetition_penalty;
-    d.presence_penalty = p.presence_penalty;
-    d.frequency_penalty = p.frequency_penalty;
-    d.penalty_begin = int32_t(penalties.size());
-    rs.samplers[size_t(sample)].penalty_entries(rs.req.prompt, int32_t(fwd_.config().vocab_size), penalties);
-    d.penalty_count = int32_t(penalties.size()) - d.penalty_begin;
+    device_sampling d =
+        rs.samplers[size_t(sample)].device_rule(rs.req.prompt, int32_t(fwd_.config().vocab_size), penalties);
     d.seed = rs.device_seed + uint64_t(sample);
     // The position of the token drawn: a recomputed step (after preemption) draws the same token.
     d.counter = uint64_t(s.start_pos) + uint64_t(s.tokens.size());

@@ -177,6 +177,22 @@ void sampler::penalty_entries(std::span<const int32_t> prompt, int32_t vocab, st
             out.end());
 }
 
+device_sampling sampler::device_rule(std::span<const int32_t> prompt, int32_t vocab,
+                                     std::vector<penalty_entry>& penalties) const {
+  device_sampling d;
+  d.temperature = params_.temperature;
+  d.top_k = params_.top_k;
+  d.top_p = params_.top_p;
+  d.min_p = params_.min_p;
+  d.repetition_penalty = params_.repetition_penalty;
+  d.presence_penalty = params_.presence_penalty;
+  d.frequency_penalty = params_.frequency_penalty;
+  d.penalty_begin = int32_t(penalties.size());
+  penalty_entries(prompt, vocab, penalties);
+  d.penalty_count = int32_t(penalties.size()) - d.penalty_begin;
+  return d;
+}
+
 sample_result sampler::sample(std::span<float> logits, std::span<const int32_t> prompt) {
   const size_t n = logits.size();
   if (n == 0) return {-1, -std::numeric_limits<float>::infinity(), {}};

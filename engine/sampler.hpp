@@ -59,6 +59,12 @@ class sampler {
   // device applies with penalized_logit to sample as sample() would.
   void penalty_entries(std::span<const int32_t> prompt, int32_t vocab, std::vector<penalty_entry>& out) const;
 
+  // This sampler's rule for a device (device_sampling.hpp): its parameters, with its penalty
+  // entries appended to `penalties` (the rule's penalty_begin/count index them). The draw's seed
+  // and counter are left to the caller.
+  [[nodiscard]] device_sampling device_rule(std::span<const int32_t> prompt, int32_t vocab,
+                                            std::vector<penalty_entry>& penalties) const;
+
   [[nodiscard]] const sampling_params& params() const { return params_; }
 
  private:

@@ -465,6 +465,34 @@ TEST(Sampler, PenaltyEntriesAreWhatSampleEdits) {
   }
 }
 
+TEST(Sampler, DeviceRuleCarriesTheParametersAndIndexesItsEntries) {
+  sampling_params p;
+  p.temperature = 0.7f;
+  p.top_k = -1;  // vLLM's "off": the sampler's own spelling (0) reaches the device
+  p.top_p = 0.9f;
+  p.min_p = 0.05f;
+  p.repetition_penalty = 1.1f;
+  p.presence_penalty = 0.2f;
+  p.frequency_penalty = 0.3f;
+  sampler s(p);
+  s.accept(4);
+  std::vector<penalty_entry> penalties = {{99, 1}};  // another row's entry before this one
+  const device_sampling d = s.device_rule(std::vector<int32_t>{1, 4}, 10, penalties);
+  EXPECT_EQ(d.temperature, 0.7f);
+  EXPECT_EQ(d.top_k, 0);
+  EXPECT_EQ(d.top_p, 0.9f);
+  EXPECT_EQ(d.min_p, 0.05f);
+  EXPECT_EQ(d.repetition_penalty, 1.1f);
+  EXPECT_EQ(d.presence_penalty, 0.2f);
+  EXPECT_EQ(d.frequency_penalty, 0.3f);
+  EXPECT_EQ(d.penalty_begin, 1);
+  ASSERT_EQ(d.penalty_count, 2);
+  EXPECT_EQ(penalties[1].token, 1);
+  EXPECT_EQ(penalties[1].generated, 0);
+  EXPECT_EQ(penalties[2].token, 4);
+  EXPECT_EQ(penalties[2].generated, 1);
+}
+
 // --- logprobs -------------------------------------------------------------------------------
 
 std::vector<double> log_softmax(const std::vector<float>& logits) {

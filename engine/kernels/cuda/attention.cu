@@ -33,6 +33,14 @@ __global__ void write_paged_kv_kernel(float* __restrict__ k_cache, float* __rest
 // each keeping an online softmax, and then merge. With one split the block writes the normalized
 // output; with several it writes its unnormalized sum, maximum and mass to `partial` for
 // merge_splits_kernel.
+// Split `split` of (token t, head h)'s partial softmax in `partial`: [sum (head_dim), max, mass].
+// The layout the decode kernels write and merge_splits_kernel reads.
+template <class F>  // float or const float
+__device__ F* split_record(F* partial, int64_t t, int64_t h, int64_t n_heads, int32_t splits, int32_t split,
+                           int64_t head_dim) {
+  return partial + ((t * n_heads + h) * splits + split) * (head_dim + 2);
+}
+
 template <int PER_LANE>
 __global__ void paged_attention_kernel(const float* __restrict__ q, const float* __restrict__ k_cache,
                                        const float* __restrict__ v_cache, paged_batch_args b, int64_t n_heads,
@@ -88,7 +96,7 @@ __global__ void paged_attention_kernel(const float* __restrict__ q, const float*
     return;
   }
   // [acc (head_dim), max, mass] of this split; an empty split leaves max = -FLT_MAX, mass = 0.
-  float* rec = partial + ((t * n_heads + h) * splits + split) * (head_dim + 2);
+  float* rec = split_record(partial, t, h, n_heads, splits, split, head_dim);
   for (int d = threadIdx.x; d < head_dim; d += blockDim.x) {
     float sum = 0.0f;
     for (int w = 0; w < warps; ++w) sum += sacc[w][d] * __expf(sm[w] - gm);
@@ -164,7 +172,7 @@ __global__ void gqa_decode_kernel(const float* __restrict__ q, const float* __re
     for (int i = 0; i < PER_LANE; ++i) orow[lane + 32 * i] = acc[i] / l;
     return;
   }
-  float* rec = partial + ((t * n_heads + h) * splits + split) * (head_dim + 2);
+  float* rec = split_record(partial, t, h, n_heads, splits, split, head_dim);
   for (int i = 0; i < PER_LANE; ++i) rec[lane + 32 * i] = acc[i];
   if (lane == 0) {
     rec[head_dim] = m;
@@ -178,7 +186,7 @@ __global__ void gqa_decode_kernel(const float* __restrict__ q, const float* __re
 __global__ void merge_splits_kernel(const float* __restrict__ partial, int64_t n_heads, int64_t head_dim,
                                     int32_t splits, float* __restrict__ out) {
   const int64_t t = blockIdx.x, h = blockIdx.y;
-  const float* recs = partial + (t * n_heads + h) * splits * (head_dim + 2);
+  const float* recs = split_record(partial, t, h, n_heads, splits, 0, head_dim);
   float gm = -FLT_MAX;
   for (int32_t s = 0; s < splits; ++s) gm = fmaxf(gm, recs[s * (head_dim + 2) + head_dim]);
   float gl = 0.0f;

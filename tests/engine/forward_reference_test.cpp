@@ -129,11 +129,16 @@ TEST_P(forward_reference, half_precision_weights_match_reference_of_same_weights
   const model_case& mc = GetParam();
   for (dtype t : {dtype::bf16, dtype::f16}) {
     const std::string dir = make(mc, t, t);
-    test::reference_model ref(dir);  // reads the rounded weights exactly
+    // Reads the rounded weights exactly; bf16 matrices multiply x rounded to bf16, as the engine.
+    test::reference_model ref(dir);
     const auto tokens = prompt_tokens(ref.vocab(), 36, 6);
     const auto want = ref.logits(tokens);
-    EXPECT_LT(worst_error(dir, tokens, want, 64), 1e-4) << dtype_name(t) << " HF";
-    EXPECT_LT(worst_error(dir + ".gguf", tokens, want, 64), 1e-4) << dtype_name(t) << " GGUF";
+    // bf16: the engine's x (f32) and the reference's (double) sometimes round to neighbouring
+    // bf16 values, which left up to 3.2e-3 here. Rounding x moves these logits by 0.7-1.1% of the
+    // largest (measured against a reference with exact x), and a misread weight by far more.
+    const double tol = t == dtype::bf16 ? 5e-3 : 1e-4;
+    EXPECT_LT(worst_error(dir, tokens, want, 64), tol) << dtype_name(t) << " HF";
+    EXPECT_LT(worst_error(dir + ".gguf", tokens, want, 64), tol) << dtype_name(t) << " GGUF";
   }
 }
 

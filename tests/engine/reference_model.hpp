@@ -1,6 +1,8 @@
 // An independent, plain double-precision Llama-family forward pass for tests. It reads a Hugging
 // Face folder with its own minimal safetensors reader and shares no code with the engine, so the
-// engine's loaders, kernels and forward pass are all checked against it.
+// engine's loaders, kernels and forward pass are all checked against it. A BF16 matrix multiplies
+// its input rounded to bf16 (from f32, to nearest even), as the engine defines for bf16 weights;
+// everything else is exact.
 #pragma once
 
 #include <simdjson.h>
@@ -11,6 +13,7 @@
 #include <fstream>
 #include <map>
 #include <numbers>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -91,18 +94,18 @@ class reference_model {
             for (int64_t i = 0; i < head_dim_; ++i)
               att[size_t(h * head_dim_ + i)] += s[size_t(j)] / z * V[size_t(j)][size_t(kh * head_dim_ + i)];
         }
-        auto o = matvec(w(p + "self_attn.o_proj.weight"), att, dim_);
+        auto o = matvec(p + "self_attn.o_proj.weight", att, dim_);
         for (int64_t i = 0; i < dim_; ++i) x[size_t(t)][size_t(i)] += o[size_t(i)];
         auto h = rms(x[size_t(t)], w(p + "post_attention_layernorm.weight"));
-        auto g = matvec(w(p + "mlp.gate_proj.weight"), h, ffn_);
-        auto u = matvec(w(p + "mlp.up_proj.weight"), h, ffn_);
+        auto g = matvec(p + "mlp.gate_proj.weight", h, ffn_);
+        auto u = matvec(p + "mlp.up_proj.weight", h, ffn_);
         for (int64_t i = 0; i < ffn_; ++i) g[size_t(i)] = g[size_t(i)] / (1.0 + std::exp(-g[size_t(i)])) * u[size_t(i)];
-        auto d = matvec(w(p + "mlp.down_proj.weight"), g, dim_);
+        auto d = matvec(p + "mlp.down_proj.weight", g, dim_);
         for (int64_t i = 0; i < dim_; ++i) x[size_t(t)][size_t(i)] += d[size_t(i)];
       }
     }
     std::vector<std::vector<double>> out;
-    const auto& head = w(tied_ ? "model.embed_tokens.weight" : "lm_head.weight");
+    const std::string head = tied_ ? "model.embed_tokens.weight" : "lm_head.weight";
     for (int64_t t = 0; t < n; ++t) out.push_back(matvec(head, rms(x[size_t(t)], w("model.norm.weight")), vocab_));
     return out;
   }
@@ -116,15 +119,30 @@ class reference_model {
   static std::vector<double> row(const std::vector<double>& m, int64_t r, int64_t cols) {
     return {m.begin() + r * cols, m.begin() + (r + 1) * cols};
   }
-  static std::vector<double> matvec(const std::vector<double>& m, const std::vector<double>& x, int64_t rows) {
-    const int64_t cols = int64_t(x.size());
+  // The engine's activations are f32; bf16 keeps the top 16 bits, rounded to nearest even.
+  static double to_bf16(double v) {
+    const float f = float(v);
+    uint32_t u;
+    std::memcpy(&u, &f, 4);
+    if (std::isnan(f)) return v;
+    u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+    float r;
+    std::memcpy(&r, &u, 4);
+    return r;
+  }
+  std::vector<double> matvec(const std::string& name, const std::vector<double>& x, int64_t rows) const {
+    const std::vector<double>& m = w(name);
+    std::vector<double> in = x;
+    if (bf16_.count(name) != 0)
+      for (double& v : in) v = to_bf16(v);
+    const int64_t cols = int64_t(in.size());
     std::vector<double> y(size_t(rows), 0.0);
     for (int64_t r = 0; r < rows; ++r)
-      for (int64_t c = 0; c < cols; ++c) y[size_t(r)] += m[size_t(r * cols + c)] * x[size_t(c)];
+      for (int64_t c = 0; c < cols; ++c) y[size_t(r)] += m[size_t(r * cols + c)] * in[size_t(c)];
     return y;
   }
   std::vector<double> linear(const std::vector<double>& x, const std::string& name, int64_t rows) const {
-    auto y = matvec(w(name + ".weight"), x, rows);
+    auto y = matvec(name + ".weight", x, rows);
     if (auto it = tensors_.find(name + ".bias"); it != tensors_.end())
       for (int64_t i = 0; i < rows; ++i) y[size_t(i)] += it->second[size_t(i)];
     return y;
@@ -203,6 +221,7 @@ class reference_model {
           }
         }
       }
+      if (dt == "BF16") bf16_.insert(std::string(name));
       tensors_[std::string(name)] = std::move(v);
     }
   }
@@ -213,6 +232,7 @@ class reference_model {
   bool tied_ = false, scaled_ = false;
   double factor_ = 1, low_ = 1, high_ = 4, orig_ = 8192;
   std::map<std::string, std::vector<double>> tensors_;
+  std::set<std::string> bf16_;  // names of the BF16 tensors
 };
 
 }  // namespace troupe::test

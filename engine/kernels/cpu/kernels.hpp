@@ -22,13 +22,13 @@ struct weight_matrix {
 };
 
 // y[n, w.rows] = x[n, w.cols] * w^T (+ bias[w.rows] when non-null).
-// n == 1 (decode) streams the weights once with SIMD dot products split over rows across the pool;
-// small n reuses each tile of weight rows from cache for all n tokens (bf16 weights, 2..64 tokens on
-// AVX-512: blocks of 6 rows x 4 tokens, each weight vector widened to f32 once); n >= 16 packs
-// weight panels to f32 for the AVX-512 GEMM (cblas_sgemm on the AVX2/scalar paths). Precision:
-// f32/f16/bf16 weights accumulate in f32 against f32 activations (the one-token bf16 dot products
-// use a two-term bf16 split of x so x keeps ~16 mantissa bits; the others are exact products);
-// q8_0 quantizes x to 8 bits per 32-block as llama.cpp does.
+// n == 1 (decode) streams the weights once with SIMD dot products split over rows across the pool.
+// bf16 weights with n >= 2 on AVX-512 (decode batches and prefill) run blocks of 6 rows x 4 tokens
+// of vdpbf16ps; other types with n >= 16 pack weight panels to f32 for the AVX-512 GEMM
+// (cblas_sgemm on the AVX2/scalar paths), and small n reuses tiles of weight rows from cache.
+// Precision: f32 and f16 weights accumulate in f32 against f32 activations; bf16 weights multiply
+// x rounded to bf16 (exact products, f32 sums; as llama.cpp and GPU engines do); q8_0 quantizes x
+// to 8 bits per 32-block as llama.cpp does.
 void matmul(thread_pool& pool, const float* x, int64_t n, const weight_matrix& w, const float* bias,
             float* y);
 

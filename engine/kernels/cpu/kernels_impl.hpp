@@ -16,12 +16,17 @@ enum class simd_level { scalar, avx2, avx512 };
 
 // Activations of one matmul call, converted once into what each path's dot products read.
 // Only the members the weight type and path need are set.
+//
+// bf16 weights multiply x rounded to bf16 (round to nearest even) on every path, with exact
+// products and f32 sums: what vdpbf16ps computes, what llama.cpp does for bf16 weights and what
+// GPU engines do with bf16 activations. It keeps ~8 bits of each x and runs the batch and prefill
+// matmuls at twice the rate of f32 FMAs. The AVX-512 path reads the bf16 values (a.bf16); the
+// others read them widened back to f32 (a.f32), so every path computes the same products.
 struct activations {
   int64_t n = 0;
   int64_t cols = 0;
-  const float* f32 = nullptr;       // [n, cols], the caller's x
-  const uint16_t* bf16_hi = nullptr;  // [n, cols] bf16(x) (AVX-512 bf16 weights)
-  const uint16_t* bf16_lo = nullptr;  // [n, cols] bf16(x - hi)
+  const float* f32 = nullptr;       // [n, cols], the caller's x (bf16 weights: x rounded to bf16)
+  const uint16_t* bf16 = nullptr;   // [n, cols] bf16(x) (AVX-512, bf16 weights)
   const int8_t* q8 = nullptr;       // [n, cols] x quantized per 32-block (q8_0 weights)
   const float* q8_scale = nullptr;  // [n, cols / 32]
   const int32_t* q8_corr = nullptr; // [n, cols / 4] -128 * sum of each 4 q8 values (AVX-512)
@@ -42,11 +47,12 @@ using batch_rows_fn = void (*)(const weight_matrix& w, const activations& a, int
 
 struct path_table {
   rows_fn rows[4];  // indexed by dtype
-  // bf16 weights times 2..batch_max_n tokens, each weight vector loaded once for several tokens
-  // (continuous-batching decode steps); null where the path has none.
+  // bf16 weights times 2 or more tokens (decode batches and prefill), each weight vector loaded
+  // once for several tokens; reads a.bf16. Null where the path has none.
   batch_rows_fn bf16_batch;
+  // out[i] = bf16(x[i]), round to nearest even. Non-null where bf16 rows read a.bf16.
+  void (*round_bf16)(const float* x, int64_t count, uint16_t* out);
   convert_fn convert;
-  bool needs_bf16_split;  // bf16 rows read a.bf16_hi / bf16_lo instead of a.f32
   bool needs_q8_corr;
   void (*softmax)(float* s, int64_t count);  // in place: exp(s - max(s)) / sum; count >= 1
   double (*read_stream)(const float* p, int64_t count);  // bandwidth probe: sums the floats
@@ -72,9 +78,9 @@ void matmul_on(simd_level level, thread_pool& pool, const float* x, int64_t n,
 
 // The token count from which matmul switches from row dot products to GEMM.
 inline constexpr int64_t default_gemm_min_n = 16;
-// Up to this many tokens, bf16 weights go through path_table::bf16_batch when the path has one
-// (the GEMM's per-call f32 packing costs more than it saves for a decode batch).
-inline constexpr int64_t batch_max_n = 64;
+// path_table::bf16_batch takes tokens in panels of this many: 64 tokens of a 2048-column x are
+// 256 KiB, which stay in L2 beside the rows being read.
+inline constexpr int64_t bf16_token_panel = 64;
 
 // Paged attention on an explicit path (the public paged_attention uses best_level()).
 void paged_attention_on(simd_level level, thread_pool& pool, const paged_attention_args& a);

@@ -1,5 +1,6 @@
-// matmul dispatch: picks the SIMD path once, prepares x for it (bf16 split, q8 quantization),
-// and routes by token count: row dot products over the pool, or GEMM for many tokens.
+// matmul dispatch: picks the SIMD path once, prepares x for it (bf16 rounding, q8 quantization),
+// and routes by weight type and token count: row dot products over the pool, the bf16 batch
+// kernel, or GEMM for many tokens.
 #include <cblas.h>
 
 #include <algorithm>
@@ -39,40 +40,54 @@ namespace {
 
 // Scratch for the prepared activations, owned by the calling (step) thread; workers only read it.
 struct prepared_scratch {
-  std::vector<uint16_t> hi, lo;
+  std::vector<uint16_t> bf16;
+  std::vector<float> rounded;
   std::vector<int8_t> q8;
   std::vector<float> scale;
   std::vector<int32_t> corr;
 };
 
-activations prepare(const path_table& table, const float* x, int64_t n, const weight_matrix& w) {
+// Elementwise work over [0, count) on the pool when it is worth a parallel region (a prefill's
+// x can be millions of values), inline otherwise.
+template <class Fn>
+void elementwise(thread_pool& pool, int64_t count, const Fn& fn) {
+  constexpr int64_t grain = int64_t(1) << 16;
+  if (count < 2 * grain) {
+    fn(int64_t(0), count);
+    return;
+  }
+  pool.parallel_for(count, grain, [&](int, int64_t b, int64_t e) { fn(b, e); });
+}
+
+activations prepare(const path_table& table, thread_pool& pool, const float* x, int64_t n,
+                    const weight_matrix& w) {
   thread_local prepared_scratch s;
   activations a;
   a.n = n;
   a.cols = w.cols;
   a.f32 = x;
-  const size_t count = size_t(n * w.cols);
-  if (w.type == dtype::bf16 && table.needs_bf16_split) {
-    // The split x starts at the same address modulo 64 as the weight rows, so that once the
-    // kernel has peeled the unaligned head of a row, its loads of x are aligned too (checkpoint
-    // tensors are often not 64-byte aligned: safetensors data starts at 8 + header length).
+  const int64_t count = n * w.cols;
+  if (w.type == dtype::bf16 && table.round_bf16 != nullptr) {
+    // x in bf16 starts at the same address modulo 64 as the weight rows, so that once the
+    // one-token kernel has peeled the unaligned head of a row, its loads of x are aligned too
+    // (checkpoint tensors are often not 64-byte aligned: safetensors data starts at 8 + header).
     const size_t skew = (reinterpret_cast<uintptr_t>(w.data) & 63) / sizeof(uint16_t);
-    s.hi.resize(count + 64);
-    s.lo.resize(count + 64);
-    uint16_t* hi = s.hi.data() + (skew + 32 - (reinterpret_cast<uintptr_t>(s.hi.data()) & 63) / 2) % 32;
-    uint16_t* lo = s.lo.data() + (skew + 32 - (reinterpret_cast<uintptr_t>(s.lo.data()) & 63) / 2) % 32;
-    for (size_t i = 0; i < count; ++i) {
-      const uint16_t h = f32_to_bf16(x[i]);
-      hi[i] = h;
-      lo[i] = f32_to_bf16(x[i] - bf16_to_f32(h));
-    }
-    a.bf16_hi = hi;
-    a.bf16_lo = lo;
+    s.bf16.resize(size_t(count) + 64);
+    uint16_t* out = s.bf16.data() + (skew + 32 - (reinterpret_cast<uintptr_t>(s.bf16.data()) & 63) / 2) % 32;
+    elementwise(pool, count, [&](int64_t b, int64_t e) { table.round_bf16(x + b, e - b, out + b); });
+    a.bf16 = out;
+  } else if (w.type == dtype::bf16) {
+    s.rounded.resize(size_t(count));
+    float* out = s.rounded.data();
+    elementwise(pool, count, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) out[i] = bf16_to_f32(f32_to_bf16(x[i]));
+    });
+    a.f32 = out;
   } else if (w.type == dtype::q8_0) {
     // Per 32-block symmetric quantization to [-127, 127], as llama.cpp's q8_0 activations (but
     // with an f32 scale).
-    const size_t blocks = count / q8_0_block;
-    s.q8.resize(count);
+    const size_t blocks = size_t(count) / q8_0_block;
+    s.q8.resize(size_t(count));
     s.scale.resize(blocks);
     for (size_t b = 0; b < blocks; ++b) {
       const float* v = x + b * q8_0_block;
@@ -85,8 +100,8 @@ activations prepare(const path_table& table, const float* x, int64_t n, const we
         s.q8[b * q8_0_block + j] = int8_t(std::nearbyint(v[j] * inv));
     }
     if (table.needs_q8_corr) {
-      s.corr.resize(count / 4);
-      for (size_t i = 0; i < count / 4; ++i) {
+      s.corr.resize(size_t(count) / 4);
+      for (size_t i = 0; i < size_t(count) / 4; ++i) {
         const int8_t* q = &s.q8[i * 4];
         s.corr[i] = -128 * (int32_t(q[0]) + q[1] + q[2] + q[3]);
       }
@@ -103,7 +118,7 @@ activations prepare(const path_table& table, const float* x, int64_t n, const we
 // token reads them.
 void matmul_rows(const path_table& table, thread_pool& pool, const float* x, int64_t n,
                  const weight_matrix& w, float* y) {
-  const activations a = prepare(table, x, n, w);
+  const activations a = prepare(table, pool, x, n, w);
   const rows_fn fn = table.rows[int(w.type)];
   const int64_t rows = w.rows;
   if (n == 1) {
@@ -152,6 +167,8 @@ void matmul_blas(const path_table& table, thread_pool& pool, const float* x, int
     });
     return;
   }
+  // bf16 weights multiply x rounded to bf16, as on every path.
+  if (w.type == dtype::bf16) x = prepare(table, pool, x, n, w).f32;
   constexpr int64_t panel_rows = 128;
   pool.parallel_for(rows, panel_rows, [&](int, int64_t rb, int64_t re) {
     thread_local std::vector<float> panel;
@@ -172,13 +189,10 @@ void matmul_on(simd_level level, thread_pool& pool, const float* x, int64_t n,
   assert(row_bytes(w.type, w.cols).has_value());
   if (n <= 0 || w.rows <= 0) return;
   const path_table& table = table_for(level);
-  if (w.type == dtype::bf16 && table.bf16_batch != nullptr && n >= 2 && n <= batch_max_n) {
-    // A decode batch: rows in chunks of ~256 KiB (whole 6-row blocks), claimed as the threads go.
-    // The kernel reads x as f32: no bf16 split to prepare.
-    activations a;
-    a.n = n;
-    a.cols = w.cols;
-    a.f32 = x;
+  if (w.type == dtype::bf16 && table.bf16_batch != nullptr && n >= 2) {
+    // Decode batches and prefill: rows in chunks of ~256 KiB (whole 6-row blocks), claimed as the
+    // threads go; a chunk's rows stay in L2 while every token panel passes them.
+    const activations a = prepare(table, pool, x, n, w);
     const int64_t row_size = int64_t(*row_bytes(w.type, w.cols));
     const int64_t chunk = std::max<int64_t>(6, (int64_t(256) << 10) / row_size / 6 * 6);
     const int64_t n_chunks = (w.rows + chunk - 1) / chunk;
@@ -187,7 +201,7 @@ void matmul_on(simd_level level, thread_pool& pool, const float* x, int64_t n,
       for (int64_t c; (c = next.fetch_add(1, std::memory_order_relaxed)) < n_chunks;)
         table.bf16_batch(w, a, c * chunk, std::min(w.rows, (c + 1) * chunk), y);
     });
-  } else if (n < gemm_min_n) {
+  } else if (n < gemm_min_n || (w.type == dtype::bf16 && table.bf16_batch != nullptr)) {
     matmul_rows(table, pool, x, n, w, y);
   } else if (level == simd_level::avx512) {
     gemm_avx512(pool, x, n, w, y);

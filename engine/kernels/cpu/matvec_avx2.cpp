@@ -193,8 +193,8 @@ const path_table& avx2_table() {
   static const path_table table{
       {rows_f32, rows_f16, rows_bf16, rows_q8_0},
       nullptr,
+      nullptr,
       convert_avx2,
-      false,
       false,
       softmax_scalar,
       read_avx2,

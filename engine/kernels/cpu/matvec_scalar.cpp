@@ -128,8 +128,8 @@ const path_table& scalar_table() {
   static const path_table table{
       {rows_f32, rows_f16, rows_bf16, rows_q8_0},
       nullptr,
+      nullptr,
       convert_scalar,
-      false,
       false,
       softmax_scalar,
       read_scalar,

@@ -35,7 +35,7 @@ void paged_attention_on(simd_level level, thread_pool& pool, const paged_attenti
   if (level == simd_level::avx2) item = paged_attention_item_avx2;
 
   const int64_t group = a.n_heads / a.n_kv_heads;
-  const size_t scratch_floats = size_t(group * (a.head_dim + 2 + paged_attention_tile));
+  const size_t scratch_floats = size_t(paged_attention_scratch(group, a.head_dim));
   const int64_t items = a.n_tokens * a.n_kv_heads;
   std::atomic<int64_t> next{0};
   pool.parallel_for(std::min<int64_t>(pool.size(), items), 1, [&](int, int64_t, int64_t) {

@@ -180,8 +180,9 @@ void check(thread_pool& pool, const paged_case& c) {
 struct head_shape {
   int64_t n_heads, n_kv_heads, head_dim, block_size;
 };
-// GQA and MHA, head_dim 64 and 128, block sizes 16 and 8.
-constexpr head_shape shapes[] = {{8, 2, 64, 16}, {8, 2, 128, 8}, {4, 4, 64, 8}, {4, 4, 128, 16}};
+// GQA and MHA, head_dim 64 and 128, block sizes 16 and 8; TinyLlama's 32 / 4 heads (a group of 8).
+constexpr head_shape shapes[] = {{8, 2, 64, 16}, {8, 2, 128, 8}, {4, 4, 64, 8}, {4, 4, 128, 16},
+                                 {32, 4, 64, 16}};
 
 TEST(PagedAttention, DecodeSequencesOfDifferentLengths) {
   thread_pool pool(2);
@@ -232,6 +233,12 @@ TEST(PagedAttention, OddShapesAndSingleThread) {
   // head_dim not a multiple of the vector width, group of 3, a block larger than the tile of 32.
   check(pool, {6, 2, 48, 16, {{40, range(30, 40)}, {5, {4}}}});
   check(pool, {4, 1, 80, 64, {{150, {149, 63, 64, 127, 128}}}});
+  // Every head size the AVX-512 item has a kernel for (16..128 in steps of 16), groups of 1-7 heads
+  // (the 4-head and 1-head score and P V steps, and their tails), and a size it leaves to the
+  // generic item (40).
+  for (int64_t hd : {16, 32, 48, 96, 112, 40})
+    for (int64_t group : {1, 5, 7})
+      check(pool, {2 * group, 2, hd, 16, {{37, range(20, 37)}, {70, {69}}}});
 }
 
 // cpu::attention on the same keys and values gathered into contiguous rows: decode, the few-token

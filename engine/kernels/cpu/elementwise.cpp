@@ -49,11 +49,19 @@ void rope(float* x, int64_t n, int64_t n_heads, int64_t head_dim, std::span<cons
   }
 }
 
-void silu_mul(const float* gate, const float* up, int64_t count, float* out) {
+namespace detail {
+
+void silu_mul_scalar(const float* gate, const float* up, int64_t count, float* out) {
   for (int64_t i = 0; i < count; ++i) {
     const float g = gate[i];
     out[i] = g / (1.f + std::exp(-g)) * up[i];
   }
+}
+
+}  // namespace detail
+
+void silu_mul(const float* gate, const float* up, int64_t count, float* out) {
+  detail::table_for(detail::best_level()).silu_mul(gate, up, count, out);
 }
 
 void add(float* acc, const float* x, int64_t count) {

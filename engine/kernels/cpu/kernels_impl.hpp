@@ -55,13 +55,16 @@ struct path_table {
   convert_fn convert;
   bool needs_q8_corr;
   void (*softmax)(float* s, int64_t count);  // in place: exp(s - max(s)) / sum; count >= 1
+  // out[i] = silu(gate[i]) * up[i] (out may be gate).
+  void (*silu_mul)(const float* gate, const float* up, int64_t count, float* out);
   double (*read_stream)(const float* p, int64_t count);  // bandwidth probe: sums the floats
   float (*fma_chains)(int64_t iterations);  // peak probe; returns a sink value
   int fma_flops_per_iteration;
 };
 
-// The portable softmax, also used by the AVX2 path.
+// The portable softmax and SwiGLU gate, also used by the AVX2 path.
 void softmax_scalar(float* s, int64_t count);
+void silu_mul_scalar(const float* gate, const float* up, int64_t count, float* out);
 
 [[nodiscard]] const path_table& scalar_table();
 [[nodiscard]] const path_table& avx2_table();

@@ -197,6 +197,7 @@ const path_table& avx2_table() {
       convert_avx2,
       false,
       softmax_scalar,
+      silu_mul_scalar,
       read_avx2,
       fma_chains_avx2,
       10 * 8 * 2,

@@ -396,6 +396,20 @@ void softmax_avx512(float* s, int64_t count) {
     _mm512_mask_storeu_ps(s + i, mask(i), _mm512_mul_ps(_mm512_maskz_loadu_ps(mask(i), s + i), inv));
 }
 
+// silu(g) * u = g * s * u with s = 1 / (1 + e^-g), from e = exp(-|g|) <= 1 so that the
+// polynomial exp never overflows: s = 1 / (1 + e) for g >= 0 and e / (1 + e) for g < 0.
+void silu_mul_avx512(const float* gate, const float* up, int64_t count, float* out) {
+  for (int64_t i = 0; i < count; i += 16) {
+    const __mmask16 m = count - i >= 16 ? __mmask16(0xffff) : __mmask16((1u << (count - i)) - 1);
+    const __m512 g = _mm512_maskz_loadu_ps(m, gate + i);
+    const __m512 e = exp_nonpositive(_mm512_sub_ps(_mm512_setzero_ps(), _mm512_abs_ps(g)));
+    const __m512 inv = _mm512_div_ps(_mm512_set1_ps(1.f), _mm512_add_ps(_mm512_set1_ps(1.f), e));
+    const __mmask16 negative = _mm512_cmp_ps_mask(g, _mm512_setzero_ps(), _CMP_LT_OQ);
+    const __m512 s = _mm512_mask_mul_ps(inv, negative, inv, e);
+    _mm512_mask_storeu_ps(out + i, m, _mm512_mul_ps(_mm512_mul_ps(g, s), _mm512_maskz_loadu_ps(m, up + i)));
+  }
+}
+
 double read_avx512(const float* p, int64_t count) {
   __m512 s[8];
   for (auto& v : s) v = _mm512_setzero_ps();
@@ -438,6 +452,7 @@ const path_table& avx512_table() {
       convert_avx512,
       true,
       softmax_avx512,
+      silu_mul_avx512,
       read_avx512,
       fma_chains_avx512,
       12 * 16 * 2,

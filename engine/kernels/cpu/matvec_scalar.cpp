@@ -132,6 +132,7 @@ const path_table& scalar_table() {
       convert_scalar,
       false,
       softmax_scalar,
+      silu_mul_scalar,
       read_scalar,
       fma_chains_scalar,
       16,

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <limits>
 #include <numeric>
 #include <algorithm>
 #include <vector>
@@ -84,19 +85,27 @@ TEST(Rope, PositionZeroIsIdentityAndLayoutsDiffer) {
   EXPECT_NEAR(c[0], std::cos(1.0) - 2 * std::sin(1.0), 1e-6);
 }
 
-TEST(SiluMul, MatchesFormula) {
-  const std::vector<float> gate = random_floats(1001, 7, 4.f), up = random_floats(1001, 8);
-  std::vector<float> out(gate.size());
-  silu_mul(gate.data(), up.data(), int64_t(gate.size()), out.data());
-  for (size_t i = 0; i < gate.size(); ++i) {
-    const double g = gate[i];
-    const double want = g / (1 + std::exp(-g)) * up[i];
-    ASSERT_NEAR(out[i], want, 1e-6 * (std::fabs(want) + 1)) << i;
+TEST(SiluMul, MatchesFormulaOnEveryPath) {
+  // Gates over +-12 (past where e^-g overflows nothing but still saturates), an odd count so the
+  // vector paths have a tail, and the extremes.
+  std::vector<float> gate = random_floats(1001, 7, 12.f);
+  const std::vector<float> up = random_floats(1001, 8);
+  gate[0] = -100.f, gate[1] = 100.f, gate[2] = 0.f, gate[3] = -0.f;
+  for (detail::simd_level level : {detail::simd_level::scalar, detail::simd_level::avx2, detail::simd_level::avx512}) {
+    if (!detail::level_supported(level)) continue;
+    std::vector<float> out(gate.size(), std::numeric_limits<float>::quiet_NaN());
+    detail::table_for(level).silu_mul(gate.data(), up.data(), int64_t(gate.size()), out.data());
+    for (size_t i = 0; i < gate.size(); ++i) {
+      const double g = gate[i];
+      const double want = g / (1 + std::exp(-g)) * up[i];
+      ASSERT_NEAR(out[i], want, 1e-6 * std::fabs(want) + 1e-30) << testing::level_name(level) << " " << i;
+    }
   }
-  const float big_negative = -100.f, one = 1.f;
-  float o;
-  silu_mul(&big_negative, &one, 1, &o);
-  EXPECT_NEAR(o, 0.f, 1e-30);
+  // In place, through the public entry point.
+  std::vector<float> in_place = gate;
+  silu_mul(in_place.data(), up.data(), int64_t(gate.size()), in_place.data());
+  for (size_t i = 0; i < gate.size(); ++i)
+    ASSERT_NEAR(in_place[i], gate[i] / (1 + std::exp(-double(gate[i]))) * up[i], 1e-6 * std::fabs(gate[i] * up[i]) + 1e-30);
 }
 
 TEST(Add, AccumulatesInPlace) {

@@ -1,4 +1,4 @@
-// Vector math shared by the AVX-512 kernels (matvec_avx512.cpp, paged_attention_avx512.cpp).
+// Vector helpers shared by the AVX-512 kernels (*_avx512.cpp).
 // Include only from *_avx512.cpp files: they are the ones compiled with -mavx512*.
 #pragma once
 
@@ -22,6 +22,33 @@ inline __m512 exp_nonpositive(__m512 x) {
   p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
   p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
   return _mm512_scalef_ps(p, n);
+}
+
+// r[i] (row i, 16 32-bit lanes) becomes column i: r[i][j] = old r[j][i]. 64 shuffles.
+inline void transpose16(__m512 r[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  // Per 128-bit lane k: u[4b + i] holds rows 4b..4b+3 of column 4k + i.
+  __m512 u[16];
+  for (int b = 0; b < 4; ++b) {
+    u[4 * b + 0] = _mm512_shuffle_ps(t[4 * b], t[4 * b + 2], 0x44);
+    u[4 * b + 1] = _mm512_shuffle_ps(t[4 * b], t[4 * b + 2], 0xEE);
+    u[4 * b + 2] = _mm512_shuffle_ps(t[4 * b + 1], t[4 * b + 3], 0x44);
+    u[4 * b + 3] = _mm512_shuffle_ps(t[4 * b + 1], t[4 * b + 3], 0xEE);
+  }
+  for (int i = 0; i < 4; ++i) {
+    const __m512 va = _mm512_shuffle_f32x4(u[i], u[4 + i], 0x88);  // lanes 0, 2 of each
+    const __m512 vb = _mm512_shuffle_f32x4(u[i], u[4 + i], 0xDD);  // lanes 1, 3
+    const __m512 wa = _mm512_shuffle_f32x4(u[8 + i], u[12 + i], 0x88);
+    const __m512 wb = _mm512_shuffle_f32x4(u[8 + i], u[12 + i], 0xDD);
+    r[i] = _mm512_shuffle_f32x4(va, wa, 0x88);
+    r[8 + i] = _mm512_shuffle_f32x4(va, wa, 0xDD);
+    r[4 + i] = _mm512_shuffle_f32x4(vb, wb, 0x88);
+    r[12 + i] = _mm512_shuffle_f32x4(vb, wb, 0xDD);
+  }
 }
 
 }  // namespace troupe::engine::cpu::detail

@@ -23,9 +23,10 @@ struct weight_matrix {
 
 // y[n, w.rows] = x[n, w.cols] * w^T (+ bias[w.rows] when non-null).
 // n == 1 (decode) streams the weights once with SIMD dot products split over rows across the pool.
-// bf16 weights with n >= 2 on AVX-512 (decode batches and prefill) run blocks of 6 rows x 4 tokens
-// of vdpbf16ps; other types with n >= 16 pack weight panels to f32 for the AVX-512 GEMM
-// (cblas_sgemm on the AVX2/scalar paths), and small n reuses tiles of weight rows from cache.
+// On AVX-512, bf16 weights with 2-63 tokens (decode batches) run blocks of 6 rows x 4 tokens of
+// vdpbf16ps, and from 64 tokens (prefill) a GEMM on bf16 panels with vdpbf16ps; other types with
+// n >= 16 pack weight panels to f32 for the AVX-512 GEMM (cblas_sgemm on the AVX2/scalar paths),
+// and small n reuses tiles of weight rows from cache.
 // Precision: f32 and f16 weights accumulate in f32 against f32 activations; bf16 weights multiply
 // x rounded to bf16 (exact products, f32 sums; as llama.cpp and GPU engines do); q8_0 quantizes x
 // to 8 bits per 32-block as llama.cpp does.

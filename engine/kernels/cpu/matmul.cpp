@@ -189,9 +189,12 @@ void matmul_on(simd_level level, thread_pool& pool, const float* x, int64_t n,
   assert(row_bytes(w.type, w.cols).has_value());
   if (n <= 0 || w.rows <= 0) return;
   const path_table& table = table_for(level);
-  if (w.type == dtype::bf16 && table.bf16_batch != nullptr && n >= 2) {
-    // Decode batches and prefill: rows in chunks of ~256 KiB (whole 6-row blocks), claimed as the
-    // threads go; a chunk's rows stay in L2 while every token panel passes them.
+  // bf16 weights on AVX-512: rows for one token, the 6 x 4 batch kernel below gemm_min_n
+  // tokens, the bf16 GEMM from there (see kernels_impl.hpp for the crossover).
+  const bool bf16_batch = w.type == dtype::bf16 && table.bf16_batch != nullptr;
+  if (bf16_batch && n >= 2 && n < gemm_min_n) {
+    // Rows in chunks of ~256 KiB (whole 6-row blocks), claimed as the threads go; a chunk's rows
+    // stay in L2 while every token panel passes them.
     const activations a = prepare(table, pool, x, n, w);
     const int64_t row_size = int64_t(*row_bytes(w.type, w.cols));
     const int64_t chunk = std::max<int64_t>(6, (int64_t(256) << 10) / row_size / 6 * 6);
@@ -201,7 +204,7 @@ void matmul_on(simd_level level, thread_pool& pool, const float* x, int64_t n,
       for (int64_t c; (c = next.fetch_add(1, std::memory_order_relaxed)) < n_chunks;)
         table.bf16_batch(w, a, c * chunk, std::min(w.rows, (c + 1) * chunk), y);
     });
-  } else if (n < gemm_min_n || (w.type == dtype::bf16 && table.bf16_batch != nullptr)) {
+  } else if (n < gemm_min_n) {
     matmul_rows(table, pool, x, n, w, y);
   } else if (level == simd_level::avx512) {
     gemm_avx512(pool, x, n, w, y);
@@ -219,7 +222,10 @@ namespace troupe::engine::cpu {
 
 void matmul(thread_pool& pool, const float* x, int64_t n, const weight_matrix& w, const float* bias,
             float* y) {
-  detail::matmul_on(detail::best_level(), pool, x, n, w, bias, y, detail::default_gemm_min_n);
+  const detail::simd_level level = detail::best_level();
+  const bool bf16_batch = w.type == dtype::bf16 && detail::table_for(level).bf16_batch != nullptr;
+  detail::matmul_on(level, pool, x, n, w, bias, y,
+                    bf16_batch ? detail::bf16_gemm_min_n : detail::default_gemm_min_n);
 }
 
 const char* simd_path() {

@@ -89,7 +89,8 @@ void run_case(thread_pool& pool, dtype type, shape s, int64_t n, uint32_t seed, 
   const std::vector<float> bias = random_floats(size_t(s.rows), seed + 2);
   const reference ref = compute_reference(w, x, n, with_bias ? &bias : nullptr);
   // The default route for n, and both explicit routes so each is checked at every n.
-  const int64_t routes[] = {detail::default_gemm_min_n, std::numeric_limits<int64_t>::max(), 1};
+  const int64_t routes[] = {detail::default_gemm_min_n, detail::bf16_gemm_min_n,
+                            std::numeric_limits<int64_t>::max(), 1};
   for (simd_level level : supported_levels())
     for (int64_t gemm_min_n : routes) {
       if (gemm_min_n == 1 && n > 64) continue;  // the default route already is GEMM

@@ -93,20 +93,21 @@ inline constexpr int64_t bf16_token_panel = 64;
 // Paged attention on an explicit path (the public paged_attention uses best_level()).
 void paged_attention_on(simd_level level, thread_pool& pool, const paged_attention_args& a);
 
-// One paged-attention work item: token `token`, kv head `kv_head`, all the group's query heads.
-// scratch holds paged_attention_scratch(group, head_dim) floats (group = n_heads / n_kv_heads).
-// One per path (paged_attention*.cpp; the scalar and AVX2 ones from paged_attention_impl.hpp).
+// One paged-attention work item: token `token`, kv heads [kv_begin, kv_end), all their query
+// heads. scratch holds paged_attention_scratch(group * (kv_end - kv_begin), head_dim) floats
+// (group = n_heads / n_kv_heads). One per path (paged_attention*.cpp; the scalar and AVX2 ones
+// from paged_attention_impl.hpp, one kv head at a time).
 inline constexpr int64_t paged_attention_tile = 32;  // keys scored per online-softmax step
 [[nodiscard]] inline constexpr int64_t paged_attention_scratch(int64_t group, int64_t head_dim) {
   return group * (2 * head_dim + 3 + paged_attention_tile);
 }
 using paged_attention_item_fn = void (*)(const paged_attention_args& a, int64_t token,
-                                         int64_t kv_head, float* scratch);
-void paged_attention_item_scalar(const paged_attention_args& a, int64_t token, int64_t kv_head,
-                                 float* scratch);
-void paged_attention_item_avx2(const paged_attention_args& a, int64_t token, int64_t kv_head,
-                               float* scratch);
-void paged_attention_item_avx512(const paged_attention_args& a, int64_t token, int64_t kv_head,
-                                 float* scratch);
+                                         int64_t kv_begin, int64_t kv_end, float* scratch);
+void paged_attention_item_scalar(const paged_attention_args& a, int64_t token, int64_t kv_begin,
+                                 int64_t kv_end, float* scratch);
+void paged_attention_item_avx2(const paged_attention_args& a, int64_t token, int64_t kv_begin,
+                               int64_t kv_end, float* scratch);
+void paged_attention_item_avx512(const paged_attention_args& a, int64_t token, int64_t kv_begin,
+                                 int64_t kv_end, float* scratch);
 
 }  // namespace troupe::engine::cpu::detail

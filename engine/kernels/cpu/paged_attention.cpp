@@ -21,9 +21,9 @@ namespace troupe::engine::cpu {
 
 namespace detail {
 
-void paged_attention_item_scalar(const paged_attention_args& a, int64_t token, int64_t kv_head,
-                                 float* scratch) {
-  pa_item(a, token, kv_head, scratch);
+void paged_attention_item_scalar(const paged_attention_args& a, int64_t token, int64_t kv_begin,
+                                 int64_t kv_end, float* scratch) {
+  for (int64_t g = kv_begin; g < kv_end; ++g) pa_item(a, token, g, scratch);
 }
 
 void paged_attention_on(simd_level level, thread_pool& pool, const paged_attention_args& a) {
@@ -34,15 +34,20 @@ void paged_attention_on(simd_level level, thread_pool& pool, const paged_attenti
   if (level == simd_level::avx512) item = paged_attention_item_avx512;
   if (level == simd_level::avx2) item = paged_attention_item_avx2;
 
-  const int64_t group = a.n_heads / a.n_kv_heads;
-  const size_t scratch_floats = size_t(paged_attention_scratch(group, a.head_dim));
-  const int64_t items = a.n_tokens * a.n_kv_heads;
+  // A token's kv heads together when there are tokens enough to share out (its K/V rows are then
+  // read whole); one kv head per item otherwise, so that a single decode token still spreads.
+  const int64_t heads_per_item = a.n_tokens >= 4 * int64_t(pool.size()) ? a.n_kv_heads : 1;
+  const int64_t per_token = a.n_kv_heads / heads_per_item;
+  const size_t scratch_floats = size_t(paged_attention_scratch(a.n_heads / a.n_kv_heads * heads_per_item, a.head_dim));
+  const int64_t items = a.n_tokens * per_token;
   std::atomic<int64_t> next{0};
   pool.parallel_for(std::min<int64_t>(pool.size(), items), 1, [&](int, int64_t, int64_t) {
     thread_local std::vector<float> scratch;
     if (scratch.size() < scratch_floats) scratch.resize(scratch_floats);
-    for (int64_t i; (i = next.fetch_add(1, std::memory_order_relaxed)) < items;)
-      item(a, i / a.n_kv_heads, i % a.n_kv_heads, scratch.data());
+    for (int64_t i; (i = next.fetch_add(1, std::memory_order_relaxed)) < items;) {
+      const int64_t g0 = i % per_token * heads_per_item;
+      item(a, i / per_token, g0, g0 + heads_per_item, scratch.data());
+    }
   });
 }
 

@@ -69,82 +69,92 @@ inline void pv_heads(const float* vb, int64_t kv_stride, int64_t rows, const flo
     for (int c = 0; c < HV; ++c) _mm512_storeu_ps(acc + h * hd + c * 16, a[h][c]);
 }
 
-// The item for head_dim = HV * 16. Scratch: q [group, hd] (scaled), acc [group, hd], m, l,
-// alpha [group], s [group, 16] (scores, then probabilities).
+// The item for head_dim = HV * 16 and kv heads [g0, g1). Scratch, per query head of the range:
+// q [hd] (scaled), acc [hd], m, l, alpha, and s [16] (scores, then probabilities). With the whole
+// row of kv heads, each tile's K and V rows are read whole (kv_stride contiguous floats), which
+// the prefetchers follow better than one head's slice of each row.
 template <int HV>
-void item(const paged_attention_args& a, int64_t t, int64_t g, float* scratch) {
+void item(const paged_attention_args& a, int64_t t, int64_t g0, int64_t g1, float* scratch) {
   constexpr int64_t hd = HV * 16;
   constexpr int heads_per_pv = std::max(1, 16 / HV);
   const int64_t group = a.n_heads / a.n_kv_heads, bs = a.block_size;
   const int64_t q_stride = a.n_heads * hd, kv_stride = a.n_kv_heads * hd;
+  const int64_t nh = (g1 - g0) * group;  // query heads of the range
   const float scale = float(1.0 / std::sqrt(double(hd)));
   const int64_t len = int64_t(a.pos[size_t(t)]) + 1;
   const std::span<const int32_t> table = a.tables[size_t(a.token_seq[size_t(t)])];
   assert(len >= 1 && (len - 1) / bs < int64_t(table.size()));
 
   float* q = scratch;
-  float* acc = q + group * hd;
-  float* m = acc + group * hd;
-  float* l = m + group;
-  float* alpha = l + group;
-  float* s = alpha + group;
-  const float* qg = a.q + t * q_stride + g * group * hd;
-  for (int64_t i = 0; i < group * hd; ++i) q[i] = qg[i] * scale, acc[i] = 0.f;
-  for (int64_t h = 0; h < group; ++h) m[h] = -std::numeric_limits<float>::infinity(), l[h] = 0.f;
+  float* acc = q + nh * hd;
+  float* m = acc + nh * hd;
+  float* l = m + nh;
+  float* alpha = l + nh;
+  float* s = alpha + nh;
+  const float* qg = a.q + t * q_stride + g0 * group * hd;
+  for (int64_t i = 0; i < nh * hd; ++i) q[i] = qg[i] * scale, acc[i] = 0.f;
+  for (int64_t h = 0; h < nh; ++h) m[h] = -std::numeric_limits<float>::infinity(), l[h] = 0.f;
 
   for (int64_t p0 = 0; p0 < len;) {
     const int64_t row0 = p0 % bs;
     const int64_t rows = std::min({keys_per_tile, bs - row0, len - p0});
-    const int64_t base = (int64_t(table[size_t(p0 / bs)]) * bs + row0) * kv_stride + g * hd;
-    const float* kb = a.k_cache + base;
-    const float* vb = a.v_cache + base;
-    // The next tile, prefetched row by row while this one is computed: rows are kv_stride apart,
-    // which the hardware prefetchers do not follow.
+    const int64_t base = (int64_t(table[size_t(p0 / bs)]) * bs + row0) * kv_stride + g0 * hd;
+    // The next tile, prefetched row by row while this one is computed: a token's rows are
+    // kv_stride apart and its tiles in blocks anywhere in the pool.
     const int64_t n0 = p0 + rows;
     if (n0 < len) {
       const int64_t next_rows = std::min({keys_per_tile, bs - n0 % bs, len - n0});
-      const int64_t next_base = (int64_t(table[size_t(n0 / bs)]) * bs + n0 % bs) * kv_stride + g * hd;
+      const int64_t next_base = (int64_t(table[size_t(n0 / bs)]) * bs + n0 % bs) * kv_stride + g0 * hd;
       for (int64_t r = 0; r < next_rows; ++r)
-        for (int64_t e = 0; e < hd; e += 16) {
+        for (int64_t e = 0; e < (g1 - g0) * hd; e += 16) {
           _mm_prefetch(reinterpret_cast<const char*>(a.k_cache + next_base + r * kv_stride + e), _MM_HINT_T0);
           _mm_prefetch(reinterpret_cast<const char*>(a.v_cache + next_base + r * kv_stride + e), _MM_HINT_T0);
         }
     }
-
-    // Scores [group, 16]: rows past `rows` are zero here and masked out below.
-    for (int c = 0; c < HV; ++c) {
-      __m512 kt[16];
-      for (int64_t r = 0; r < 16; ++r)
-        kt[r] = r < rows ? _mm512_loadu_ps(kb + r * kv_stride + c * 16) : _mm512_setzero_ps();
-      transpose16(kt);
-      int64_t h = 0;
-      for (; h + 4 <= group; h += 4) score_heads<4>(kt, q + h * hd + c * 16, hd, s + h * keys_per_tile, c == 0);
-      for (; h < group; ++h) score_heads<1>(kt, q + h * hd + c * 16, hd, s + h * keys_per_tile, c == 0);
-    }
-
-    // Online softmax per head on its 16 scores.
     const __mmask16 valid = __mmask16((1u << rows) - 1);
-    for (int64_t h = 0; h < group; ++h) {
-      const __m512 sv = _mm512_loadu_ps(s + h * keys_per_tile);
-      const float tile_max = _mm512_mask_reduce_max_ps(valid, sv);
-      const float mx = std::max(m[h], tile_max);
-      // exp(m_old - mx): 0 on the first tile (m_old = -inf), 1 when the max did not move.
-      alpha[h] = m[h] == mx ? 1.f : std::exp(m[h] - mx);
-      m[h] = mx;
-      const __m512 p = _mm512_maskz_mov_ps(valid, exp_nonpositive(_mm512_sub_ps(sv, _mm512_set1_ps(mx))));
-      l[h] = l[h] * alpha[h] + _mm512_reduce_add_ps(p);
-      _mm512_storeu_ps(s + h * keys_per_tile, p);
-    }
+    for (int64_t g = 0; g < g1 - g0; ++g) {
+      const float* kb = a.k_cache + base + g * hd;
+      const float* vb = a.v_cache + base + g * hd;
+      float* const qh = q + g * group * hd;
+      float* const sh = s + g * group * keys_per_tile;
+      float* const mh = m + g * group;
+      float* const lh = l + g * group;
+      float* const ah = alpha + g * group;
+      float* const acch = acc + g * group * hd;
 
-    int64_t h = 0;
-    for (; h + heads_per_pv <= group; h += heads_per_pv)
-      pv_heads<HV, heads_per_pv>(vb, kv_stride, rows, s + h * keys_per_tile, alpha + h, acc + h * hd);
-    for (; h < group; ++h) pv_heads<HV, 1>(vb, kv_stride, rows, s + h * keys_per_tile, alpha + h, acc + h * hd);
+      // Scores [group, 16]: rows past `rows` are zero here and masked out below.
+      for (int c = 0; c < HV; ++c) {
+        __m512 kt[16];
+        for (int64_t r = 0; r < 16; ++r)
+          kt[r] = r < rows ? _mm512_loadu_ps(kb + r * kv_stride + c * 16) : _mm512_setzero_ps();
+        transpose16(kt);
+        int64_t h = 0;
+        for (; h + 4 <= group; h += 4) score_heads<4>(kt, qh + h * hd + c * 16, hd, sh + h * keys_per_tile, c == 0);
+        for (; h < group; ++h) score_heads<1>(kt, qh + h * hd + c * 16, hd, sh + h * keys_per_tile, c == 0);
+      }
+
+      // Online softmax per head on its 16 scores.
+      for (int64_t h = 0; h < group; ++h) {
+        const __m512 sv = _mm512_loadu_ps(sh + h * keys_per_tile);
+        const float mx = std::max(mh[h], _mm512_mask_reduce_max_ps(valid, sv));
+        // exp(m_old - mx): 0 on the first tile (m_old = -inf), 1 when the max did not move.
+        ah[h] = mh[h] == mx ? 1.f : std::exp(mh[h] - mx);
+        mh[h] = mx;
+        const __m512 p = _mm512_maskz_mov_ps(valid, exp_nonpositive(_mm512_sub_ps(sv, _mm512_set1_ps(mx))));
+        lh[h] = lh[h] * ah[h] + _mm512_reduce_add_ps(p);
+        _mm512_storeu_ps(sh + h * keys_per_tile, p);
+      }
+
+      int64_t h = 0;
+      for (; h + heads_per_pv <= group; h += heads_per_pv)
+        pv_heads<HV, heads_per_pv>(vb, kv_stride, rows, sh + h * keys_per_tile, ah + h, acch + h * hd);
+      for (; h < group; ++h) pv_heads<HV, 1>(vb, kv_stride, rows, sh + h * keys_per_tile, ah + h, acch + h * hd);
+    }
     p0 += rows;
   }
 
-  float* og = a.out + t * q_stride + g * group * hd;
-  for (int64_t h = 0; h < group; ++h) {
+  float* og = a.out + t * q_stride + g0 * group * hd;
+  for (int64_t h = 0; h < nh; ++h) {
     const __m512 inv = _mm512_set1_ps(1.f / l[h]);
     for (int c = 0; c < HV; ++c)
       _mm512_storeu_ps(og + h * hd + c * 16, _mm512_mul_ps(_mm512_loadu_ps(acc + h * hd + c * 16), inv));
@@ -153,18 +163,19 @@ void item(const paged_attention_args& a, int64_t t, int64_t g, float* scratch) {
 
 }  // namespace
 
-void paged_attention_item_avx512(const paged_attention_args& a, int64_t token, int64_t kv_head,
-                                 float* scratch) {
+void paged_attention_item_avx512(const paged_attention_args& a, int64_t token, int64_t kv_begin,
+                                 int64_t kv_end, float* scratch) {
   switch (a.head_dim) {
-    case 16: return item<1>(a, token, kv_head, scratch);
-    case 32: return item<2>(a, token, kv_head, scratch);
-    case 48: return item<3>(a, token, kv_head, scratch);
-    case 64: return item<4>(a, token, kv_head, scratch);
-    case 80: return item<5>(a, token, kv_head, scratch);
-    case 96: return item<6>(a, token, kv_head, scratch);
-    case 112: return item<7>(a, token, kv_head, scratch);
-    case 128: return item<8>(a, token, kv_head, scratch);
-    default: return pa_item(a, token, kv_head, scratch);
+    case 16: return item<1>(a, token, kv_begin, kv_end, scratch);
+    case 32: return item<2>(a, token, kv_begin, kv_end, scratch);
+    case 48: return item<3>(a, token, kv_begin, kv_end, scratch);
+    case 64: return item<4>(a, token, kv_begin, kv_end, scratch);
+    case 80: return item<5>(a, token, kv_begin, kv_end, scratch);
+    case 96: return item<6>(a, token, kv_begin, kv_end, scratch);
+    case 112: return item<7>(a, token, kv_begin, kv_end, scratch);
+    case 128: return item<8>(a, token, kv_begin, kv_end, scratch);
+    default:
+      for (int64_t g = kv_begin; g < kv_end; ++g) pa_item(a, token, g, scratch);
   }
 }
 

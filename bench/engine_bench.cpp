@@ -53,6 +53,7 @@ int run_engine_bench(const bench_options& o) {
   engine::cpu::thread_pool probe_pool(o.threads);
   double bw = engine::cpu::measure_memory_bandwidth(probe_pool);  // GB/s
   const double peak = engine::cpu::measure_fma_peak(probe_pool);  // GFLOP/s
+  const double bf16_peak = engine::cpu::measure_bf16_dot_peak(probe_pool);  // GFLOP/s, 0 if none
 
   int exit_code = 0;
   const auto m = load_bench_model(o.model, o.no_mmap, o.prompt_len, o.gen, exit_code);
@@ -113,17 +114,19 @@ int run_engine_bench(const bench_options& o) {
   if (o.json) {
     std::printf("{\"prefill_tokens_per_s\":%s,\"decode_tokens_per_s\":%s,\"decode_roofline_fraction\":%s,"
                 "\"memory_bandwidth_gb_s\":%s,\"peak_rss_mb\":%s,\"prefill_gflops\":%s,\"fma_peak_gflops\":%s,"
-                "\"prefill_peak_fraction\":%s,\"weight_bytes\":%.0f,\"threads\":%d,\"simd\":\"%s\",\"weights\":\"%s\"}\n",
+                "\"prefill_peak_fraction\":%s,\"bf16_dot_peak_gflops\":%s,\"weight_bytes\":%.0f,\"threads\":%d,"
+                "\"simd\":\"%s\",\"weights\":\"%s\"}\n",
                 json_number(prefill_tps).c_str(), json_number(decode_tps).c_str(),
                 json_number(roofline_s / median_step).c_str(), json_number(bw).c_str(),
                 json_number(rss_mb).c_str(), json_number(prefill_gflops).c_str(), json_number(peak).c_str(),
-                json_number(prefill_gflops / peak).c_str(), weight_bytes, probe_pool.size(), engine::cpu::simd_path(),
+                json_number(prefill_gflops / peak).c_str(), json_number(bf16_peak).c_str(), weight_bytes,
+                probe_pool.size(), engine::cpu::simd_path(),
                 o.no_mmap ? "read" : "mmap");
   } else {
     std::printf("model            %s (%s, %.0f MB of weights per token, %s)\n", o.model.c_str(), c.arch.c_str(),
                 weight_bytes / 1e6, o.no_mmap ? "read into huge pages" : "memory-mapped");
-    std::printf("machine          %d threads, %s, memory %.1f GB/s, fp32 FMA peak %.1f GFLOP/s\n", probe_pool.size(),
-                engine::cpu::simd_path(), bw, peak);
+    std::printf("machine          %d threads, %s, memory %.1f GB/s, fp32 FMA peak %.1f GFLOP/s, bf16 dot peak %.1f\n",
+                probe_pool.size(), engine::cpu::simd_path(), bw, peak, bf16_peak);
     std::printf("prefill          %lld tokens in %.3f s: %.1f tokens/s, %.1f GFLOP/s = %.0f%% of peak\n",
                 (long long)o.prompt_len, prefill_s, prefill_tps, prefill_gflops, 100.0 * prefill_gflops / peak);
     std::printf("decode           %lld tokens, median %.2f ms/token: %.2f tokens/s = %.0f%% of roofline (%.2f ms)\n",

@@ -93,6 +93,10 @@ void paged_attention(thread_pool& pool, const paged_attention_args& a);
 // every pool thread.
 [[nodiscard]] double measure_fma_peak(thread_pool& pool);
 
+// The same with vdpbf16ps (what bf16 weights run on, 4 flops per lane and instruction); 0 where
+// the SIMD path has no bf16 dot product.
+[[nodiscard]] double measure_bf16_dot_peak(thread_pool& pool);
+
 // Names the SIMD path chosen at run time ("avx512-bf16-vnni", "avx2", "scalar").
 [[nodiscard]] const char* simd_path();
 

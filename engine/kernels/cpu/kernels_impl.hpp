@@ -60,6 +60,9 @@ struct path_table {
   double (*read_stream)(const float* p, int64_t count);  // bandwidth probe: sums the floats
   float (*fma_chains)(int64_t iterations);  // peak probe; returns a sink value
   int fma_flops_per_iteration;
+  // The same with vdpbf16ps (2 products and 2 sums per lane); null where the path has none.
+  float (*bf16_dot_chains)(int64_t iterations);
+  int bf16_dot_flops_per_iteration;
 };
 
 // The portable softmax and SwiGLU gate, also used by the AVX2 path.

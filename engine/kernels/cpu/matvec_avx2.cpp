@@ -201,6 +201,8 @@ const path_table& avx2_table() {
       read_avx2,
       fma_chains_avx2,
       10 * 8 * 2,
+      nullptr,
+      0,
   };
   return table;
 }

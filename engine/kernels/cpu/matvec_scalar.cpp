@@ -136,6 +136,8 @@ const path_table& scalar_table() {
       read_scalar,
       fma_chains_scalar,
       16,
+      nullptr,
+      0,
   };
   return table;
 }

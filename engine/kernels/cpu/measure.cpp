@@ -1,5 +1,5 @@
-// Machine probes reported beside every performance figure: main-memory read bandwidth and the
-// fp32 FMA peak, both measured with all pool threads on the active SIMD path.
+// Machine probes reported beside every performance figure: main-memory read bandwidth, the fp32
+// FMA peak and the bf16 dot-product peak, measured with all pool threads on the active SIMD path.
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -43,14 +43,16 @@ double measure_memory_bandwidth(thread_pool& pool, size_t bytes, int reps) {
   return best;
 }
 
-double measure_fma_peak(thread_pool& pool) {
-  const detail::path_table& simd = detail::table_for(detail::best_level());
+namespace {
+
+// GFLOP/s of `chains` (independent accumulator chains, `flops` per iteration) on every pool thread.
+double measure_chains(thread_pool& pool, float (*chains)(int64_t), int flops) {
   // Calibrate on one thread so the timed pass lasts ~0.2 s.
   int64_t iterations = 1 << 16;
   volatile float sink = 0;
   for (;;) {
     const auto start = std::chrono::steady_clock::now();
-    sink = sink + simd.fma_chains(iterations);
+    sink = sink + chains(iterations);
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (s > 0.02) {
       iterations = int64_t(double(iterations) * 0.2 / s);
@@ -65,12 +67,25 @@ double measure_fma_peak(thread_pool& pool) {
   for (int r = 0; r < 2; ++r) {
     const auto start = std::chrono::steady_clock::now();
     pool.parallel_for(pool.size(), 1, [&](int, int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) sink = sink + simd.fma_chains(iterations);
+      for (int64_t i = b; i < e; ++i) sink = sink + chains(iterations);
     });
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    best = std::max(best, double(pool.size()) * double(iterations) * simd.fma_flops_per_iteration / s / 1e9);
+    best = std::max(best, double(pool.size()) * double(iterations) * flops / s / 1e9);
   }
   return best;
+}
+
+}  // namespace
+
+double measure_fma_peak(thread_pool& pool) {
+  const detail::path_table& simd = detail::table_for(detail::best_level());
+  return measure_chains(pool, simd.fma_chains, simd.fma_flops_per_iteration);
+}
+
+double measure_bf16_dot_peak(thread_pool& pool) {
+  const detail::path_table& simd = detail::table_for(detail::best_level());
+  if (simd.bf16_dot_chains == nullptr) return 0;
+  return measure_chains(pool, simd.bf16_dot_chains, simd.bf16_dot_flops_per_iteration);
 }
 
 }  // namespace troupe::engine::cpu

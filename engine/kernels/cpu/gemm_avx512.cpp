@@ -1,11 +1,16 @@
 // Many-token matmul (prefill) on AVX-512: x is packed into 12-token strips, weight rows into
-// 32-row panels, and a 12x32 micro-kernel keeps 24 accumulators in registers. Two formats share
-// the blocking, packing schedule and prefetching:
-// - f32: weights converted to f32 while packing (f32, f16, q8_0), FMAs against f32 x;
+// 32-row panels, and a 12x32 micro-kernel keeps 24 accumulators in registers. Three formats
+// share the blocking, packing schedule and prefetching:
+// - f32: weights converted to f32 while packing (f32, f16), FMAs against f32 x;
 // - bf16: bf16 weights packed as they are stored, in pairs along k, x rounded to bf16 pairs, and
-//   vdpbf16ps (two exact products per lane, twice the FMA rate); see kernels_impl.hpp.
-// Packed buffers hold 32-bit slots: one f32, or one pair of bf16, so the two formats use the same
-// buffer sizes with a depth block of 512 slots (512 or 1024 columns).
+//   vdpbf16ps (two exact products per lane, twice the FMA rate); see kernels_impl.hpp;
+// - q8: q8_0 weights packed as unsigned bytes in fours along k with their block scales, x
+//   quantized per 32-block to int8 exactly as the one-token path does (llama.cpp's q8_0
+//   activations), and vpdpbusd per block (four products per lane) with one scaled FMA per block;
+//   6 tokens at a time (12 int32 and 12 f32 accumulators).
+// Packed buffers hold 32-bit slots: one f32, one pair of bf16 or four int8, so the formats use the
+// same buffer sizes with a depth block of 512 slots (512, 1024 or 2048 columns); q8 keeps its
+// scales after the slots (panel_slots, strip_slots).
 // Used instead of OpenBLAS because 0.3.21 runs its AVX2 kernels on CPUs it does not know (Zen 5),
 // at a third of the AVX-512 FMA peak. On the 2-core Zen 5 VM the f32 micro-kernel tops out at
 // ~220 GFLOP/s per core on L1-resident data (~71% of the FMA-chain peak; 6x64, 8x48, 14x32 shapes
@@ -43,11 +48,19 @@ float* aligned_scratch(std::vector<float>& v, int64_t count) {
   return reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(v.data()) + 63) & ~uintptr_t(63));
 }
 
-// The packed formats. Slot s of a row or token holds column s (f32) or columns 2s, 2s + 1 (bf16).
-enum class format { f32, bf16 };
+// The packed formats. Slot s of a row or token holds column s (f32), columns 2s, 2s + 1 (bf16) or
+// columns 4s .. 4s + 3 (q8).
+enum class format { f32, bf16, q8 };
 
 template <format F>
-inline constexpr int64_t columns_per_slot = F == format::bf16 ? 2 : 1;
+inline constexpr int64_t columns_per_slot = F == format::q8 ? 4 : F == format::bf16 ? 2 : 1;
+
+// 32-bit slots per packed weight panel row (of nr) and per token strip row (of mr): the depth
+// block, then for q8 the weights' block scales [kc / 8][nr], or the tokens' block scales and
+// corrections [kc / 8][mr] each. The other formats leave the tail unused.
+constexpr int64_t panel_slots = kc + kc / 8;
+constexpr int64_t strip_slots = kc + kc / 4;
+constexpr int64_t q8_slots_per_block = q8_0_block / 4;
 
 // c_out[i, 0..32) = (c_in[i, 0..32) +) sum_s a[s * mr + i] . b[s * nr + 0..32) for tokens
 // i < m_valid; c_in may be null (first depth block).
@@ -88,6 +101,91 @@ void micro_kernel(const float* a, const float* b, int64_t slots, const float* c_
 
 __mmask16 lanes(int64_t count) {
   return count >= 16 ? __mmask16(0xffff) : count <= 0 ? __mmask16(0) : __mmask16((1u << count) - 1);
+}
+
+// The q8 micro-kernel on tokens i0 .. i0 + 5 of a strip: per 32-column block, int32 sums start
+// at the tokens' corrections (-128 * sum of their quants: the weights are offset to unsigned),
+// take 8 vpdpbusd per token and half-panel, and join the f32 sums scaled by the weight scale times
+// the token scale. Same contract as micro_kernel otherwise.
+void micro_kernel_q8(const float* a, const float* b, int64_t blocks, int i0, const float* c_in,
+                     int64_t ld_in, float* c_out, int64_t ld_out, int m_valid, __mmask16 m0,
+                     __mmask16 m1) {
+  constexpr int mh = 6;
+  const int32_t* aq = reinterpret_cast<const int32_t*>(a) + i0;
+  const float* a_scale = a + kc * mr + i0;
+  const int32_t* a_corr = reinterpret_cast<const int32_t*>(a + kc * mr + kc / 8 * mr) + i0;
+  const float* b_scale = b + kc * nr;
+  __m512 f[mh][2];
+#pragma GCC unroll 8
+  for (int i = 0; i < mh; ++i) f[i][0] = f[i][1] = _mm512_setzero_ps();
+  for (int64_t blk = 0; blk < blocks; ++blk) {
+    __m512i acc[mh][2];
+#pragma GCC unroll 8
+    for (int i = 0; i < mh; ++i) acc[i][0] = acc[i][1] = _mm512_set1_epi32(a_corr[blk * mr + i]);
+#pragma GCC unroll 8
+    for (int64_t s = blk * q8_slots_per_block; s < (blk + 1) * q8_slots_per_block; ++s) {
+      const __m512i b0 = _mm512_load_si512(b + s * nr);
+      const __m512i b1 = _mm512_load_si512(b + s * nr + 16);
+#pragma GCC unroll 8
+      for (int i = 0; i < mh; ++i) {
+        const __m512i av = _mm512_set1_epi32(aq[s * mr + i]);
+        acc[i][0] = _mm512_dpbusd_epi32(acc[i][0], b0, av);
+        acc[i][1] = _mm512_dpbusd_epi32(acc[i][1], b1, av);
+      }
+    }
+    const __m512 w0 = _mm512_load_ps(b_scale + blk * nr), w1 = _mm512_load_ps(b_scale + blk * nr + 16);
+#pragma GCC unroll 8
+    for (int i = 0; i < mh; ++i) {
+      const __m512 xs = _mm512_set1_ps(a_scale[blk * mr + i]);
+      f[i][0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[i][0]), _mm512_mul_ps(w0, xs), f[i][0]);
+      f[i][1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[i][1]), _mm512_mul_ps(w1, xs), f[i][1]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int i = 0; i < mh; ++i) {
+    if (i >= m_valid) break;
+    float* row = c_out + i * ld_out;
+    __m512 v0 = f[i][0], v1 = f[i][1];
+    if (c_in != nullptr) {
+      v0 = _mm512_add_ps(v0, _mm512_load_ps(c_in + i * ld_in));
+      v1 = _mm512_add_ps(v1, _mm512_load_ps(c_in + i * ld_in + 16));
+    }
+    _mm512_mask_storeu_ps(row, m0, v0);
+    _mm512_mask_storeu_ps(row + 16, m1, v1);
+  }
+}
+
+// q8: tokens t0 .. t0 + mr - 1 of x[., k0 .. k0 + klen) quantized per 32-block exactly as
+// matmul's prepare() does (d = amax / 127, q = nearbyint(x / d)): quants as [slot][mr] int32
+// (four int8), then scales [block][mr] and corrections -128 * sum(q) [block][mr]; zero for tokens
+// >= n. klen is a multiple of 32.
+void pack_a_strip_q8(const float* x, int64_t n, int64_t cols, int64_t t0, int64_t k0, int64_t klen,
+                     float* dst) {
+  int32_t* q = reinterpret_cast<int32_t*>(dst);
+  float* scale = dst + kc * mr;
+  int32_t* corr = reinterpret_cast<int32_t*>(dst + kc * mr + kc / 8 * mr);
+  const __m512 sign = _mm512_set1_ps(-0.f);
+  for (int64_t blk = 0; blk < klen / q8_0_block; ++blk)
+    for (int i = 0; i < mr; ++i) {
+      int32_t words[q8_slots_per_block] = {};
+      float d = 0;
+      int32_t sum = 0;
+      if (t0 + i < n) {
+        const float* v = x + (t0 + i) * cols + k0 + blk * q8_0_block;
+        const __m512 v0 = _mm512_loadu_ps(v), v1 = _mm512_loadu_ps(v + 16);
+        const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_andnot_ps(sign, v0), _mm512_andnot_ps(sign, v1)));
+        d = amax / 127.f;
+        const __m512 inv = _mm512_set1_ps(d > 0 ? 1.f / d : 0.f);
+        const __m512i q0 = _mm512_cvt_roundps_epi32(_mm512_mul_ps(v0, inv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        const __m512i q1 = _mm512_cvt_roundps_epi32(_mm512_mul_ps(v1, inv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        sum = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(words), _mm512_cvtepi32_epi8(q0));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(words + 4), _mm512_cvtepi32_epi8(q1));
+      }
+      for (int j = 0; j < q8_slots_per_block; ++j) q[(blk * q8_slots_per_block + j) * mr + i] = words[j];
+      scale[blk * mr + i] = d;
+      corr[blk * mr + i] = -128 * sum;
+    }
 }
 
 // dst[s * mr + i] = slot s of x[t0 + i, k0 .. k0 + klen) for every slot, i < mr; zero for tokens
@@ -156,7 +254,45 @@ void prefetch_lines(const weight_matrix& w, const block_ref& blk, int64_t from, 
 template <format F>
 void pack_group(const weight_matrix& w, const block_ref& blk, int64_t g, convert_fn convert,
                 float* tile, float* b_pack) {
-  float* dst = b_pack + (g * 16 / nr) * kc * nr + (g * 16) % nr;
+  float* const panel = b_pack + (g * 16 / nr) * panel_slots * nr;
+  float* dst = panel + (g * 16) % nr;
+  if constexpr (F == format::q8) {
+    // Two 32-column blocks (16 four-byte slots) of the 16 rows per transpose, offset to unsigned
+    // (w ^ 0x80 == w + 128); the rows' block scales after the panel's slots.
+    const int64_t blocks = blk.klen / q8_0_block;
+    const size_t stride = *row_bytes(w.type, w.cols);
+    const auto row = [&](int i) {
+      return reinterpret_cast<const block_q8_0*>(static_cast<const uint8_t*>(w.data) + size_t(blk.row0 + g * 16 + i) * stride) +
+             blk.k0 / q8_0_block;
+    };
+    float* scale = panel + kc * nr + (g * 16) % nr;
+    const __m512i flip = _mm512_set1_epi8(char(0x80));
+    for (int64_t b = 0; b < blocks; b += 2) {
+      const bool pair = b + 1 < blocks;
+      __m512 r[16];
+#pragma GCC unroll 16
+      for (int i = 0; i < 16; ++i) {
+        if (g * 16 + i >= blk.rows) {
+          r[i] = _mm512_setzero_ps();
+          scale[b * nr + i] = 0.f;
+          if (pair) scale[(b + 1) * nr + i] = 0.f;
+          continue;
+        }
+        const block_q8_0* q = row(i) + b;
+        const __m256i lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q[0].qs));
+        const __m256i hi = pair ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q[1].qs)) : _mm256_setzero_si256();
+        r[i] = _mm512_castsi512_ps(_mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1));
+        scale[b * nr + i] = _cvtsh_ss(q[0].d);
+        if (pair) scale[(b + 1) * nr + i] = _cvtsh_ss(q[1].d);
+      }
+      transpose16(r);
+      const int64_t slots = pair ? 2 * q8_slots_per_block : q8_slots_per_block;
+      for (int64_t j = 0; j < slots; ++j)
+        _mm512_store_ps(dst + (b * q8_slots_per_block + j) * nr,
+                        _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(r[j]), flip)));
+    }
+    return;
+  }
   if constexpr (F == format::bf16) {
     for (int64_t k = 0; k < blk.klen; k += 32) {
       const __mmask32 m = blk.klen - k >= 32 ? ~__mmask32(0) : __mmask32((uint64_t(1) << (blk.klen - k)) - 1);
@@ -197,7 +333,7 @@ void gemm(thread_pool& pool, const float* x, int64_t n, const weight_matrix& w, 
   const int64_t rows = w.rows;
   const int64_t strips = (n + mr - 1) / mr;
   const int64_t depth_blocks = (cols + kc_cols - 1) / kc_cols;
-  const int64_t strip_floats = kc * mr;
+  const int64_t strip_floats = strip_slots * mr;
 
   // x packed as [depth block][strip][k][mr], zero-padded past n, so the micro-kernel reads one
   // contiguous stream. Owned by the calling thread, read by all.
@@ -206,8 +342,12 @@ void gemm(thread_pool& pool, const float* x, int64_t n, const weight_matrix& w, 
   pool.parallel_for(strips, 1, [&](int, int64_t sb, int64_t se) {
     for (int64_t s = sb; s < se; ++s)
       for (int64_t db = 0; db < depth_blocks; ++db)
-        pack_a_strip<F>(x, n, cols, s * mr, db * kc_cols, std::min(kc_cols, cols - db * kc_cols),
-                        a_base + (db * strips + s) * strip_floats);
+        if constexpr (F == format::q8)
+          pack_a_strip_q8(x, n, cols, s * mr, db * kc_cols, std::min(kc_cols, cols - db * kc_cols),
+                          a_base + (db * strips + s) * strip_floats);
+        else
+          pack_a_strip<F>(x, n, cols, s * mr, db * kc_cols, std::min(kc_cols, cols - db * kc_cols),
+                          a_base + (db * strips + s) * strip_floats);
   });
 
   // Each thread takes a contiguous range of nc-row blocks and walks them depth block by depth
@@ -222,8 +362,8 @@ void gemm(thread_pool& pool, const float* x, int64_t n, const weight_matrix& w, 
   const int64_t blocks = (rows + nc - 1) / nc;
   pool.parallel_for(blocks, 1, [&](int, int64_t jb, int64_t je) {
     thread_local std::vector<float> b_scratch, c_scratch, tile_scratch;
-    float* b_cur = aligned_scratch(b_scratch, 2 * kc * nc);
-    float* b_next = b_cur + kc * nc;
+    float* b_cur = aligned_scratch(b_scratch, 2 * panel_slots * nc);
+    float* b_next = b_cur + panel_slots * nc;
     float* const c_buf = depth_blocks > 1 ? aligned_scratch(c_scratch, strips * mr * nc) : nullptr;
     float* const tile = aligned_scratch(tile_scratch, 16 * kc);
     auto block_at = [&](int64_t index) {  // index-th block of this thread, depth fastest
@@ -250,15 +390,25 @@ void gemm(thread_pool& pool, const float* x, int64_t n, const weight_matrix& w, 
           const int64_t prow = last ? cur.rows - p * nr : nr;
           const int64_t cb = (s * mr) * nc + p * nr;
           float* out = last ? y + s * mr * rows + cur.row0 + p * nr : c_buf + cb;
-          micro_kernel<F>(a_block + s * strip_floats, b_cur + p * kc * nr,
-                          (cur.klen + columns_per_slot<F> - 1) / columns_per_slot<F>,
-                       c_in != nullptr ? c_in + cb : nullptr, nc, out, last ? rows : nc, m_valid,
-                       lanes(prow), lanes(prow - 16));
+          const float* a_strip = a_block + s * strip_floats;
+          const float* b_panel = b_cur + p * panel_slots * nr;
+          if constexpr (F == format::q8) {
+            for (int i0 = 0; i0 < mr; i0 += 6)
+              if (m_valid > i0)
+                micro_kernel_q8(a_strip, b_panel, cur.klen / q8_0_block, i0,
+                                c_in != nullptr ? c_in + cb + i0 * nc : nullptr, nc,
+                                out + i0 * (last ? rows : nc), last ? rows : nc, m_valid - i0,
+                                lanes(prow), lanes(prow - 16));
+          } else {
+            micro_kernel<F>(a_strip, b_panel, (cur.klen + columns_per_slot<F> - 1) / columns_per_slot<F>,
+                            c_in != nullptr ? c_in + cb : nullptr, nc, out, last ? rows : nc, m_valid,
+                            lanes(prow), lanes(prow - 16));
+          }
           ++call;
           // The next strip of A, a quarter per panel, into L2: it comes from L3 otherwise.
           if (s + 1 < strips) {
             const char* next_a = reinterpret_cast<const char*>(a_block + (s + 1) * strip_floats);
-            const int64_t bytes = strip_floats * int64_t(sizeof(float));
+            const int64_t bytes = (F == format::q8 ? strip_floats : kc * mr) * int64_t(sizeof(float));
             for (int64_t off = p * bytes / panels; off < (p + 1) * bytes / panels; off += 64)
               _mm_prefetch(next_a + off, _MM_HINT_T1);
           }
@@ -283,6 +433,8 @@ void gemm(thread_pool& pool, const float* x, int64_t n, const weight_matrix& w, 
 void gemm_avx512(thread_pool& pool, const float* x, int64_t n, const weight_matrix& w, float* y) {
   if (w.type == dtype::bf16)
     gemm<format::bf16>(pool, x, n, w, y);
+  else if (w.type == dtype::q8_0)
+    gemm<format::q8>(pool, x, n, w, y);
   else
     gemm<format::f32>(pool, x, n, w, y);
 }

@@ -88,6 +88,10 @@ inline constexpr int64_t default_gemm_min_n = 16;
 // on 5632 x 2048 (2 threads) the batch kernel ran ~370 / ~425 GFLOP/s at 16 / 32 tokens against
 // ~260 / ~400 for the GEMM, both ~480 at 64, and the GEMM ~620 against ~480 at 256.
 inline constexpr int64_t bf16_gemm_min_n = 64;
+// The same for q8_0 weights on AVX-512 (the GEMM's int8 format): on 5632 x 2048 the row kernels
+// ran ~120-150 GFLOP/s at 2-15 tokens, the GEMM ~80-100 at 2, ~160-200 at 4, ~250-290 at 8 and
+// ~370-490 at 16.
+inline constexpr int64_t q8_gemm_min_n = 4;
 // path_table::bf16_batch takes tokens in panels of this many (it runs up to bf16_gemm_min_n - 1
 // tokens from matmul, any number from matmul_on): 64 tokens of a 2048-column x are 256 KiB,
 // which stay in L2 beside the rows being read.

@@ -167,8 +167,16 @@ void matmul_blas(const path_table& table, thread_pool& pool, const float* x, int
     });
     return;
   }
-  // bf16 weights multiply x rounded to bf16, as on every path.
+  // bf16 weights multiply x rounded to bf16, and q8_0 weights x quantized per 32-block (here
+  // dequantized again, so that sgemm multiplies the same values), as on every path.
   if (w.type == dtype::bf16) x = prepare(table, pool, x, n, w).f32;
+  thread_local std::vector<float> x_q8;
+  if (w.type == dtype::q8_0) {
+    const activations a = prepare(table, pool, x, n, w);
+    x_q8.resize(size_t(n * cols));
+    for (int64_t i = 0; i < n * cols; ++i) x_q8[size_t(i)] = float(a.q8[i]) * a.q8_scale[i / q8_0_block];
+    x = x_q8.data();
+  }
   constexpr int64_t panel_rows = 128;
   pool.parallel_for(rows, panel_rows, [&](int, int64_t rb, int64_t re) {
     thread_local std::vector<float> panel;
@@ -223,9 +231,10 @@ namespace troupe::engine::cpu {
 void matmul(thread_pool& pool, const float* x, int64_t n, const weight_matrix& w, const float* bias,
             float* y) {
   const detail::simd_level level = detail::best_level();
-  const bool bf16_batch = w.type == dtype::bf16 && detail::table_for(level).bf16_batch != nullptr;
-  detail::matmul_on(level, pool, x, n, w, bias, y,
-                    bf16_batch ? detail::bf16_gemm_min_n : detail::default_gemm_min_n);
+  int64_t gemm_min_n = detail::default_gemm_min_n;
+  if (level == detail::simd_level::avx512 && w.type == dtype::bf16) gemm_min_n = detail::bf16_gemm_min_n;
+  if (level == detail::simd_level::avx512 && w.type == dtype::q8_0) gemm_min_n = detail::q8_gemm_min_n;
+  detail::matmul_on(level, pool, x, n, w, bias, y, gemm_min_n);
 }
 
 const char* simd_path() {

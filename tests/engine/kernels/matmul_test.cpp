@@ -184,5 +184,26 @@ TEST(Matmul, Q8ActivationOutliersStayWithinTolerance) {
   }
 }
 
+TEST(Matmul, Q8GemmQuantizesXAsTheRowPath) {
+  // On AVX-512 the q8_0 GEMM quantizes x per 32-block exactly as the row path does, so the two
+  // routes differ only in the order of their f32 sums: 1e-5 of sum |w x|, not the 1e-2 that x's
+  // quantization allows against exact x. 4160 columns: two depth blocks of the GEMM (2048 columns
+  // each) and a third with an odd block count (2); 70 rows: a partial panel; 29 tokens: a partial
+  // strip and a partial 6-token half.
+  if (!detail::level_supported(simd_level::avx512)) GTEST_SKIP() << "no AVX-512 path on this CPU";
+  thread_pool pool(2);
+  const test_weights w = make_weights(dtype::q8_0, 70, 4160, 21);
+  const int64_t n = 29;
+  const std::vector<float> x = random_floats(size_t(n * 4160), 22);
+  const reference ref = compute_reference(w, x, n, nullptr);
+  std::vector<float> rows(size_t(n * 70)), gemm(rows.size());
+  detail::matmul_on(simd_level::avx512, pool, x.data(), n, w.view, nullptr, rows.data(),
+                    std::numeric_limits<int64_t>::max());
+  detail::matmul_on(simd_level::avx512, pool, x.data(), n, w.view, nullptr, gemm.data(), 1);
+  reference rows_ref = ref;
+  for (size_t i = 0; i < rows.size(); ++i) rows_ref.y[i] = rows[i];
+  expect_close(rows_ref, gemm, 1e-5, "q8 gemm against q8 rows");
+}
+
 }  // namespace
 }  // namespace troupe::engine::cpu

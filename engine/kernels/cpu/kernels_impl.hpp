@@ -47,8 +47,8 @@ using batch_rows_fn = void (*)(const weight_matrix& w, const activations& a, int
 
 struct path_table {
   rows_fn rows[4];  // indexed by dtype
-  // bf16 weights times 2 or more tokens (decode batches and prefill), each weight vector loaded
-  // once for several tokens; reads a.bf16. Null where the path has none.
+  // bf16 weights times 2 or more tokens (decode batches: matmul sends up to bf16_gemm_min_n - 1),
+  // each weight vector loaded once for several tokens; reads a.bf16. Null where the path has none.
   batch_rows_fn bf16_batch;
   // out[i] = bf16(x[i]), round to nearest even. Non-null where bf16 rows read a.bf16.
   void (*round_bf16)(const float* x, int64_t count, uint16_t* out);
@@ -74,8 +74,10 @@ void silu_mul_scalar(const float* gate, const float* up, int64_t count, float* o
 [[nodiscard]] const path_table& avx512_table();
 [[nodiscard]] const path_table& table_for(simd_level level);
 
-// Large-n matmul on AVX-512: packs weight panels to f32 (converting any dtype) and runs a
-// register-blocked FMA micro-kernel. y[n, w.rows], no bias.
+// Large-n matmul on AVX-512: packs weight panels (bf16 pairs for bf16 weights, unsigned int8 with
+// block scales for q8_0, f32 for the rest) and runs a register-blocked micro-kernel (vdpbf16ps,
+// vpdpbusd or FMAs; gemm_avx512.cpp). x is rounded or quantized as `activations` describes.
+// y[n, w.rows], no bias.
 void gemm_avx512(thread_pool& pool, const float* x, int64_t n, const weight_matrix& w, float* y);
 
 // matmul on an explicit path; `gemm_min_n` is the token count from which the GEMM path is used.

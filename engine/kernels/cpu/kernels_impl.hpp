@@ -27,6 +27,11 @@ struct activations {
   int64_t cols = 0;
   const float* f32 = nullptr;       // [n, cols], the caller's x (bf16 weights: x rounded to bf16)
   const uint16_t* bf16 = nullptr;   // [n, cols] bf16(x) (AVX-512, bf16 weights)
+  // [cols / 2, pairs_stride] the same values as pairs along k, token-major within a pair row,
+  // zero past n (AVX-512, bf16 weights, n >= bf16_lanes_min_n, even cols): the batch kernel's
+  // tokens-in-lanes layout. pairs_stride is n rounded up to 16.
+  const uint32_t* bf16_pairs = nullptr;
+  int64_t pairs_stride = 0;
   const int8_t* q8 = nullptr;       // [n, cols] x quantized per 32-block (q8_0 weights)
   const float* q8_scale = nullptr;  // [n, cols / 32]
   const int32_t* q8_corr = nullptr; // [n, cols / 4] -128 * sum of each 4 q8 values (AVX-512)
@@ -98,6 +103,11 @@ inline constexpr int64_t q8_gemm_min_n = 4;
 // tokens from matmul, any number from matmul_on): 64 tokens of a 2048-column x are 256 KiB,
 // which stay in L2 beside the rows being read.
 inline constexpr int64_t bf16_token_panel = 64;
+// From this many tokens (and with an even column count) the batch kernel puts tokens in the
+// vector lanes instead of columns (see rows_bf16_batch): on 5632 x 2048 it ran ~420-440 against
+// ~390 GFLOP/s at 16 tokens, ~600 against ~390 at 32 and ~605 against ~410 at 48; at 8 tokens
+// ~220 against ~320.
+inline constexpr int64_t bf16_lanes_min_n = 16;
 
 // Paged attention on an explicit path (the public paged_attention uses best_level()).
 void paged_attention_on(simd_level level, thread_pool& pool, const paged_attention_args& a);

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <utility>
 
@@ -279,12 +280,68 @@ void bf16_rows_block(const weight_matrix& w, const activations& a, int64_t r0, i
   }
 }
 
-// Rows [rb, re) against every token. Tokens go in panels of bf16_token_panel (whose x stays in
-// L2), and within a panel each 6-row block (in L1) meets every token before the next block: on
-// this machine that order beat streaming 48-192-row tiles past each token quad by ~10%, and
-// splitting the 5632 columns of the down projection into blocks (so that a 6-row block fits in
-// L1) did not help.
+// R rows x TV x 16 tokens with the tokens in the lanes: per pair of columns, TV vectors of 16
+// tokens' x pairs (a.bf16_pairs) and, per row, one broadcast of its weight pair; each vdpbf16ps
+// advances 16 tokens' sums, so no horizontal sums are needed and each weight is loaded once. The
+// sums go to y [token, row] with a scatter. R x TV <= 24 accumulators.
+template <int R, int TV>
+void bf16_lanes_block(const weight_matrix& w, const activations& a, int64_t r0, float* y) {
+  const uint16_t* p = row_of<uint16_t>(w, r0);
+  const int64_t cols = w.cols, pairs = cols / 2, stride = a.pairs_stride;
+  __m512 acc[R][TV];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+    for (int t = 0; t < TV; ++t) acc[r][t] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < pairs; ++k) {
+    __m512bh xv[TV];
+#pragma GCC unroll 4
+    for (int t = 0; t < TV; ++t) xv[t] = (__m512bh)_mm512_loadu_si512(a.bf16_pairs + k * stride + t * 16);
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      int32_t pair;
+      std::memcpy(&pair, p + r * cols + 2 * k, sizeof(pair));
+      const __m512bh wb = (__m512bh)_mm512_set1_epi32(pair);
+#pragma GCC unroll 4
+      for (int t = 0; t < TV; ++t) acc[r][t] = _mm512_dpbf16_ps(acc[r][t], xv[t], wb);
+    }
+  }
+  const __m512i token_offsets = _mm512_mullo_epi32(
+      _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0), _mm512_set1_epi32(int32_t(w.rows)));
+  for (int t = 0; t < TV; ++t) {
+    const int64_t left = a.n - t * 16;
+    const __mmask16 m = left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1);
+    for (int r = 0; r < R; ++r)
+      _mm512_mask_i32scatter_ps(y + t * 16 * w.rows + r0 + r, m, token_offsets, acc[r][t], 4);
+  }
+}
+
+// Rows [rb, re) in the tokens-in-lanes layout: 8 rows at a time (6 with 4 token vectors), then
+// one by one.
+template <int TV>
+void bf16_lanes_rows(const weight_matrix& w, const activations& a, int64_t rb, int64_t re, float* y) {
+  constexpr int R = TV == 4 ? 6 : 8;
+  int64_t r = rb;
+  for (; r + R <= re; r += R) bf16_lanes_block<R, TV>(w, a, r, y);
+  for (; r < re; ++r) bf16_lanes_block<1, TV>(w, a, r, y);
+}
+
+// Rows [rb, re) against every token. With the tokens-in-lanes layout prepared (16-64 tokens,
+// even columns), bf16_lanes_rows. Otherwise 6 x 4 blocks of k-lanes: tokens go in panels of
+// bf16_token_panel (whose x stays in L2), and within a panel each 6-row block (in L1) meets every
+// token before the next block: on this machine that order beat streaming 48-192-row tiles past
+// each token quad by ~10%, and splitting the 5632 columns of the down projection into blocks (so
+// that a 6-row block fits in L1) did not help.
 void rows_bf16_batch(const weight_matrix& w, const activations& a, int64_t rb, int64_t re, float* y) {
+  if (a.bf16_pairs != nullptr && a.pairs_stride <= 64) {
+    switch (a.pairs_stride / 16) {
+      case 1: return bf16_lanes_rows<1>(w, a, rb, re, y);
+      case 2: return bf16_lanes_rows<2>(w, a, rb, re, y);
+      case 3: return bf16_lanes_rows<3>(w, a, rb, re, y);
+      case 4: return bf16_lanes_rows<4>(w, a, rb, re, y);
+      default: break;
+    }
+  }
   for (int64_t t0 = 0; t0 < a.n; t0 += bf16_token_panel) {
     const int64_t t1 = std::min(a.n, t0 + bf16_token_panel);
     int64_t r = rb;

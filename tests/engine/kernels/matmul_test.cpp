@@ -184,6 +184,28 @@ TEST(Matmul, Q8ActivationOutliersStayWithinTolerance) {
   }
 }
 
+TEST(Matmul, Bf16BatchKernelBothLayouts) {
+  // The bf16 batch kernel (the GEMM route off) in both layouts: k-lanes below 16 tokens and for
+  // odd column counts, tokens in lanes from 16 (1-4 vectors of 16 tokens, partial last vector),
+  // with 8- and 6-row blocks and single-row tails.
+  thread_pool pool(2);
+  uint32_t seed = 700;
+  for (int64_t n : {15, 16, 17, 33, 48, 63, 64})
+    for (int64_t cols : {2, 64, 130, 131})
+      for (int64_t rows : {5, 23, 70}) {
+        const test_weights w = make_weights(dtype::bf16, rows, cols, seed++);
+        const std::vector<float> x = random_floats(size_t(n * cols), seed++);
+        const reference ref = compute_reference(w, x, n, nullptr);
+        for (simd_level level : supported_levels()) {
+          std::vector<float> y(size_t(n * rows), std::numeric_limits<float>::quiet_NaN());
+          detail::matmul_on(level, pool, x.data(), n, w.view, nullptr, y.data(), std::numeric_limits<int64_t>::max());
+          expect_close(ref, y, tolerance(dtype::bf16),
+                       std::string("bf16 batch ") + level_name(level) + " n=" + std::to_string(n) +
+                           " rows=" + std::to_string(rows) + " cols=" + std::to_string(cols));
+        }
+      }
+}
+
 TEST(Matmul, Q8GemmQuantizesXAsTheRowPath) {
   // On AVX-512 the q8_0 GEMM quantizes x per 32-block exactly as the row path does, so the two
   // routes differ only in the order of their f32 sums: 1e-5 of sum |w x|, not the 1e-2 that x's

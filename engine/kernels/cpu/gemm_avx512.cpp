@@ -48,6 +48,27 @@ float* aligned_scratch(std::vector<float>& v, int64_t count) {
   return reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(v.data()) + 63) & ~uintptr_t(63));
 }
 
+// The end of every micro-kernel: c_out[i, 0..32) = (c_in[i, 0..32) +) acc[i] for tokens
+// i < m_valid, the two halves masked by m0 / m1 (rows past the matrix). Always inlined, so that
+// the accumulators stay in registers.
+template <int M>
+[[gnu::always_inline]] inline void store_tile(const __m512 (&acc)[M][2], int m_valid, const float* c_in,
+                                              int64_t ld_in, float* c_out, int64_t ld_out, __mmask16 m0,
+                                              __mmask16 m1) {
+#pragma GCC unroll 16
+  for (int i = 0; i < M; ++i) {
+    if (i >= m_valid) break;
+    float* row = c_out + i * ld_out;
+    __m512 v0 = acc[i][0], v1 = acc[i][1];
+    if (c_in != nullptr) {
+      v0 = _mm512_add_ps(v0, _mm512_load_ps(c_in + i * ld_in));
+      v1 = _mm512_add_ps(v1, _mm512_load_ps(c_in + i * ld_in + 16));
+    }
+    _mm512_mask_storeu_ps(row, m0, v0);
+    _mm512_mask_storeu_ps(row + 16, m1, v1);
+  }
+}
+
 // The packed formats. Slot s of a row or token holds column s (f32), columns 2s, 2s + 1 (bf16) or
 // columns 4s .. 4s + 3 (q8).
 enum class format { f32, bf16, q8 };
@@ -85,18 +106,7 @@ void micro_kernel(const float* a, const float* b, int64_t slots, const float* c_
       }
     }
   }
-#pragma GCC unroll 16
-  for (int i = 0; i < mr; ++i) {
-    if (i >= m_valid) break;
-    float* row = c_out + i * ld_out;
-    __m512 v0 = acc[i][0], v1 = acc[i][1];
-    if (c_in != nullptr) {
-      v0 = _mm512_add_ps(v0, _mm512_load_ps(c_in + i * ld_in));
-      v1 = _mm512_add_ps(v1, _mm512_load_ps(c_in + i * ld_in + 16));
-    }
-    _mm512_mask_storeu_ps(row, m0, v0);
-    _mm512_mask_storeu_ps(row + 16, m1, v1);
-  }
+  store_tile<mr>(acc, m_valid, c_in, ld_in, c_out, ld_out, m0, m1);
 }
 
 __mmask16 lanes(int64_t count) {
@@ -141,18 +151,7 @@ void micro_kernel_q8(const float* a, const float* b, int64_t blocks, int i0, con
       f[i][1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[i][1]), _mm512_mul_ps(w1, xs), f[i][1]);
     }
   }
-#pragma GCC unroll 8
-  for (int i = 0; i < mh; ++i) {
-    if (i >= m_valid) break;
-    float* row = c_out + i * ld_out;
-    __m512 v0 = f[i][0], v1 = f[i][1];
-    if (c_in != nullptr) {
-      v0 = _mm512_add_ps(v0, _mm512_load_ps(c_in + i * ld_in));
-      v1 = _mm512_add_ps(v1, _mm512_load_ps(c_in + i * ld_in + 16));
-    }
-    _mm512_mask_storeu_ps(row, m0, v0);
-    _mm512_mask_storeu_ps(row + 16, m1, v1);
-  }
+  store_tile<mh>(f, m_valid, c_in, ld_in, c_out, ld_out, m0, m1);
 }
 
 // q8: tokens t0 .. t0 + mr - 1 of x[., k0 .. k0 + klen) quantized per 32-block exactly as

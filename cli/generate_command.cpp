@@ -121,8 +121,12 @@ expected<engine::generation_result> generate_tensor_parallel(
       out = engine::generate(*r->forward, **tok, o.req, rank == 0 ? stream : nullptr);
     });
   for (auto& t : ranks) t.join();
+  // Every failed rank's error (make_rank's errors name the rank): when one rank fails at its
+  // device, the others fail only to connect the group, and which of them ends first is timing.
+  std::string failures;
   for (int rank = 0; rank < o.tp; ++rank)
-    if (!results[size_t(rank)]) return results[size_t(rank)].err();  // make_rank's errors name the rank
+    if (!results[size_t(rank)]) failures += (failures.empty() ? "" : "; ") + results[size_t(rank)].message();
+  if (!failures.empty()) return fail(failures);
   for (int rank = 1; rank < o.tp; ++rank)
     if (results[size_t(rank)]->tokens != results[0]->tokens)
       return fail("rank " + std::to_string(rank) + " sampled other tokens than rank 0 (the ranks diverged)");

@@ -31,6 +31,13 @@ struct act {
   [[nodiscard]] act row(int64_t r) const { return {data + r * cols, 1, cols}; }
 };
 
+// One projection of a matmul_group.
+struct matmul_job {
+  const device_weight* w;
+  const device_weight* bias;  // or null
+  act y;
+};
+
 // Owns activation memory; view() hands out the act.
 class act_buffer {
  public:
@@ -90,6 +97,11 @@ class backend {
   virtual void rms_norm(act x, const device_weight& gamma, float eps, act out) = 0;
   // y[n, w_rows] = x[n, w_cols] * w^T (+ bias).
   virtual void matmul(act x, const device_weight& w, const device_weight* bias, act y) = 0;
+  // matmul(x, *j.w, j.bias, j.y) for every job: projections of one input (q/k/v, gate/up), which
+  // a backend may run as one pass (the CPU backend does for a decode token).
+  virtual void matmul_group(act x, std::span<const matmul_job> jobs) {
+    for (const matmul_job& j : jobs) matmul(x, *j.w, j.bias, j.y);
+  }
   // Rotary embedding in place on x[n, n_heads*head_dim] at positions pos[n].
   virtual void rope(act x, int64_t n_heads, int64_t head_dim, std::span<const int32_t> pos,
                     std::span<const float> inv_freq, bool interleaved) = 0;

@@ -1,6 +1,7 @@
 // backend implemented with engine/kernels/cpu.
 #include "engine/cpu_backend.hpp"
 
+#include <array>
 #include <cstdio>
 #include <cstring>
 #include <vector>
@@ -141,6 +142,15 @@ class cpu_backend final : public backend {
   void matmul(act x, const device_weight& w, const device_weight* bias, act y) override {
     const float* b = bias ? static_cast<const float*>(as_cpu(*bias).m.data) : nullptr;
     cpu::matmul(pool_, x.data, x.rows, as_cpu(w).m, b, y.data);
+  }
+
+  void matmul_group(act x, std::span<const matmul_job> jobs) override {
+    std::array<cpu::matmul_target, 8> targets{};
+    if (jobs.size() > targets.size()) return backend::matmul_group(x, jobs);
+    for (size_t i = 0; i < jobs.size(); ++i)
+      targets[i] = {&as_cpu(*jobs[i].w).m, jobs[i].bias ? static_cast<const float*>(as_cpu(*jobs[i].bias).m.data) : nullptr,
+                    jobs[i].y.data};
+    cpu::matmul_many(pool_, x.data, x.rows, std::span(targets).first(jobs.size()));
   }
 
   void rope(act x, int64_t n_heads, int64_t head_dim, std::span<const int32_t> pos,

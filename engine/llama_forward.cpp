@@ -287,9 +287,8 @@ expected<void> llama_forward::run_chunk(std::span<const int32_t> tokens, std::sp
   for (size_t li = 0; li < layers_.size(); ++li) {
     const layer& l = layers_[li];
     // h = attn_norm(x) here (the previous layer's last add fused it).
-    be_.matmul(h, *l.wq, l.bq.get(), q);
-    be_.matmul(h, *l.wk, l.bk.get(), k);
-    be_.matmul(h, *l.wv, l.bv.get(), v);
+    const matmul_job qkv[] = {{l.wq.get(), l.bq.get(), q}, {l.wk.get(), l.bk.get(), k}, {l.wv.get(), l.bv.get(), v}};
+    be_.matmul_group(h, qkv);
     be_.rope(q, c.n_heads, c.head_dim, pos, inv_freq_, c.rope_interleaved);
     be_.rope(k, c.n_kv_heads, c.head_dim, pos, inv_freq_, c.rope_interleaved);
     kv.write(int64_t(li), k, v);
@@ -297,8 +296,8 @@ expected<void> llama_forward::run_chunk(std::span<const int32_t> tokens, std::sp
     be_.matmul(a, *l.wo, nullptr, h);             // [n, dim] (a rank's partial sum under TP)
     if (auto r = reduce(h); !r) return r;         // no o bias in this family; one would go here
     be_.add_rms_norm(x, h, *l.ffn_norm, c.rms_eps, h);  // x += h; h = ffn_norm(x)
-    be_.matmul(h, *l.w_gate, nullptr, g);
-    be_.matmul(h, *l.w_up, nullptr, u);
+    const matmul_job gate_up[] = {{l.w_gate.get(), nullptr, g}, {l.w_up.get(), nullptr, u}};
+    be_.matmul_group(h, gate_up);
     be_.silu_mul(g, u);
     be_.matmul(g, *l.w_down, nullptr, h);         // [n, dim] (a rank's partial sum under TP)
     if (auto r = reduce(h); !r) return r;         // no down bias in this family; one would go here

@@ -4,6 +4,7 @@
 
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -45,7 +46,8 @@ struct model {
   std::vector<std::shared_ptr<const void>> files;  // keep the mappings behind the views alive
   std::shared_ptr<const gguf_file> gguf;   // the parsed GGUF file (its metadata holds the tokenizer)
 
-  // Bytes of weight data a decode step reads: every matrix once (the embedding row is negligible).
+  // The weight data a decode step reads: every matrix once (the embedding row is negligible).
+  [[nodiscard]] std::vector<std::span<const std::byte>> decode_weight_spans() const;
   [[nodiscard]] size_t decode_weight_bytes() const;
 };
 

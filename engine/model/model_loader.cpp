@@ -16,11 +16,19 @@ namespace troupe::engine {
 
 namespace fs = std::filesystem;
 
+std::vector<std::span<const std::byte>> model::decode_weight_spans() const {
+  std::vector<std::span<const std::byte>> spans;
+  for (const layer_weights& l : weights.layers)
+    for (const tensor_view* t : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down})
+      spans.emplace_back(t->data, t->nbytes);
+  spans.emplace_back(weights.output.data, weights.output.nbytes);
+  return spans;
+}
+
 size_t model::decode_weight_bytes() const {
   size_t total = 0;
-  for (const layer_weights& l : weights.layers)
-    for (const tensor_view* t : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) total += t->nbytes;
-  return total + weights.output.nbytes;
+  for (const auto& s : decode_weight_spans()) total += s.size();
+  return total;
 }
 
 namespace {

@@ -1,5 +1,6 @@
-// Causal grouped-query attention over the KV cache. Few tokens (decode): per (token, kv head) two
-// sgemm calls over the query heads sharing that kv head. Many tokens (prefill): per (head,
+// Causal grouped-query attention over the KV cache. Few tokens (decode): on AVX-512 the paged
+// attention kernel over the cache as one block; elsewhere per (token, kv head) two sgemm calls
+// over the query heads sharing that kv head. Many tokens (prefill): per (head,
 // 32-token block) two single-threaded sgemm calls around a masked softmax.
 #include <cblas.h>
 
@@ -29,7 +30,7 @@ void attention(thread_pool& pool, const float* q, int64_t n, std::span<const int
   const int64_t kv_stride = n_kv_heads * head_dim;
   const float scale = float(1.0 / std::sqrt(double(head_dim)));
   const detail::path_table& simd = detail::table_for(detail::best_level());
-  (void)kv_len;  // positions bound every read: pos[i] < kv_len is the caller's contract
+  // Positions bound every read: pos[i] < kv_len is the caller's contract.
 
   static const bool blas_ready = [] {
     openblas_set_num_threads(1);  // the pool owns the cores
@@ -37,6 +38,16 @@ void attention(thread_pool& pool, const float* q, int64_t n, std::span<const int
   }();
   (void)blas_ready;
 
+  if (n < gemm_min_tokens && detail::best_level() == detail::simd_level::avx512) {
+    // Few tokens (decode) on AVX-512: the paged kernel, the cache being one block of kv_len rows
+    // (its 16-key tiles beat two sgemm calls per kv head, whose packing dominated at these sizes).
+    const int32_t block = 0;
+    const std::span<const int32_t> table(&block, 1);
+    const std::vector<int32_t> token_seq(size_t(n), 0);
+    paged_attention(pool, {q, out, n, n_heads, n_kv_heads, head_dim, k, v, kv_len, pos, token_seq,
+                           std::span(&table, 1)});
+    return;
+  }
   if (n < gemm_min_tokens) {
     // Few tokens (decode): per (token, kv head), the group's query heads form one small matrix,
     // S = Q_group K^T then O = P V as two sgemm calls. One call per group replaced a dot product

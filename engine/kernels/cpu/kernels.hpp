@@ -34,6 +34,19 @@ struct weight_matrix {
 void matmul(thread_pool& pool, const float* x, int64_t n, const weight_matrix& w, const float* bias,
             float* y);
 
+// One of several matmuls of the same x (a layer's q/k/v or gate/up projections).
+struct matmul_target {
+  const weight_matrix* w;
+  const float* bias;  // [w->rows] or null
+  float* y;           // [n, w->rows]
+};
+
+// The same as matmul(pool, x, n, *t.w, t.bias, t.y) for each target, in any order. For one token
+// and weights of one type and width (a decode step's q/k/v and gate/up), x is prepared once and
+// every target's rows are streamed in one parallel region: one barrier instead of one per matrix,
+// and a small matrix (k, v) no longer leaves a thread idle at its end.
+void matmul_many(thread_pool& pool, const float* x, int64_t n, std::span<const matmul_target> targets);
+
 // out[cols] = row `row` of w converted to f32 (embedding lookup).
 void dequantize_row(const weight_matrix& w, int64_t row, float* out);
 
@@ -89,6 +102,14 @@ void paged_attention(thread_pool& pool, const paged_attention_args& a);
 // a buffer of `bytes` (>= 1 GiB to defeat the L3); takes the best of `reps` passes.
 [[nodiscard]] double measure_memory_bandwidth(thread_pool& pool, size_t bytes = size_t(1) << 30,
                                               int reps = 5);
+
+// Measures how fast all pool threads read the given memory (GB/s, best of `reps` passes) with the
+// same loads as measure_memory_bandwidth: the bandwidth of the very pages a decode step streams
+// (the weights), which on a virtual machine can differ from a fresh buffer's by 20% or more (see
+// docs/PERFORMANCE.md). Each region is read from its first 64-byte boundary in whole 512-byte
+// pieces; regions may be unaligned and of any size.
+[[nodiscard]] double measure_read_bandwidth(thread_pool& pool,
+                                            std::span<const std::span<const std::byte>> regions, int reps = 3);
 
 // Measures the fp32 FMA peak (GFLOP/s, counting 2 flops per FMA) with independent FMA chains on
 // every pool thread.

@@ -2,6 +2,8 @@
 // (scalar, *_avx2.cpp, *_avx512.cpp). Tests include it to exercise every path the CPU supports.
 #pragma once
 
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 
 #include "engine/kernels/cpu/kernels.hpp"
@@ -58,6 +60,11 @@ struct path_table {
   // out[i] = bf16(x[i]), round to nearest even. Non-null where bf16 rows read a.bf16.
   void (*round_bf16)(const float* x, int64_t count, uint16_t* out);
   convert_fn convert;
+  // x[blocks * 32] quantized per 32-block for q8_0 weights: scale[b] = amax / 127 and
+  // q = nearbyint(x / scale) in [-127, 127] (llama.cpp's q8_0 activations, with an f32 scale);
+  // corr[i] = -128 * (sum of quants 4i .. 4i + 3) where the path reads it (needs_q8_corr).
+  // Every path computes the same values (quantize_q8_portable's arithmetic).
+  void (*quantize_q8)(const float* x, int64_t blocks, int8_t* q, float* scale, int32_t* corr);
   bool needs_q8_corr;
   void (*softmax)(float* s, int64_t count);  // in place: exp(s - max(s)) / sum; count >= 1
   // out[i] = silu(gate[i]) * up[i] (out may be gate).
@@ -69,6 +76,25 @@ struct path_table {
   float (*bf16_dot_chains)(int64_t iterations);
   int bf16_dot_flops_per_iteration;
 };
+
+// The portable q8 quantization (see path_table::quantize_q8), compiled into the scalar and AVX2
+// paths (the latter inlines the rounding); corr may be null.
+inline void quantize_q8_portable(const float* x, int64_t blocks, int8_t* q, float* scale, int32_t* corr) {
+  for (int64_t b = 0; b < blocks; ++b) {
+    const float* v = x + b * q8_0_block;
+    float amax = 0;
+    for (int j = 0; j < q8_0_block; ++j) amax = std::max(amax, std::fabs(v[j]));
+    const float d = amax / 127.f;
+    const float inv = d > 0 ? 1.f / d : 0.f;
+    scale[b] = d;
+    for (int j = 0; j < q8_0_block; ++j) q[b * q8_0_block + j] = int8_t(std::nearbyint(v[j] * inv));
+    if (corr != nullptr)
+      for (int j = 0; j < q8_0_block / 4; ++j) {
+        const int8_t* w = q + b * q8_0_block + 4 * j;
+        corr[b * (q8_0_block / 4) + j] = -128 * (int32_t(w[0]) + w[1] + w[2] + w[3]);
+      }
+  }
+}
 
 // The portable softmax and SwiGLU gate, also used by the AVX2 path.
 void softmax_scalar(float* s, int64_t count);

@@ -4,6 +4,7 @@
 #include <cblas.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cassert>
 #include <cmath>
@@ -48,11 +49,10 @@ struct prepared_scratch {
   std::vector<int32_t> corr;
 };
 
-// Elementwise work over [0, count) on the pool when it is worth a parallel region (a prefill's
-// x can be millions of values), inline otherwise.
+// Elementwise work over [0, count) on the pool, in pieces of at least `grain`, when it is worth a
+// parallel region (a prefill's x can be millions of values), inline otherwise.
 template <class Fn>
-void elementwise(thread_pool& pool, int64_t count, const Fn& fn) {
-  constexpr int64_t grain = int64_t(1) << 16;
+void elementwise(thread_pool& pool, int64_t count, int64_t grain, const Fn& fn) {
   if (count < 2 * grain) {
     fn(int64_t(0), count);
     return;
@@ -75,7 +75,7 @@ activations prepare(const path_table& table, thread_pool& pool, const float* x, 
     const size_t skew = (reinterpret_cast<uintptr_t>(w.data) & 63) / sizeof(uint16_t);
     s.bf16.resize(size_t(count) + 64);
     uint16_t* out = s.bf16.data() + (skew + 32 - (reinterpret_cast<uintptr_t>(s.bf16.data()) & 63) / 2) % 32;
-    elementwise(pool, count, [&](int64_t b, int64_t e) { table.round_bf16(x + b, e - b, out + b); });
+    elementwise(pool, count, int64_t(1) << 16, [&](int64_t b, int64_t e) { table.round_bf16(x + b, e - b, out + b); });
     a.bf16 = out;
     if (n >= bf16_lanes_min_n && w.cols % 2 == 0) {
       // The tokens-in-lanes layout: pair k of every token in one row (a transpose of n x cols/2
@@ -93,61 +93,76 @@ activations prepare(const path_table& table, thread_pool& pool, const float* x, 
   } else if (w.type == dtype::bf16) {
     s.rounded.resize(size_t(count));
     float* out = s.rounded.data();
-    elementwise(pool, count, [&](int64_t b, int64_t e) {
+    elementwise(pool, count, int64_t(1) << 16, [&](int64_t b, int64_t e) {
       for (int64_t i = b; i < e; ++i) out[i] = bf16_to_f32(f32_to_bf16(x[i]));
     });
     a.f32 = out;
   } else if (w.type == dtype::q8_0) {
-    // Per 32-block symmetric quantization to [-127, 127], as llama.cpp's q8_0 activations (but
-    // with an f32 scale).
-    const size_t blocks = size_t(count) / q8_0_block;
+    // Per 32-block symmetric quantization (path_table::quantize_q8), split over the pool for a
+    // prefill's x.
+    const int64_t blocks = count / q8_0_block;
     s.q8.resize(size_t(count));
-    s.scale.resize(blocks);
-    for (size_t b = 0; b < blocks; ++b) {
-      const float* v = x + b * q8_0_block;
-      float amax = 0;
-      for (int j = 0; j < q8_0_block; ++j) amax = std::max(amax, std::fabs(v[j]));
-      const float d = amax / 127.f;
-      const float inv = d > 0 ? 1.f / d : 0.f;
-      s.scale[b] = d;
-      for (int j = 0; j < q8_0_block; ++j)
-        s.q8[b * q8_0_block + j] = int8_t(std::nearbyint(v[j] * inv));
-    }
-    if (table.needs_q8_corr) {
-      s.corr.resize(size_t(count) / 4);
-      for (size_t i = 0; i < size_t(count) / 4; ++i) {
-        const int8_t* q = &s.q8[i * 4];
-        s.corr[i] = -128 * (int32_t(q[0]) + q[1] + q[2] + q[3]);
-      }
-      a.q8_corr = s.corr.data();
-    }
+    s.scale.resize(size_t(blocks));
+    s.corr.resize(table.needs_q8_corr ? size_t(count) / 4 : 0);
+    // Pointers taken here: `s` is thread_local, so inside the lambda a worker would name its own.
+    int8_t* q = s.q8.data();
+    float* scale = s.scale.data();
+    int32_t* corr = table.needs_q8_corr ? s.corr.data() : nullptr;
+    elementwise(pool, blocks, int64_t(1) << 11, [&](int64_t b, int64_t e) {
+      table.quantize_q8(x + b * q8_0_block, e - b, q + b * q8_0_block, scale + b,
+                        corr != nullptr ? corr + b * (q8_0_block / 4) : nullptr);
+    });
+    a.q8_corr = corr;
     a.q8 = s.q8.data();
     a.q8_scale = s.scale.data();
   }
   return a;
 }
 
-// Row dot products: each thread takes one contiguous row range, so it streams its share of the
-// weights once. With several tokens, rows go in tiles of ~32 KiB that stay in L1/L2 while every
-// token reads them.
+// One token's row dot products over the rows of every target (all of one type and width), in one
+// parallel region. Threads claim chunks of ~1 MiB of rows as they go rather than fixed halves: on
+// a shared machine one core is often slower for a while, and a static split makes the other wait.
+// (Measured on the 1.1B model's matrices: 1 MiB chunks 38 GB/s, halves 36-38, 128 KiB 35; guided
+// self-scheduling, chunks shrinking from 1 MiB to 64 KiB as the work runs out, measured alike.)
+// A small matrix (k/v projections, 1 MiB) still gets at least 4 chunks per thread.
+void stream_rows(const path_table& table, thread_pool& pool, const activations& a,
+                 std::span<const matmul_target> targets) {
+  const rows_fn fn = table.rows[int(targets.front().w->type)];
+  struct range {
+    int64_t first_chunk, chunk;
+  };
+  std::array<range, 8> ranges{};
+  assert(targets.size() <= ranges.size());
+  int64_t n_chunks = 0;
+  for (size_t i = 0; i < targets.size(); ++i) {
+    const weight_matrix& w = *targets[i].w;
+    const int64_t chunk = std::clamp<int64_t>(w.rows / (4 * pool.size()), 16,
+                                              std::max<int64_t>(16, (int64_t(1) << 20) / int64_t(*row_bytes(w.type, w.cols))));
+    ranges[i] = {n_chunks, chunk};
+    n_chunks += (w.rows + chunk - 1) / chunk;
+  }
+  std::atomic<int64_t> next{0};
+  pool.parallel_for(pool.size(), 1, [&](int, int64_t, int64_t) {
+    for (int64_t c; (c = next.fetch_add(1, std::memory_order_relaxed)) < n_chunks;) {
+      size_t i = targets.size() - 1;
+      while (c < ranges[i].first_chunk) --i;
+      const weight_matrix& w = *targets[i].w;
+      const int64_t r0 = (c - ranges[i].first_chunk) * ranges[i].chunk;
+      fn(w, a, 0, r0, std::min(w.rows, r0 + ranges[i].chunk), targets[i].y);
+    }
+  });
+}
+
+// Row dot products. One token: each thread streams its chunks of the weights once (stream_rows).
+// Several tokens: rows go in tiles of ~32 KiB that stay in L1/L2 while every token reads them.
 void matmul_rows(const path_table& table, thread_pool& pool, const float* x, int64_t n,
                  const weight_matrix& w, float* y) {
   const activations a = prepare(table, pool, x, n, w);
   const rows_fn fn = table.rows[int(w.type)];
   const int64_t rows = w.rows;
   if (n == 1) {
-    // Threads claim chunks of ~1 MiB of rows as they go rather than fixed halves: on a shared
-    // machine one core is often slower for a while, and a static split makes the other wait.
-    // (Measured on the 1.1B model's matrices: 1 MiB chunks 38 GB/s, halves 36-38, 128 KiB 35.)
-    // Small matrices (k/v projections, 1 MiB) still get at least 4 chunks per thread.
-    const int64_t chunk = std::clamp<int64_t>(rows / (4 * pool.size()), 16,
-                                              std::max<int64_t>(16, (int64_t(1) << 20) / int64_t(*row_bytes(w.type, w.cols))));
-    const int64_t n_chunks = (rows + chunk - 1) / chunk;
-    std::atomic<int64_t> next{0};
-    pool.parallel_for(pool.size(), 1, [&](int, int64_t, int64_t) {
-      for (int64_t c; (c = next.fetch_add(1, std::memory_order_relaxed)) < n_chunks;)
-        fn(w, a, 0, c * chunk, std::min(rows, (c + 1) * chunk), y);
-    });
+    const matmul_target target{&w, nullptr, y};
+    stream_rows(table, pool, a, std::span(&target, 1));
     return;
   }
   const int64_t row_size = int64_t(*row_bytes(w.type, w.cols));
@@ -158,6 +173,12 @@ void matmul_rows(const path_table& table, thread_pool& pool, const float* x, int
       for (int64_t t = 0; t < n; ++t) fn(w, a, t, r0, r1, y + t * rows);
     }
   });
+}
+
+void add_bias(const weight_matrix& w, const float* bias, int64_t n, float* y) {
+  if (bias != nullptr)
+    for (int64_t t = 0; t < n; ++t)
+      for (int64_t r = 0; r < w.rows; ++r) y[t * w.rows + r] += bias[r];
 }
 
 // OpenBLAS is called single-threaded from each pool thread: the pool already owns the cores,
@@ -233,9 +254,7 @@ void matmul_on(simd_level level, thread_pool& pool, const float* x, int64_t n,
   } else {
     matmul_blas(table, pool, x, n, w, y);
   }
-  if (bias != nullptr)
-    for (int64_t t = 0; t < n; ++t)
-      for (int64_t r = 0; r < w.rows; ++r) y[t * w.rows + r] += bias[r];
+  add_bias(w, bias, n, y);
 }
 
 }  // namespace troupe::engine::cpu::detail
@@ -249,6 +268,23 @@ void matmul(thread_pool& pool, const float* x, int64_t n, const weight_matrix& w
   if (level == detail::simd_level::avx512 && w.type == dtype::bf16) gemm_min_n = detail::bf16_gemm_min_n;
   if (level == detail::simd_level::avx512 && w.type == dtype::q8_0) gemm_min_n = detail::q8_gemm_min_n;
   detail::matmul_on(level, pool, x, n, w, bias, y, gemm_min_n);
+}
+
+void matmul_many(thread_pool& pool, const float* x, int64_t n, std::span<const matmul_target> targets) {
+  if (targets.empty()) return;
+  const weight_matrix& w0 = *targets.front().w;
+  const bool one_pass = n == 1 && targets.size() <= 8 &&
+                        std::all_of(targets.begin(), targets.end(), [&](const matmul_target& t) {
+                          return t.w->type == w0.type && t.w->cols == w0.cols && t.w->rows > 0;
+                        });
+  if (!one_pass) {
+    for (const matmul_target& t : targets) matmul(pool, x, n, *t.w, t.bias, t.y);
+    return;
+  }
+  const detail::path_table& table = detail::table_for(detail::best_level());
+  const detail::activations a = detail::prepare(table, pool, x, 1, w0);
+  detail::stream_rows(table, pool, a, targets);
+  for (const matmul_target& t : targets) detail::add_bias(*t.w, t.bias, 1, t.y);
 }
 
 const char* simd_path() {

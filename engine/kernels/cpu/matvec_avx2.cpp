@@ -195,6 +195,7 @@ const path_table& avx2_table() {
       nullptr,
       nullptr,
       convert_avx2,
+      quantize_q8_portable,
       false,
       softmax_scalar,
       silu_mul_scalar,

@@ -130,6 +130,7 @@ const path_table& scalar_table() {
       nullptr,
       nullptr,
       convert_scalar,
+      quantize_q8_portable,
       false,
       softmax_scalar,
       silu_mul_scalar,

@@ -1,9 +1,11 @@
 // Machine probes reported beside every performance figure: main-memory read bandwidth, the fp32
 // FMA peak and the bf16 dot-product peak, measured with all pool threads on the active SIMD path.
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <vector>
 
 #include <sys/mman.h>
 
@@ -36,6 +38,45 @@ double measure_memory_bandwidth(thread_pool& pool, size_t bytes, int reps) {
     const auto start = std::chrono::steady_clock::now();
     pool.parallel_for(count, grain, [&](int, int64_t b, int64_t e) {
       sink = sink + simd.read_stream(buf.get() + b, e - b);
+    });
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    best = std::max(best, double(bytes) / s / 1e9);
+  }
+  return best;
+}
+
+double measure_read_bandwidth(thread_pool& pool, std::span<const std::span<const std::byte>> regions,
+                              int reps) {
+  const detail::path_table& simd = detail::table_for(detail::best_level());
+  // The regions cut into pieces of up to 1 MiB that the threads claim in turn (as matmul's row
+  // chunks are claimed), all in one parallel region per pass.
+  struct piece {
+    const float* p;
+    int64_t count;
+  };
+  constexpr size_t piece_bytes = size_t(1) << 20, unit = 512;
+  std::vector<piece> pieces;
+  size_t bytes = 0;
+  for (const auto& r : regions) {
+    const auto begin = (reinterpret_cast<uintptr_t>(r.data()) + 63) & ~uintptr_t(63);
+    const auto end = reinterpret_cast<uintptr_t>(r.data()) + r.size();
+    for (uintptr_t p = begin; p + unit <= end; p += piece_bytes) {
+      const size_t len = std::min<size_t>(piece_bytes, (end - p) / unit * unit);
+      pieces.push_back({reinterpret_cast<const float*>(p), int64_t(len / sizeof(float))});
+      bytes += len;
+    }
+  }
+  if (pieces.empty()) return 0;
+  double best = 0;
+  volatile double sink = 0;
+  for (int r = 0; r < reps; ++r) {
+    std::atomic<size_t> next{0};
+    const auto start = std::chrono::steady_clock::now();
+    pool.parallel_for(pool.size(), 1, [&](int, int64_t, int64_t) {
+      double s = 0;
+      for (size_t i; (i = next.fetch_add(1, std::memory_order_relaxed)) < pieces.size();)
+        s += simd.read_stream(pieces[i].p, pieces[i].count);
+      sink = sink + s;
     });
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     best = std::max(best, double(bytes) / s / 1e9);

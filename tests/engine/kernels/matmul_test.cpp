@@ -227,5 +227,67 @@ TEST(Matmul, Q8GemmQuantizesXAsTheRowPath) {
   expect_close(rows_ref, gemm, 1e-5, "q8 gemm against q8 rows");
 }
 
+TEST(Matmul, Q8QuantizationIsTheSameOnEveryPath) {
+  // Every path's quantize_q8 gives the portable arithmetic's quants, scales and corrections bit
+  // for bit: an all-zero block, one whose values round half-way (x / d = k + 0.5 exactly, where
+  // nearbyint rounds to even), one of a single outlier, and random ones of mixed magnitude.
+  const int64_t blocks = 67;
+  std::vector<float> x = random_floats(size_t(blocks * q8_0_block), 31);
+  for (int j = 0; j < q8_0_block; ++j) x[size_t(j)] = 0.f;
+  for (int j = 0; j < q8_0_block; ++j) x[size_t(q8_0_block + j)] = j == 0 ? 127.f : float(j % 7) - 2.5f;
+  for (int j = 0; j < q8_0_block; ++j) x[size_t(2 * q8_0_block + j)] = j == 5 ? -1e6f : 1e-3f * float(j);
+  for (int64_t b = 3; b < blocks; ++b)
+    for (int j = 0; j < q8_0_block; ++j) x[size_t(b * q8_0_block + j)] *= std::ldexp(1.f, int(b % 11) - 5);
+  std::vector<int8_t> want_q(x.size());
+  std::vector<float> want_scale(static_cast<size_t>(blocks));
+  std::vector<int32_t> want_corr(x.size() / 4);
+  detail::quantize_q8_portable(x.data(), blocks, want_q.data(), want_scale.data(), want_corr.data());
+  EXPECT_EQ(want_q[size_t(q8_0_block + 1)], -2);  // -1.5 rounds to even
+  EXPECT_EQ(want_q[size_t(q8_0_block + 4)], 2);   // 1.5 rounds to even
+  for (simd_level level : supported_levels()) {
+    const detail::path_table& table = detail::table_for(level);
+    std::vector<int8_t> q(x.size());
+    std::vector<float> scale(static_cast<size_t>(blocks));
+    std::vector<int32_t> corr(x.size() / 4, 12345);
+    table.quantize_q8(x.data(), blocks, q.data(), scale.data(), table.needs_q8_corr ? corr.data() : nullptr);
+    EXPECT_EQ(q, want_q) << level_name(level);
+    EXPECT_EQ(scale, want_scale) << level_name(level);
+    if (table.needs_q8_corr) {
+      EXPECT_EQ(corr, want_corr) << level_name(level);
+    }
+  }
+}
+
+TEST(Matmul, ManyTargetsMatchSeparateCalls) {
+  // matmul_many gives each target exactly what its own matmul call gives: one token over q/k/v-like
+  // targets of one type (one pass: x prepared once, every target's rows in one parallel region),
+  // with and without bias; mixed types and several tokens (matmul per target).
+  thread_pool pool(2);
+  for (dtype type : {dtype::f32, dtype::bf16, dtype::q8_0}) {
+    const int64_t cols = 320;
+    const test_weights q = make_weights(type, 300, cols, 41), k = make_weights(type, 24, cols, 42),
+                       v = make_weights(type, 17, cols, 43), other = make_weights(dtype::f16, 40, cols, 44);
+    const std::vector<float> bias = random_floats(24, 45);
+    for (int64_t n : {1, 3, 70}) {
+      const std::vector<float> x = random_floats(size_t(n * cols), 46);
+      for (bool mixed : {false, true}) {
+        const test_weights& third = mixed ? other : v;
+        std::vector<float> yq(size_t(n * 300)), yk(size_t(n * 24)), yv(size_t(n * third.view.rows));
+        const matmul_target targets[] = {{&q.view, nullptr, yq.data()}, {&k.view, bias.data(), yk.data()},
+                                         {&third.view, nullptr, yv.data()}};
+        matmul_many(pool, x.data(), n, targets);
+        std::vector<float> wq(yq.size()), wk(yk.size()), wv(yv.size());
+        matmul(pool, x.data(), n, q.view, nullptr, wq.data());
+        matmul(pool, x.data(), n, k.view, bias.data(), wk.data());
+        matmul(pool, x.data(), n, third.view, nullptr, wv.data());
+        const std::string what = std::string(dtype_name(type)) + " n=" + std::to_string(n) + (mixed ? " mixed" : "");
+        EXPECT_EQ(yq, wq) << what;
+        EXPECT_EQ(yk, wk) << what;
+        EXPECT_EQ(yv, wv) << what;
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace troupe::engine::cpu

@@ -135,7 +135,8 @@ TEST(cli, bench_engine_json_reports_every_documented_field) {
   simdjson::dom::element doc;
   ASSERT_EQ(p.parse(r.out).get(doc), simdjson::SUCCESS) << r.out;
   for (const char* key : {"prefill_tokens_per_s", "decode_tokens_per_s", "decode_roofline_fraction",
-                          "memory_bandwidth_gb_s", "peak_rss_mb"}) {
+                          "memory_bandwidth_gb_s", "weights_read_gb_s", "fresh_buffer_roofline_fraction",
+                          "peak_rss_mb"}) {
     double v = 0;
     EXPECT_EQ(doc[key].get_double().get(v), simdjson::SUCCESS) << key << " in " << r.out;
     EXPECT_GT(v, 0.0) << key;

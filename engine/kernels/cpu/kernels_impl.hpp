@@ -61,7 +61,7 @@ struct path_table {
   void (*round_bf16)(const float* x, int64_t count, uint16_t* out);
   convert_fn convert;
   // x[blocks * 32] quantized per 32-block for q8_0 weights: scale[b] = amax / 127 and
-  // q = nearbyint(x / scale) in [-127, 127] (llama.cpp's q8_0 activations, with an f32 scale);
+  // q = nearbyint(x * (1 / scale)) in [-127, 127] (llama.cpp's q8_0 activations, f32 scale);
   // corr[i] = -128 * (sum of quants 4i .. 4i + 3) where the path reads it (needs_q8_corr).
   // Every path computes the same values (quantize_q8_portable's arithmetic).
   void (*quantize_q8)(const float* x, int64_t blocks, int8_t* q, float* scale, int32_t* corr);

@@ -5,6 +5,7 @@
 #include <cblas.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -43,9 +44,9 @@ void attention(thread_pool& pool, const float* q, int64_t n, std::span<const int
     // (its 16-key tiles beat two sgemm calls per kv head, whose packing dominated at these sizes).
     const int32_t block = 0;
     const std::span<const int32_t> table(&block, 1);
-    const std::vector<int32_t> token_seq(size_t(n), 0);
-    paged_attention(pool, {q, out, n, n_heads, n_kv_heads, head_dim, k, v, kv_len, pos, token_seq,
-                           std::span(&table, 1)});
+    static constexpr std::array<int32_t, gemm_min_tokens> one_sequence{};  // every token in sequence 0
+    paged_attention(pool, {q, out, n, n_heads, n_kv_heads, head_dim, k, v, kv_len, pos,
+                           std::span(one_sequence).first(size_t(n)), std::span(&table, 1)});
     return;
   }
   if (n < gemm_min_tokens) {

@@ -24,6 +24,20 @@ inline __m512 exp_nonpositive(__m512 x) {
   return _mm512_scalef_ps(p, n);
 }
 
+// One 32-value block of x quantized as path_table::quantize_q8 defines it (quantize_q8_portable's
+// arithmetic on 16 lanes, round to nearest even as nearbyint; the values stay within [-127, 127],
+// so the narrowing never saturates): the quants as two 16-byte vectors; returns the scale.
+inline float quantize_block_q8(const float* v, __m128i& q0, __m128i& q1) {
+  const __m512 sign = _mm512_set1_ps(-0.f);
+  const __m512 v0 = _mm512_loadu_ps(v), v1 = _mm512_loadu_ps(v + 16);
+  const float d = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_andnot_ps(sign, v0), _mm512_andnot_ps(sign, v1))) / 127.f;
+  const __m512 inv = _mm512_set1_ps(d > 0 ? 1.f / d : 0.f);
+  constexpr int round = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+  q0 = _mm512_cvtepi32_epi8(_mm512_cvt_roundps_epi32(_mm512_mul_ps(v0, inv), round));
+  q1 = _mm512_cvtepi32_epi8(_mm512_cvt_roundps_epi32(_mm512_mul_ps(v1, inv), round));
+  return d;
+}
+
 // r[i] (row i, 16 32-bit lanes) becomes column i: r[i][j] = old r[j][i]. 64 shuffles.
 inline void transpose16(__m512 r[16]) {
   __m512 t[16];

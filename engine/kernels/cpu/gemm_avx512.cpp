@@ -155,31 +155,25 @@ void micro_kernel_q8(const float* a, const float* b, int64_t blocks, int i0, con
 }
 
 // q8: tokens t0 .. t0 + mr - 1 of x[., k0 .. k0 + klen) quantized per 32-block exactly as
-// matmul's prepare() does (d = amax / 127, q = nearbyint(x / d)): quants as [slot][mr] int32
-// (four int8), then scales [block][mr] and corrections -128 * sum(q) [block][mr]; zero for tokens
-// >= n. klen is a multiple of 32.
+// matmul's prepare() does (quantize_block_q8): quants as [slot][mr] int32 (four int8), then
+// scales [block][mr] and corrections -128 * sum(q) [block][mr]; zero for tokens >= n. klen is a
+// multiple of 32.
 void pack_a_strip_q8(const float* x, int64_t n, int64_t cols, int64_t t0, int64_t k0, int64_t klen,
                      float* dst) {
   int32_t* q = reinterpret_cast<int32_t*>(dst);
   float* scale = dst + kc * mr;
   int32_t* corr = reinterpret_cast<int32_t*>(dst + kc * mr + kc / 8 * mr);
-  const __m512 sign = _mm512_set1_ps(-0.f);
   for (int64_t blk = 0; blk < klen / q8_0_block; ++blk)
     for (int i = 0; i < mr; ++i) {
       int32_t words[q8_slots_per_block] = {};
       float d = 0;
       int32_t sum = 0;
       if (t0 + i < n) {
-        const float* v = x + (t0 + i) * cols + k0 + blk * q8_0_block;
-        const __m512 v0 = _mm512_loadu_ps(v), v1 = _mm512_loadu_ps(v + 16);
-        const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_andnot_ps(sign, v0), _mm512_andnot_ps(sign, v1)));
-        d = amax / 127.f;
-        const __m512 inv = _mm512_set1_ps(d > 0 ? 1.f / d : 0.f);
-        const __m512i q0 = _mm512_cvt_roundps_epi32(_mm512_mul_ps(v0, inv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-        const __m512i q1 = _mm512_cvt_roundps_epi32(_mm512_mul_ps(v1, inv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-        sum = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(words), _mm512_cvtepi32_epi8(q0));
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(words + 4), _mm512_cvtepi32_epi8(q1));
+        __m128i q0, q1;
+        d = quantize_block_q8(x + (t0 + i) * cols + k0 + blk * q8_0_block, q0, q1);
+        sum = _mm512_reduce_add_epi32(_mm512_add_epi32(_mm512_cvtepi8_epi32(q0), _mm512_cvtepi8_epi32(q1)));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(words), q0);
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(words + 4), q1);
       }
       for (int j = 0; j < q8_slots_per_block; ++j) q[(blk * q8_slots_per_block + j) * mr + i] = words[j];
       scale[blk * mr + i] = d;

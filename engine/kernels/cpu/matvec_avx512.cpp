@@ -383,22 +383,12 @@ void round_bf16_avx512(const float* x, int64_t count, uint16_t* out) {
   for (; i < count; ++i) out[i] = f32_to_bf16(x[i]);
 }
 
-// quantize_q8_portable's arithmetic on 16 lanes: the same amax, scale and products, and
-// round-to-nearest-even conversion as nearbyint; values are within [-127, 127], so the narrowing
-// never saturates.
+// path_table::quantize_q8 on 16 lanes (quantize_block_q8), the corrections from the quants.
 void quantize_q8_avx512(const float* x, int64_t blocks, int8_t* q, float* scale, int32_t* corr) {
-  const __m512 sign = _mm512_set1_ps(-0.f);
   const __m128i ones = _mm_set1_epi8(1);
   for (int64_t b = 0; b < blocks; ++b) {
-    const __m512 v0 = _mm512_loadu_ps(x + b * q8_0_block), v1 = _mm512_loadu_ps(x + b * q8_0_block + 16);
-    const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_andnot_ps(sign, v0), _mm512_andnot_ps(sign, v1)));
-    const float d = amax / 127.f;
-    const __m512 inv = _mm512_set1_ps(d > 0 ? 1.f / d : 0.f);
-    scale[b] = d;
-    const __m128i q0 = _mm512_cvtepi32_epi8(
-        _mm512_cvt_roundps_epi32(_mm512_mul_ps(v0, inv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-    const __m128i q1 = _mm512_cvtepi32_epi8(
-        _mm512_cvt_roundps_epi32(_mm512_mul_ps(v1, inv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    __m128i q0, q1;
+    scale[b] = quantize_block_q8(x + b * q8_0_block, q0, q1);
     _mm_storeu_si128(reinterpret_cast<__m128i*>(q + b * q8_0_block), q0);
     _mm_storeu_si128(reinterpret_cast<__m128i*>(q + b * q8_0_block + 16), q1);
     if (corr != nullptr) {

@@ -4,6 +4,9 @@
 // tokens/s, TTFT and TPOT percentiles and the peak share of the KV cache in use. With a shared
 // prefix, the first request runs to its first token before the others arrive, so that they find
 // its blocks in the prefix cache; its TTFT is reported apart ("first_ttft_ms").
+// Each result also gives the arithmetic rate of the forward passes ("compute_gflops") and its ratio
+// to the peak of the instruction the weights run on, measured in the same run
+// ("compute_peak_fraction"): the roofline of a run that batching has made compute-bound.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -14,6 +17,7 @@
 #include "bench/serve_report.hpp"
 #include "cli/json_output.hpp"
 #include "engine/cpu_backend.hpp"
+#include "engine/kernels/cpu/kernels.hpp"
 #include "engine/llm_engine.hpp"
 
 namespace troupe::cli {
@@ -37,9 +41,22 @@ std::string json_percentiles(const percentiles& p) {
   return "{\"p50\":" + json_number(p.p50) + ",\"p90\":" + json_number(p.p90) + ",\"p99\":" + json_number(p.p99) + "}";
 }
 
+// The flops of one request's forward passes: every prompt token and every generated token but the
+// last (which is never fed back) through the layers' matrices (2 per weight) and attention (QK^T and
+// PV: 4 * q_dim per attended position per layer), and the LM head once per generated token. Norms,
+// rotary embedding and the gate's activation are left out (under 1% for Llama shapes).
+double request_flops(const engine::model_config& c, int64_t prompt_len, int64_t gen) {
+  const double body = 2.0 * double(c.n_layers) * double(c.dim) * double(2 * c.q_dim() + 2 * c.kv_dim() + 3 * c.ffn_dim);
+  const double fed = double(prompt_len + gen - 1);
+  const double attended = fed * (fed + 1) / 2;  // positions 0 .. fed - 1, each attending pos + 1 keys
+  return body * fed + 4.0 * double(c.n_layers) * double(c.q_dim()) * attended +
+         2.0 * double(c.vocab_size) * double(c.dim) * double(gen);
+}
+
 struct run_result {
   int64_t concurrency = 0;
   double output_tokens_per_s = 0;
+  double compute_gflops = 0;  // 0: not counted (prefix-cache hits or preemptions changed the work)
   percentiles ttft_ms, tpot_ms;
   double first_ttft_ms = 0;
   double kv_used_fraction = 0;
@@ -60,6 +77,15 @@ int run_serving_bench(const serving_options& o) {
   const auto m = load_bench_model(o.model, o.no_mmap, o.prompt_len, o.gen, exit_code);
   if (!m) return exit_code;
   const engine::model_config& c = m->config;
+  // The peak the weights' arithmetic runs at: vdpbf16ps for bf16 weights where the path has it,
+  // f32 FMAs for f32 and f16 weights; none is measured for q8_0's int8 dot products.
+  double peak_gflops = 0;
+  {
+    engine::cpu::thread_pool probe_pool(o.threads);
+    const engine::dtype t = m->weights.layers.front().wq.type;
+    if (t == engine::dtype::bf16) peak_gflops = engine::cpu::measure_bf16_dot_peak(probe_pool);
+    if (t == engine::dtype::f32 || t == engine::dtype::f16) peak_gflops = engine::cpu::measure_fma_peak(probe_pool);
+  }
   auto be = engine::make_cpu_backend(o.threads);
   auto fwd = engine::llama_forward::create(m, *be, o.max_batched_tokens);
   if (!fwd) return std::fprintf(stderr, "error: %s\n", fwd.message().c_str()), 1;
@@ -154,6 +180,8 @@ int run_serving_bench(const serving_options& o) {
     r.kv_used_fraction = st.kv_blocks_total > 0 ? double(peak_blocks) / double(st.kv_blocks_total) : 0;
     r.prefix_hit_rate = st.prefix_hit_rate;
     r.preemptions = st.preemptions;
+    if (st.prefix_hit_rate == 0 && st.preemptions == 0 && total == conc * o.gen)
+      r.compute_gflops = double(conc) * request_flops(c, o.prompt_len, o.gen) / wall / 1e9;
     results.push_back(r);
     if (!o.json) {
       std::printf("  %.1f output tokens/s, TTFT p50 %.0f ms p90 %.0f p99 %.0f, TPOT p50 %.1f ms p90 %.1f p99 %.1f, "
@@ -161,11 +189,15 @@ int run_serving_bench(const serving_options& o) {
                   r.output_tokens_per_s, r.ttft_ms.p50, r.ttft_ms.p90, r.ttft_ms.p99, r.tpot_ms.p50, r.tpot_ms.p90,
                   r.tpot_ms.p99, 100 * r.kv_used_fraction, 100 * r.prefix_hit_rate, (long long)r.preemptions);
       if (o.shared_prefix > 0) std::printf(", first request's TTFT %.0f ms", r.first_ttft_ms);
+      if (r.compute_gflops > 0) std::printf(", %.0f GFLOP/s", r.compute_gflops);
+      if (r.compute_gflops > 0 && peak_gflops > 0) std::printf(" (%.0f%% of the peak)", 100 * r.compute_gflops / peak_gflops);
       std::printf("\n");
     }
   }
   if (o.json) {
-    std::string out = "{\"results\":[";
+    std::string out = "{";
+    if (peak_gflops > 0) out += "\"peak_gflops\":" + json_number(peak_gflops) + ",";
+    out += "\"results\":[";
     for (size_t i = 0; i < results.size(); ++i) {
       const run_result& r = results[i];
       out += (i ? "," : "") + std::string("{\"concurrency\":") + std::to_string(r.concurrency) +
@@ -175,6 +207,10 @@ int run_serving_bench(const serving_options& o) {
              ",\"prefix_hit_rate\":" + json_number(r.prefix_hit_rate) +
              ",\"preemptions\":" + std::to_string(r.preemptions);
       if (o.shared_prefix > 0) out += ",\"first_ttft_ms\":" + json_number(r.first_ttft_ms);
+      if (r.compute_gflops > 0) {
+        out += ",\"compute_gflops\":" + json_number(r.compute_gflops);
+        if (peak_gflops > 0) out += ",\"compute_peak_fraction\":" + json_number(r.compute_gflops / peak_gflops);
+      }
       out += "}";
     }
     out += "]}\n";

@@ -165,6 +165,19 @@ TEST(cli, bench_engine_concurrency_json_has_the_documented_fields) {
   }
   EXPECT_EQ(seen, (std::vector<int64_t>{1, 3}));
   EXPECT_GT(double(doc["results"].at(1)["prefix_hit_rate"]), 0.0) << r.out;
+  // The arithmetic rate is counted where the work is known (one request alone, no cache hits), and
+  // against the measured peak (where the path has one for the weights) it is below 1: the tiny
+  // model keeps the machine far from its peak.
+  double gflops = 0, fraction = 0;
+  EXPECT_EQ(doc["results"].at(0)["compute_gflops"].get_double().get(gflops), simdjson::SUCCESS) << r.out;
+  EXPECT_GT(gflops, 0.0) << r.out;
+  if (doc["peak_gflops"].error() == simdjson::SUCCESS) {
+    EXPECT_EQ(doc["results"].at(0)["compute_peak_fraction"].get_double().get(fraction), simdjson::SUCCESS) << r.out;
+    EXPECT_GT(fraction, 0.0) << r.out;
+    EXPECT_LT(fraction, 1.0) << r.out;
+  }
+  // Prefix-cache hits skipped work the count cannot see: no figure then.
+  EXPECT_NE(doc["results"].at(1)["compute_gflops"].error(), simdjson::SUCCESS) << r.out;
   auto bad = run("bench engine --model " + model_dir() + " --concurrency 0 --prompt-len 8 --gen 2");
   EXPECT_NE(bad.code, 0);
   EXPECT_NE(bad.out.find("--concurrency"), std::string::npos) << bad.out;

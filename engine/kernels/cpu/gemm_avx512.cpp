@@ -12,11 +12,12 @@
 // same buffer sizes with a depth block of 512 slots (512, 1024 or 2048 columns); q8 keeps its
 // scales after the slots (panel_slots, strip_slots).
 // Used instead of OpenBLAS because 0.3.21 runs its AVX2 kernels on CPUs it does not know (Zen 5),
-// at a third of the AVX-512 FMA peak. On the 2-core Zen 5 VM the f32 micro-kernel tops out at
-// ~220 GFLOP/s per core on L1-resident data (~71% of the FMA-chain peak; 6x64, 8x48, 14x32 shapes
-// and embedded broadcasts measured the same), and the f32 GEMM at ~60% of peak on TinyLlama's
-// prefill shapes (512 tokens). The bf16 micro-kernel reached ~93% of the vdpbf16ps peak on
-// L1-resident data, against ~73% for the 6 x 4 row-dot kernel of matvec_avx512.cpp.
+// at a third of the AVX-512 FMA peak. On the 2-core Zen 5 VM (peaks as measured since session 8:
+// ~210 GFLOP/s of FMAs and ~420 of vdpbf16ps per core) the f32 micro-kernel runs at about the FMA
+// peak on L1-resident data (6x64, 8x48, 14x32 shapes and embedded broadcasts measured the same),
+// and the bf16 micro-kernel at 97-100% of the vdpbf16ps peak, L1- or L2-resident (12x32, 8x48,
+// 6x64 and 4x96 alike). In place the bf16 GEMM reaches ~75% of that peak on TinyLlama's prefill
+// shapes: the rest goes to packing weight blocks read from memory and to the edges of blocks.
 #include <immintrin.h>
 
 // GCC 12's AVX-512 headers trip -Wuninitialized on their own _mm512_undefined_* helpers.

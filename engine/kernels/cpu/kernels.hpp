@@ -23,11 +23,12 @@ struct weight_matrix {
 
 // y[n, w.rows] = x[n, w.cols] * w^T (+ bias[w.rows] when non-null).
 // n == 1 (decode) streams the weights once with SIMD dot products split over rows across the pool.
-// On AVX-512, bf16 weights with 2-63 tokens (decode batches) run blocks of 6 rows x 4 tokens of
-// vdpbf16ps, and from 64 tokens (prefill) a GEMM on bf16 panels with vdpbf16ps; q8_0 weights from
-// 4 tokens a GEMM on int8 panels with vpdpbusd; f32 and f16 weights from 16 tokens a GEMM on f32
-// panels (cblas_sgemm for every type on the AVX2/scalar paths); fewer tokens reuse tiles of
-// weight rows from cache.
+// On AVX-512, bf16 weights with 2-15 tokens run blocks of 6 rows x 4 tokens of vdpbf16ps, 16-127
+// tokens (decode batches, short prefill chunks) blocks of 8 rows x up to 48 tokens with the tokens
+// in the vector lanes, and from 128 tokens (prefill) a GEMM on bf16 panels with vdpbf16ps; q8_0
+// weights from 4 tokens a GEMM on int8 panels with vpdpbusd; f32 and f16 weights from 16 tokens a
+// GEMM on f32 panels (cblas_sgemm for every type on the AVX2/scalar paths); fewer tokens reuse
+// tiles of weight rows from cache.
 // Precision: f32 and f16 weights accumulate in f32 against f32 activations; bf16 weights multiply
 // x rounded to bf16 (exact products, f32 sums; as llama.cpp and GPU engines do); q8_0 quantizes x
 // to 8 bits per 32-block as llama.cpp does, on every path and route.

@@ -59,6 +59,11 @@ struct path_table {
   batch_rows_fn bf16_batch;
   // out[i] = bf16(x[i]), round to nearest even. Non-null where bf16 rows read a.bf16.
   void (*round_bf16)(const float* x, int64_t count, uint16_t* out);
+  // The tokens-in-lanes layout (activations::bf16_pairs) of x [n, cols] in bf16, pair rows
+  // [k_begin, k_end): pairs[k * stride + t] = columns 2k (low half) and 2k + 1 of token t, zero for
+  // tokens n .. stride - 1. Null where bf16_batch does not read it.
+  void (*pair_bf16)(const uint16_t* x, int64_t n, int64_t cols, int64_t k_begin, int64_t k_end,
+                    int64_t stride, uint32_t* pairs);
   convert_fn convert;
   // x[blocks * 32] quantized per 32-block for q8_0 weights: scale[b] = amax / 127 and
   // q = nearbyint(x * (1 / scale)) in [-127, 127] (llama.cpp's q8_0 activations, f32 scale);
@@ -117,17 +122,18 @@ void matmul_on(simd_level level, thread_pool& pool, const float* x, int64_t n,
 
 // The token count from which matmul switches from row dot products to GEMM.
 inline constexpr int64_t default_gemm_min_n = 16;
-// The same for bf16 weights on AVX-512, from the 6 x 4 batch kernel to the bf16 GEMM: measured
-// on 5632 x 2048 (2 threads) the batch kernel ran ~370 / ~425 GFLOP/s at 16 / 32 tokens against
-// ~260 / ~400 for the GEMM, both ~480 at 64, and the GEMM ~620 against ~480 at 256.
-inline constexpr int64_t bf16_gemm_min_n = 64;
+// The same for bf16 weights on AVX-512, from the batch kernel (tokens in the lanes from 16 tokens)
+// to the bf16 GEMM. Session 8, 22 layers of TinyLlama's matrices (2 GB, cold), 2 threads: the batch
+// kernel ran 587 / 570 / 574 / 522 GFLOP/s at 64 / 96 / 128 / 256 tokens against 490 / 549 / 560 /
+// 595 for the GEMM (which packs every weight block it reads).
+inline constexpr int64_t bf16_gemm_min_n = 128;
 // The same for q8_0 weights on AVX-512 (the GEMM's int8 format): on 5632 x 2048 the row kernels
 // ran ~120-150 GFLOP/s at 2-15 tokens, the GEMM ~80-100 at 2, ~160-200 at 4, ~250-290 at 8 and
 // ~370-490 at 16.
 inline constexpr int64_t q8_gemm_min_n = 4;
-// path_table::bf16_batch takes tokens in panels of this many (it runs up to bf16_gemm_min_n - 1
-// tokens from matmul, any number from matmul_on): 64 tokens of a 2048-column x are 256 KiB,
-// which stay in L2 beside the rows being read.
+// path_table::bf16_batch takes tokens in panels of this many below bf16_lanes_min_n tokens (it
+// runs up to bf16_gemm_min_n - 1 tokens from matmul, any number from matmul_on): 64 tokens of a
+// 2048-column x are 256 KiB, which stay in L2 beside the rows being read.
 inline constexpr int64_t bf16_token_panel = 64;
 // From this many tokens (and with an even column count) the batch kernel puts tokens in the
 // vector lanes instead of columns (see rows_bf16_batch): on 5632 x 2048 it ran ~420-440 against

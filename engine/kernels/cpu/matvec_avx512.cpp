@@ -298,14 +298,15 @@ void bf16_rows_block(const weight_matrix& w, const activations& a, int64_t r0, i
   }
 }
 
-// R rows x TV x 16 tokens with the tokens in the lanes: per pair of columns, TV vectors of 16
-// tokens' x pairs (a.bf16_pairs) and, per row, one broadcast of its weight pair; each vdpbf16ps
-// advances 16 tokens' sums, so no horizontal sums are needed and each weight is loaded once. The
-// sums go to y [token, row] with a scatter. R x TV <= 24 accumulators.
+// R rows x TV x 16 tokens (token vectors v0 .. v0 + TV - 1) with the tokens in the lanes: per pair
+// of columns, TV vectors of 16 tokens' x pairs (a.bf16_pairs) and, per row, one broadcast of its
+// weight pair; each vdpbf16ps advances 16 tokens' sums, so no horizontal sums are needed and each
+// weight is loaded once per TV vectors. R x TV <= 24 accumulators.
 template <int R, int TV>
-void bf16_lanes_block(const weight_matrix& w, const activations& a, int64_t r0, float* y) {
+void bf16_lanes_block(const weight_matrix& w, const activations& a, int64_t r0, int64_t v0, float* y) {
   const uint16_t* p = row_of<uint16_t>(w, r0);
   const int64_t cols = w.cols, pairs = cols / 2, stride = a.pairs_stride;
+  const uint32_t* xp = a.bf16_pairs + v0 * 16;
   __m512 acc[R][TV];
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r)
@@ -314,7 +315,7 @@ void bf16_lanes_block(const weight_matrix& w, const activations& a, int64_t r0, 
   for (int64_t k = 0; k < pairs; ++k) {
     __m512bh xv[TV];
 #pragma GCC unroll 4
-    for (int t = 0; t < TV; ++t) xv[t] = (__m512bh)_mm512_loadu_si512(a.bf16_pairs + k * stride + t * 16);
+    for (int t = 0; t < TV; ++t) xv[t] = (__m512bh)_mm512_loadu_si512(xp + k * stride + t * 16);
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
       int32_t pair;
@@ -324,42 +325,48 @@ void bf16_lanes_block(const weight_matrix& w, const activations& a, int64_t r0, 
       for (int t = 0; t < TV; ++t) acc[r][t] = _mm512_dpbf16_ps(acc[r][t], xv[t], wb);
     }
   }
-  const __m512i token_offsets = _mm512_mullo_epi32(
-      _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0), _mm512_set1_epi32(int32_t(w.rows)));
+  // Each 16-token vector's R rows transposed in registers, so that every token's R sums go to y
+  // with one contiguous store (a scatter per row and vector cost ~25% of the kernel here).
+  const __mmask16 row_mask = __mmask16((1u << R) - 1);
+#pragma GCC unroll 4
   for (int t = 0; t < TV; ++t) {
-    const int64_t left = a.n - t * 16;
-    const __mmask16 m = left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1);
-    for (int r = 0; r < R; ++r)
-      _mm512_mask_i32scatter_ps(y + t * 16 * w.rows + r0 + r, m, token_offsets, acc[r][t], 4);
+    __m512 v[16];
+#pragma GCC unroll 16
+    for (int r = 0; r < 16; ++r) v[r] = r < R ? acc[r][t] : _mm512_setzero_ps();
+    transpose16(v);
+    const int64_t t0 = (v0 + t) * 16, tokens = std::min<int64_t>(16, a.n - t0);
+    for (int64_t j = 0; j < tokens; ++j) _mm512_mask_storeu_ps(y + (t0 + j) * w.rows + r0, row_mask, v[j]);
   }
 }
 
-// Rows [rb, re) in the tokens-in-lanes layout: 8 rows at a time (6 with 4 token vectors), then
-// one by one.
-template <int TV>
-void bf16_lanes_rows(const weight_matrix& w, const activations& a, int64_t rb, int64_t re, float* y) {
-  constexpr int R = TV == 4 ? 6 : 8;
-  int64_t r = rb;
-  for (; r + R <= re; r += R) bf16_lanes_block<R, TV>(w, a, r, y);
-  for (; r < re; ++r) bf16_lanes_block<1, TV>(w, a, r, y);
+// R rows against every token vector, in groups of up to 3 vectors (48 tokens, 24 accumulators);
+// a remainder of 4 goes as 2 + 2 rather than 3 + 1 (one vector keeps only 8 chains in flight).
+// The rows' weights stay in L1/L2 while the groups pass, so a many-token matmul reads them from
+// memory once and needs no packing.
+template <int R>
+void bf16_lanes_rows_block(const weight_matrix& w, const activations& a, int64_t r0, float* y) {
+  const int64_t vectors = a.pairs_stride / 16;
+  int64_t v = 0;
+  for (; vectors - v > 4 || vectors - v == 3; v += 3) bf16_lanes_block<R, 3>(w, a, r0, v, y);
+  for (; vectors - v >= 2; v += 2) bf16_lanes_block<R, 2>(w, a, r0, v, y);
+  if (v < vectors) bf16_lanes_block<R, 1>(w, a, r0, v, y);
 }
 
-// Rows [rb, re) against every token. With the tokens-in-lanes layout prepared (16-64 tokens,
+// Rows [rb, re) in the tokens-in-lanes layout: 8 rows at a time, then one by one.
+void bf16_lanes_rows(const weight_matrix& w, const activations& a, int64_t rb, int64_t re, float* y) {
+  int64_t r = rb;
+  for (; r + 8 <= re; r += 8) bf16_lanes_rows_block<8>(w, a, r, y);
+  for (; r < re; ++r) bf16_lanes_rows_block<1>(w, a, r, y);
+}
+
+// Rows [rb, re) against every token. With the tokens-in-lanes layout prepared (16 tokens or more,
 // even columns), bf16_lanes_rows. Otherwise 6 x 4 blocks of k-lanes: tokens go in panels of
 // bf16_token_panel (whose x stays in L2), and within a panel each 6-row block (in L1) meets every
 // token before the next block: on this machine that order beat streaming 48-192-row tiles past
 // each token quad by ~10%, and splitting the 5632 columns of the down projection into blocks (so
 // that a 6-row block fits in L1) did not help.
 void rows_bf16_batch(const weight_matrix& w, const activations& a, int64_t rb, int64_t re, float* y) {
-  if (a.bf16_pairs != nullptr && a.pairs_stride <= 64) {
-    switch (a.pairs_stride / 16) {
-      case 1: return bf16_lanes_rows<1>(w, a, rb, re, y);
-      case 2: return bf16_lanes_rows<2>(w, a, rb, re, y);
-      case 3: return bf16_lanes_rows<3>(w, a, rb, re, y);
-      case 4: return bf16_lanes_rows<4>(w, a, rb, re, y);
-      default: break;
-    }
-  }
+  if (a.bf16_pairs != nullptr) return bf16_lanes_rows(w, a, rb, re, y);
   for (int64_t t0 = 0; t0 < a.n; t0 += bf16_token_panel) {
     const int64_t t1 = std::min(a.n, t0 + bf16_token_panel);
     int64_t r = rb;
@@ -371,6 +378,24 @@ void rows_bf16_batch(const weight_matrix& w, const activations& a, int64_t rb, i
       case 2: bf16_rows_block<2>(w, a, r, t0, t1, y); break;
       case 1: bf16_rows_block<1>(w, a, r, t0, t1, y); break;
       default: break;
+    }
+  }
+}
+
+// path_table::pair_bf16: 16 pair rows x 16 tokens at a time, transposed in registers.
+void pair_bf16_avx512(const uint16_t* x, int64_t n, int64_t cols, int64_t k_begin, int64_t k_end,
+                      int64_t stride, uint32_t* pairs) {
+  for (int64_t k = k_begin; k < k_end; k += 16) {
+    const int64_t kn = std::min<int64_t>(16, k_end - k);
+    const __mmask16 m = __mmask16((1u << kn) - 1);
+    for (int64_t t0 = 0; t0 < stride; t0 += 16) {
+      __m512 r[16];
+#pragma GCC unroll 16
+      for (int i = 0; i < 16; ++i)
+        r[i] = t0 + i < n ? _mm512_castsi512_ps(_mm512_maskz_loadu_epi32(m, x + (t0 + i) * cols + 2 * k))
+                          : _mm512_setzero_ps();
+      transpose16(r);
+      for (int64_t j = 0; j < kn; ++j) _mm512_storeu_ps(reinterpret_cast<float*>(pairs + (k + j) * stride + t0), r[j]);
     }
   }
 }
@@ -518,43 +543,44 @@ double read_avx512(const float* p, int64_t count) {
   return _mm512_reduce_add_ps(t);
 }
 
+// The peak probes' chains. Each chain starts from its own value and every chain passes through an
+// empty asm each iteration: chains that start alike compute alike, and GCC merged them (until
+// session 8 the probes ran 7 instructions per iteration while counting 12 and 16, which overstated
+// both peaks, by 12/7 and 16/7).
 float fma_chains_avx512(int64_t iterations) {
   const __m512 b = _mm512_set1_ps(0.9999f), c = _mm512_set1_ps(1e-4f);
-  __m512 a0 = _mm512_set1_ps(1.f), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0,
-         a8 = a0, a9 = a0, a10 = a0, a11 = a0;
+  __m512 a[12];
+#pragma GCC unroll 12
+  for (int i = 0; i < 12; ++i) a[i] = _mm512_set1_ps(1.f + 0.01f * float(i));
   for (int64_t it = 0; it < iterations; ++it) {
-    a0 = _mm512_fmadd_ps(a0, b, c), a1 = _mm512_fmadd_ps(a1, b, c), a2 = _mm512_fmadd_ps(a2, b, c);
-    a3 = _mm512_fmadd_ps(a3, b, c), a4 = _mm512_fmadd_ps(a4, b, c), a5 = _mm512_fmadd_ps(a5, b, c);
-    a6 = _mm512_fmadd_ps(a6, b, c), a7 = _mm512_fmadd_ps(a7, b, c), a8 = _mm512_fmadd_ps(a8, b, c);
-    a9 = _mm512_fmadd_ps(a9, b, c), a10 = _mm512_fmadd_ps(a10, b, c), a11 = _mm512_fmadd_ps(a11, b, c);
-    // Keeps the chains in registers: without it GCC may keep them in memory or fold iterations.
-    asm volatile("" : "+v"(a0), "+v"(a1), "+v"(a2), "+v"(a3), "+v"(a4), "+v"(a5));
+#pragma GCC unroll 12
+    for (int i = 0; i < 12; ++i) a[i] = _mm512_fmadd_ps(a[i], b, c);
+    asm volatile("" : "+v"(a[0]), "+v"(a[1]), "+v"(a[2]), "+v"(a[3]), "+v"(a[4]), "+v"(a[5]));
+    asm volatile("" : "+v"(a[6]), "+v"(a[7]), "+v"(a[8]), "+v"(a[9]), "+v"(a[10]), "+v"(a[11]));
   }
-  const __m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)),
-                                 _mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7)));
-  return _mm512_reduce_add_ps(_mm512_add_ps(s, _mm512_add_ps(_mm512_add_ps(a8, a9), _mm512_add_ps(a10, a11))));
+  __m512 s = a[0];
+#pragma GCC unroll 12
+  for (int i = 1; i < 12; ++i) s = _mm512_add_ps(s, a[i]);
+  return _mm512_reduce_add_ps(s);
 }
 
-// 16 chains: vdpbf16ps has a longer latency than an FMA here (12 chains measured ~10% lower).
+// 16 chains: vdpbf16ps has a longer latency than an FMA here (~6 cycles), so 12 chains reach only
+// ~93% of its rate.
 float bf16_dot_chains_avx512(int64_t iterations) {
   const __m512bh b = (__m512bh)_mm512_set1_epi16(0x3f7f), c = (__m512bh)_mm512_set1_epi16(0x3a83);
-  __m512 a0 = _mm512_set1_ps(1.f), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0,
-         a8 = a0, a9 = a0, a10 = a0, a11 = a0, a12 = a0, a13 = a0, a14 = a0, a15 = a0;
+  __m512 a[16];
+#pragma GCC unroll 16
+  for (int i = 0; i < 16; ++i) a[i] = _mm512_set1_ps(1.f + 0.01f * float(i));
   for (int64_t it = 0; it < iterations; ++it) {
-    a0 = _mm512_dpbf16_ps(a0, b, c), a1 = _mm512_dpbf16_ps(a1, b, c), a2 = _mm512_dpbf16_ps(a2, b, c);
-    a3 = _mm512_dpbf16_ps(a3, b, c), a4 = _mm512_dpbf16_ps(a4, b, c), a5 = _mm512_dpbf16_ps(a5, b, c);
-    a6 = _mm512_dpbf16_ps(a6, b, c), a7 = _mm512_dpbf16_ps(a7, b, c), a8 = _mm512_dpbf16_ps(a8, b, c);
-    a9 = _mm512_dpbf16_ps(a9, b, c), a10 = _mm512_dpbf16_ps(a10, b, c), a11 = _mm512_dpbf16_ps(a11, b, c);
-    a12 = _mm512_dpbf16_ps(a12, b, c), a13 = _mm512_dpbf16_ps(a13, b, c);
-    a14 = _mm512_dpbf16_ps(a14, b, c), a15 = _mm512_dpbf16_ps(a15, b, c);
-    // Keeps the chains in registers: without it GCC may keep them in memory or fold iterations.
-    asm volatile("" : "+v"(a0), "+v"(a1), "+v"(a2), "+v"(a3), "+v"(a4), "+v"(a5));
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; ++i) a[i] = _mm512_dpbf16_ps(a[i], b, c);
+    asm volatile("" : "+v"(a[0]), "+v"(a[1]), "+v"(a[2]), "+v"(a[3]), "+v"(a[4]), "+v"(a[5]), "+v"(a[6]), "+v"(a[7]));
+    asm volatile("" : "+v"(a[8]), "+v"(a[9]), "+v"(a[10]), "+v"(a[11]), "+v"(a[12]), "+v"(a[13]), "+v"(a[14]), "+v"(a[15]));
   }
-  const __m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)),
-                                 _mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7)));
-  const __m512 t = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a8, a9), _mm512_add_ps(a10, a11)),
-                                 _mm512_add_ps(_mm512_add_ps(a12, a13), _mm512_add_ps(a14, a15)));
-  return _mm512_reduce_add_ps(_mm512_add_ps(s, t));
+  __m512 s = a[0];
+#pragma GCC unroll 16
+  for (int i = 1; i < 16; ++i) s = _mm512_add_ps(s, a[i]);
+  return _mm512_reduce_add_ps(s);
 }
 
 }  // namespace
@@ -564,6 +590,7 @@ const path_table& avx512_table() {
       {rows_f32, rows_f16, rows_bf16, rows_q8_0},
       rows_bf16_batch,
       round_bf16_avx512,
+      pair_bf16_avx512,
       convert_avx512,
       quantize_q8_avx512,
       true,

@@ -104,7 +104,7 @@ double read_scalar(const float* p, int64_t count) {
 }
 
 float fma_chains_scalar(int64_t iterations) {
-  float a[8] = {1, 1, 1, 1, 1, 1, 1, 1};
+  float a[8] = {1.00f, 1.01f, 1.02f, 1.03f, 1.04f, 1.05f, 1.06f, 1.07f};  // distinct: see fma_chains_avx512
   const float b = 0.9999f, c = 1e-4f;
   for (int64_t it = 0; it < iterations; ++it) {
     for (float& v : a) v = v * b + c;
@@ -127,6 +127,7 @@ void softmax_scalar(float* s, int64_t count) {
 const path_table& scalar_table() {
   static const path_table table{
       {rows_f32, rows_f16, rows_bf16, rows_q8_0},
+      nullptr,
       nullptr,
       nullptr,
       convert_scalar,

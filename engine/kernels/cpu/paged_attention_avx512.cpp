@@ -133,16 +133,32 @@ void item(const paged_attention_args& a, int64_t t, int64_t g0, int64_t g1, floa
         for (; h < group; ++h) score_heads<1>(kt, qh + h * hd + c * 16, hd, sh + h * keys_per_tile, c == 0);
       }
 
-      // Online softmax per head on its 16 scores.
-      for (int64_t h = 0; h < group; ++h) {
-        const __m512 sv = _mm512_loadu_ps(sh + h * keys_per_tile);
-        const float mx = std::max(mh[h], _mm512_mask_reduce_max_ps(valid, sv));
-        // exp(m_old - mx): 0 on the first tile (m_old = -inf), 1 when the max did not move.
-        ah[h] = mh[h] == mx ? 1.f : std::exp(mh[h] - mx);
-        mh[h] = mx;
-        const __m512 p = _mm512_maskz_mov_ps(valid, exp_nonpositive(_mm512_sub_ps(sv, _mm512_set1_ps(mx))));
-        lh[h] = lh[h] * ah[h] + _mm512_reduce_add_ps(p);
-        _mm512_storeu_ps(sh + h * keys_per_tile, p);
+      // Online softmax of the group's heads on their 16 scores, 16 heads at a time with the heads
+      // in the lanes: the running maxima, rescale factors and sums are vectors, so no head waits on
+      // a scalar exp (a libm call, which also spilled every live vector register) and the heads'
+      // reductions overlap.
+      for (int64_t h0 = 0; h0 < group; h0 += 16) {
+        const int64_t hn = std::min<int64_t>(16, group - h0);
+        const __mmask16 lanes = __mmask16((1u << hn) - 1);
+        alignas(64) float tile_max[16] = {}, tile_sum[16] = {};
+        __m512 sv[16];
+        for (int64_t h = 0; h < hn; ++h) {
+          sv[h] = _mm512_loadu_ps(sh + (h0 + h) * keys_per_tile);
+          tile_max[h] = _mm512_mask_reduce_max_ps(valid, sv[h]);
+        }
+        const __m512 m_old = _mm512_maskz_loadu_ps(lanes, mh + h0);
+        const __m512 m_new = _mm512_max_ps(m_old, _mm512_load_ps(tile_max));
+        // exp(m_old - m_new): 1 when the max did not move, ~0 on the first tile (m_old = -inf).
+        const __m512 al = exp_nonpositive(_mm512_sub_ps(m_old, m_new));
+        _mm512_mask_storeu_ps(mh + h0, lanes, m_new);
+        _mm512_mask_storeu_ps(ah + h0, lanes, al);
+        for (int64_t h = 0; h < hn; ++h) {
+          const __m512 p = _mm512_maskz_mov_ps(valid, exp_nonpositive(_mm512_sub_ps(sv[h], _mm512_set1_ps(mh[h0 + h]))));
+          tile_sum[h] = _mm512_reduce_add_ps(p);
+          _mm512_storeu_ps(sh + (h0 + h) * keys_per_tile, p);
+        }
+        _mm512_mask_storeu_ps(lh + h0, lanes,
+                              _mm512_fmadd_ps(_mm512_maskz_loadu_ps(lanes, lh + h0), al, _mm512_load_ps(tile_sum)));
       }
 
       int64_t h = 0;

@@ -186,11 +186,11 @@ TEST(Matmul, Q8ActivationOutliersStayWithinTolerance) {
 
 TEST(Matmul, Bf16BatchKernelBothLayouts) {
   // The bf16 batch kernel (the GEMM route off) in both layouts: k-lanes below 16 tokens and for
-  // odd column counts, tokens in lanes from 16 (1-4 vectors of 16 tokens, partial last vector),
-  // with 8- and 6-row blocks and single-row tails.
+  // odd column counts, tokens in lanes from 16 (1-9 vectors of 16 tokens, in groups of 3, 2 and 1,
+  // partial last vector), with 8-row blocks and single-row tails.
   thread_pool pool(2);
   uint32_t seed = 700;
-  for (int64_t n : {15, 16, 17, 33, 48, 63, 64})
+  for (int64_t n : {15, 16, 17, 33, 48, 63, 64, 65, 112, 130})
     for (int64_t cols : {2, 64, 130, 131})
       for (int64_t rows : {5, 23, 70}) {
         const test_weights w = make_weights(dtype::bf16, rows, cols, seed++);

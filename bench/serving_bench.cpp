@@ -82,7 +82,7 @@ int run_serving_bench(const serving_options& o) {
   double peak_gflops = 0;
   {
     engine::cpu::thread_pool probe_pool(o.threads);
-    const engine::dtype t = m->weights.layers.front().wq.type;
+    const engine::dtype t = m->weights.layers.empty() ? engine::dtype::f32 : m->weights.layers.front().wq.type;
     if (t == engine::dtype::bf16) peak_gflops = engine::cpu::measure_bf16_dot_peak(probe_pool);
     if (t == engine::dtype::f32 || t == engine::dtype::f16) peak_gflops = engine::cpu::measure_fma_peak(probe_pool);
   }

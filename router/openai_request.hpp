@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "engine/chat/chat_template.hpp"
-#include "engine/sampler.hpp"
+#include "engine/sampling_params.hpp"
 
 namespace troupe::router {
 

@@ -156,7 +156,7 @@ TEST_P(forward_reference, greedy_outputs_of_hf_and_gguf_are_identical) {
   const model_case& mc = GetParam();
   const std::string dir = make(mc, dtype::f32, dtype::f32);
   std::vector<std::vector<int32_t>> outputs;
-  for (const std::string path : {dir, dir + ".gguf"}) {
+  for (const std::string& path : {dir, dir + ".gguf"}) {
     auto m = load_model(path);
     ASSERT_TRUE(m) << m.message();
     auto tok = load_tokenizer_for(**m);

@@ -71,7 +71,9 @@ TEST_F(generator_test, max_tokens_and_streamed_text_equal_the_result) {
   // Random weights may emit a partial UTF-8 character; the streamed text replaces it with U+FFFD.
   EXPECT_TRUE(utf8_is_valid(r.text));
   const std::string raw = tok_->decode(r.tokens, true);
-  if (utf8_is_valid(raw)) EXPECT_EQ(r.text, raw);
+  if (utf8_is_valid(raw)) {
+    EXPECT_EQ(r.text, raw);
+  }
 }
 
 // A SentencePiece vocabulary (make-tiny's mistral): generated text continues the prompt, so a

@@ -213,7 +213,9 @@ TEST_F(llm_engine_test, randomized_arrivals_and_aborts_leave_no_leak) {
     }
     if (!live.empty() && g() % 9 == 0) {
       auto it = std::next(live.begin(), long(g() % live.size()));
-      if (!finished.count(it->first)) EXPECT_TRUE(e->abort(it->first));
+      if (!finished.count(it->first)) {
+        EXPECT_TRUE(e->abort(it->first));
+      }
     }
     for (const request_output& o : e->step()) {
       size_t& n = produced[std::make_pair(o.request, o.sample)];

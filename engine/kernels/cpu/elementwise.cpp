@@ -1,6 +1,7 @@
 // Element-wise ops of the forward pass: embedding row lookup, RMSNorm, rotary embedding,
 // SwiGLU gating and residual add. All memory-light next to the matmuls; written for clarity.
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include "engine/kernels/cpu/kernels_impl.hpp"
@@ -51,6 +52,15 @@ void rope(float* x, int64_t n, int64_t n_heads, int64_t head_dim, std::span<cons
 
 namespace detail {
 
+double log_sum_exp_scalar(const float* x, int64_t count) {
+  // A NaN anywhere makes the sum NaN; a +inf max, or a max of -inf, makes it exp(NaN).
+  float mx = x[0];
+  for (int64_t i = 1; i < count; ++i) mx = x[i] > mx ? x[i] : mx;
+  double sum = 0;
+  for (int64_t i = 0; i < count; ++i) sum += std::exp(x[i] - mx);
+  return double(mx) + std::log(sum);
+}
+
 void silu_mul_scalar(const float* gate, const float* up, int64_t count, float* out) {
   for (int64_t i = 0; i < count; ++i) {
     const float g = gate[i];
@@ -66,6 +76,11 @@ void silu_mul(const float* gate, const float* up, int64_t count, float* out) {
 
 void add(float* acc, const float* x, int64_t count) {
   for (int64_t i = 0; i < count; ++i) acc[i] += x[i];
+}
+
+double log_sum_exp(std::span<const float> x) {
+  if (x.empty()) return std::numeric_limits<double>::quiet_NaN();
+  return detail::table_for(detail::best_level()).log_sum_exp(x.data(), int64_t(x.size()));
 }
 
 }  // namespace troupe::engine::cpu

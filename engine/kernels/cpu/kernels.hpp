@@ -67,6 +67,13 @@ void silu_mul(const float* gate, const float* up, int64_t count, float* out);
 // acc[i] += x[i] for i < count.
 void add(float* acc, const float* x, int64_t count);
 
+// log(sum_i exp(x[i])) of x (non-empty) as max + log(sum exp(x - max)), in double: the log-softmax
+// normalizer of a row of logits. NaN when any value is NaN or +inf or every value is -inf (then
+// there is no distribution); -inf values count as zero probability. Within ~1e-6 of the exact
+// value (AVX-512: f32 exponentials and partial sums per 1,024 values, summed in double; other
+// paths: f32 std::exp summed in double).
+[[nodiscard]] double log_sum_exp(std::span<const float> x);
+
 // Causal attention for one sequence with grouped-query heads.
 // q[n, n_heads*head_dim] for tokens at positions pos[n] (ascending, pos[n-1] < kv_len);
 // k, v: [kv_len, n_kv_heads*head_dim] rows (the cache, already holding these tokens' keys/values);

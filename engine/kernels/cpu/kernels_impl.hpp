@@ -72,6 +72,7 @@ struct path_table {
   void (*quantize_q8)(const float* x, int64_t blocks, int8_t* q, float* scale, int32_t* corr);
   bool needs_q8_corr;
   void (*softmax)(float* s, int64_t count);  // in place: exp(s - max(s)) / sum; count >= 1
+  double (*log_sum_exp)(const float* x, int64_t count);  // cpu::log_sum_exp; count >= 1
   // out[i] = silu(gate[i]) * up[i] (out may be gate).
   void (*silu_mul)(const float* gate, const float* up, int64_t count, float* out);
   double (*read_stream)(const float* p, int64_t count);  // bandwidth probe: sums the floats
@@ -101,8 +102,9 @@ inline void quantize_q8_portable(const float* x, int64_t blocks, int8_t* q, floa
   }
 }
 
-// The portable softmax and SwiGLU gate, also used by the AVX2 path.
+// The portable softmax, log-sum-exp and SwiGLU gate, also used by the AVX2 path.
 void softmax_scalar(float* s, int64_t count);
+double log_sum_exp_scalar(const float* x, int64_t count);
 void silu_mul_scalar(const float* gate, const float* up, int64_t count, float* out);
 
 [[nodiscard]] const path_table& scalar_table();

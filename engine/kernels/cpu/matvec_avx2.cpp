@@ -201,6 +201,7 @@ const path_table& avx2_table() {
       quantize_q8_portable,
       false,
       softmax_scalar,
+      log_sum_exp_scalar,
       silu_mul_scalar,
       read_avx2,
       fma_chains_avx2,

@@ -134,6 +134,7 @@ const path_table& scalar_table() {
       quantize_q8_portable,
       false,
       softmax_scalar,
+      log_sum_exp_scalar,
       silu_mul_scalar,
       read_scalar,
       fma_chains_scalar,

@@ -175,5 +175,55 @@ TEST(Softmax, NeverReadsPastTheRow) {
   ::munmap(base, 2 * page);
 }
 
+std::vector<const detail::path_table*> every_path() {
+  std::vector<const detail::path_table*> tables = {&detail::scalar_table()};
+  if (detail::best_level() != detail::simd_level::scalar) tables.push_back(&detail::avx2_table());
+  if (detail::best_level() == detail::simd_level::avx512) tables.push_back(&detail::avx512_table());
+  return tables;
+}
+
+// Every path's log-sum-exp (the sampler's log-softmax normalizer) against a double-precision one:
+// lengths around the vector width and the 1,024-value chunks, a 150k vocab with a wide range, and
+// -inf entries (masked tokens), which count as zero probability.
+TEST(LogSumExp, EveryPathMatchesDoublePrecision) {
+  for (const detail::path_table* t : every_path())
+    for (int64_t n : {1, 15, 16, 17, 1023, 1024, 1025, 150000}) {
+      std::vector<float> x(static_cast<size_t>(n));
+      uint32_t state = uint32_t(n);
+      for (float& v : x) {
+        state = state * 1664525u + 1013904223u;
+        v = float(int(state >> 8) % 20001 - 10000) * 2e-3f;  // [-20, 20]
+      }
+      if (n > 3) x[2] = -std::numeric_limits<float>::infinity();
+      double mx = -std::numeric_limits<double>::infinity();
+      for (float v : x) mx = std::max(mx, double(v));
+      double sum = 0;
+      for (float v : x) sum += std::exp(double(v) - mx);
+      const double want = mx + std::log(sum);
+      EXPECT_NEAR(t->log_sum_exp(x.data(), n), want, 2e-6) << "n=" << n;
+    }
+}
+
+// No distribution, no number: NaN or +inf anywhere, or every value -inf, gives NaN on every path
+// (the sampler then falls back to greedy); -inf beside finite values does not.
+TEST(LogSumExp, NonFiniteLogitsGiveNaN) {
+  const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
+  for (const detail::path_table* t : every_path())
+    for (int64_t n : {1, 5, 16, 40}) {
+      for (int64_t at : {int64_t(0), n - 1}) {
+        for (float bad : {nan, inf}) {
+          std::vector<float> x(static_cast<size_t>(n), 1.5f);
+          x[size_t(at)] = bad;
+          EXPECT_TRUE(std::isnan(t->log_sum_exp(x.data(), n))) << "n=" << n << " at " << at << " value " << bad;
+        }
+      }
+      std::vector<float> all(static_cast<size_t>(n), -inf);
+      EXPECT_TRUE(std::isnan(t->log_sum_exp(all.data(), n))) << "all -inf, n=" << n;
+      all[size_t(n / 2)] = 0.5f;
+      EXPECT_NEAR(t->log_sum_exp(all.data(), n), 0.5, 1e-6) << "one finite value, n=" << n;
+    }
+  EXPECT_TRUE(std::isnan(log_sum_exp({})));
+}
+
 }  // namespace
 }  // namespace troupe::engine::cpu

@@ -35,8 +35,7 @@ stamp=$( { echo "$CLANGXX ${FLAGS[*]}"; "$CLANGXX" --version | head -n 1;
            cat "${SOURCES[@]}" "$SRC"/engine/model/*.hpp "$SRC"/common/*.hpp "$SRC"/tests/fuzz/*.cpp \
                "${CHAT_SOURCES[@]}" "$SRC"/engine/chat/*.hpp \
                "${TOKENIZER_SOURCES[@]}" "$SRC"/engine/tokenizer/*.hpp \
-               "${ROUTER_SOURCES[@]}" "$SRC"/router/openai_*.hpp "$SRC"/engine/sampler.hpp \
-               "$SRC"/engine/sampling_params.hpp "$SRC"/engine/device_sampling.hpp; } |
+               "${ROUTER_SOURCES[@]}" "$SRC"/router/openai_*.hpp "$SRC"/engine/sampling_params.hpp; } |
          sha256sum | cut -d' ' -f1)
 if [ "$(cat "$OUT/build.stamp" 2>/dev/null || true)" != "$stamp" ]; then
   echo "fuzz: building with $CLANGXX"

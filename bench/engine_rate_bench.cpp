@@ -46,11 +46,11 @@ int run_rate_bench(const rate_options& o) {
   size_t next = 0;
   while (next < prompts.size() || e.has_unfinished()) {
     for (; next < prompts.size() && arrivals[next] <= since(); ++next) {
-      engine::engine_request r;
+      request r;
       r.prompt.assign(prompts[next].begin(), prompts[next].end());
       r.max_tokens = int32_t(o.gen);
       r.sampling.temperature = 0;
-      r.ignore_eos = true;
+      r.stop.ignore_eos = true;
       auto id = e.add_request(std::move(r));
       if (!id) return std::fprintf(stderr, "error: request %zu: %s\n", next, id.message().c_str()), 1;
       if (size_t(*id) > index_of.size()) index_of.resize(size_t(*id));
@@ -71,7 +71,7 @@ int run_rate_bench(const rate_options& o) {
         r.output_tokens += int64_t(out.tokens.size());
       }
       if (out.finish) {
-        r.success = *out.finish == engine::engine_finish::length;
+        r.success = *out.finish == finish_reason::length;
         if (!r.success) r.error = out.error.empty() ? to_string(*out.finish) : out.error;
         r.e2e_s = t;
       }

@@ -116,12 +116,12 @@ int run_serving_bench(const serving_options& o) {
     std::map<int64_t, int64_t> generated;
     int32_t peak_blocks = 0;
     const auto submit = [&](int64_t i) -> bool {
-      engine::engine_request r;
+      request r;
       r.prompt = prefix;
       while (int64_t(r.prompt.size()) < o.prompt_len) r.prompt.push_back(pick(rng));
       r.max_tokens = int32_t(o.gen);
       r.sampling.temperature = 0;
-      r.ignore_eos = true;
+      r.stop.ignore_eos = true;
       auto id = e.add_request(std::move(r));
       if (!id) {
         std::fprintf(stderr, "error: request %lld: %s\n", (long long)i, id.message().c_str());

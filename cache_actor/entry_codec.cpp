@@ -14,7 +14,7 @@ using cluster::token_logprob;
 
 constexpr std::string_view magic = "TRCE";
 // The least bytes one element takes, to bound a count by what remains before allocating.
-constexpr size_t min_sample_bytes = 4 + 1 + 4 + 4 + 4 + 4;  // sample, finish, status, T, L, E
+constexpr size_t min_sample_bytes = 4 + 1 + 4 + 4 + 4 + 4;  // sample, finish, reserved, T, L, E
 constexpr size_t min_logprob_bytes = 4 + 4 + 4;             // token, logprob, N
 constexpr size_t top_bytes = 4 + 4;
 
@@ -82,8 +82,8 @@ class reader {
 };
 
 // A stored completion's samples all ended normally: a replay must end every stream it starts.
-bool finished(int8_t finish) {
-  return finish == int8_t(cluster::finish_kind::stop) || finish == int8_t(cluster::finish_kind::length);
+bool finished(finish_reason finish) {
+  return completed(finish);
 }
 
 bool fits_u32(size_t n) { return n <= std::numeric_limits<uint32_t>::max(); }
@@ -108,10 +108,10 @@ expected<std::string> encode_entry(std::string_view key_bytes, const cache_entry
     if (!finished(s.finish)) return fail("cache entry: sample " + std::to_string(i) + " did not finish by stop or length");
     if (!s.logprobs.empty() && s.logprobs.size() != s.tokens.size())
       return fail("cache entry: logprobs neither absent nor one per token");
-    if (!fits_u32(s.tokens.size()) || !fits_u32(s.error.size())) return fail("cache entry too large to encode");
+    if (!fits_u32(s.tokens.size()) || !fits_u32(s.error.message.size())) return fail("cache entry too large to encode");
     w.i32(s.sample);
     w.u8(uint8_t(s.finish));
-    w.i32(s.status);
+    w.i32(0);  // reserved (format 1 kept an HTTP-like status here; entries only hold finished samples)
     w.u32(uint32_t(s.tokens.size()));
     for (int32_t t : s.tokens) {
       if (t < 0) return fail("cache entry: negative token id");
@@ -130,8 +130,8 @@ expected<std::string> encode_entry(std::string_view key_bytes, const cache_entry
         w.f32(lp.top_logprobs[i]);
       }
     }
-    w.u32(uint32_t(s.error.size()));
-    w.bytes(s.error);
+    w.u32(uint32_t(s.error.message.size()));
+    w.bytes(s.error.message);
   }
   return w.take();
 }
@@ -155,10 +155,11 @@ expected<decoded_entry> decode_entry(std::string_view bytes) {
     token_chunk& s = out.entry.samples[i];
     uint8_t finish = 0;
     uint32_t tokens = 0;
-    if (!r.i32(s.sample) || !r.u8(finish) || !r.i32(s.status)) return corrupt(r, "truncated sample");
+    int32_t reserved = 0;
+    if (!r.i32(s.sample) || !r.u8(finish) || !r.i32(reserved)) return corrupt(r, "truncated sample");
     if (s.sample != int32_t(i)) return corrupt(r, "sample " + std::to_string(s.sample) + " out of order");
-    s.finish = int8_t(finish);
-    if (!finished(s.finish)) return corrupt(r, "finish " + std::to_string(s.finish) + " is not stop or length");
+    s.finish = finish_reason(int8_t(finish));
+    if (!finished(s.finish)) return corrupt(r, "finish " + std::to_string(int8_t(finish)) + " is not stop or length");
     if (!r.count(4, tokens)) return corrupt(r, "token count past the end");
     s.tokens.resize(tokens);
     for (int32_t& t : s.tokens) {
@@ -179,7 +180,7 @@ expected<decoded_entry> decode_entry(std::string_view bytes) {
         if (!r.i32(lp.top_tokens[i]) || !r.f32(lp.top_logprobs[i])) return corrupt(r, "truncated top logprobs");
     }
     uint32_t error_size = 0;
-    if (!r.u32(error_size) || !r.bytes(error_size, s.error)) return corrupt(r, "error text past the end");
+    if (!r.u32(error_size) || !r.bytes(error_size, s.error.message)) return corrupt(r, "error text past the end");
   }
   if (r.remaining() != 0) return corrupt(r, std::to_string(r.remaining()) + " bytes after the entry");
   return out;

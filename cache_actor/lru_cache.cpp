@@ -8,7 +8,7 @@ namespace troupe::cache {
 int64_t entry_size(const cluster::cache_key& key, const cluster::cache_entry& entry) {
   int64_t size = int64_t(key.bytes.size()) + entry_overhead_bytes;
   for (const auto& s : entry.samples) {
-    size += int64_t(sizeof(cluster::token_chunk)) + int64_t(s.tokens.size()) * 4 + int64_t(s.error.size());
+    size += int64_t(sizeof(cluster::token_chunk)) + int64_t(s.tokens.size()) * 4 + int64_t(s.error.message.size() + s.error.param.size());
     for (const auto& lp : s.logprobs)
       size += int64_t(sizeof(cluster::token_logprob)) + int64_t(lp.top_tokens.size()) * 4 +
               int64_t(lp.top_logprobs.size()) * 4;

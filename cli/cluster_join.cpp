@@ -10,15 +10,15 @@ namespace troupe::cli {
 
 using namespace troupe::cluster;
 
-kj::Promise<void> when_down(caf::actor_system& system, const caf::actor& who, caf::actor& watcher) {
-  auto pair = kj::newPromiseAndCrossThreadFulfiller<void>();
-  auto fulfiller = std::make_shared<kj::Own<kj::CrossThreadPromiseFulfiller<void>>>(kj::mv(pair.fulfiller));
+kj::Promise<bool> when_down(caf::actor_system& system, const caf::actor& who, caf::actor& watcher) {
+  auto pair = kj::newPromiseAndCrossThreadFulfiller<bool>();
+  auto fulfiller = std::make_shared<kj::Own<kj::CrossThreadPromiseFulfiller<bool>>>(kj::mv(pair.fulfiller));
   // The watcher keeps only `who`'s address: a strong handle would keep a stopped actor from being
   // destroyed for as long as the watcher lives, and the actor system waits for that at shutdown.
   watcher = system.spawn([addr = who.address(), fulfiller](caf::event_based_actor* self) {
     self->monitor(addr);
-    self->set_down_handler([self, fulfiller](caf::down_msg&) {
-      (*fulfiller)->fulfill();
+    self->set_down_handler([self, fulfiller](caf::down_msg& dm) {
+      (*fulfiller)->fulfill(dm.reason == caf::exit_reason::normal);
       self->quit();
     });
     return caf::behavior{[](caf::unit_t) {}};

@@ -16,7 +16,8 @@ namespace troupe::cli {
                                                           double timeout_s);
 
 // Resolves (on the calling thread's kj loop) when `who` goes down: its node died, disconnected or
-// stopped it. `watcher` must be kept, since CAF ends an actor nobody refers to.
-[[nodiscard]] kj::Promise<void> when_down(caf::actor_system& system, const caf::actor& who, caf::actor& watcher);
+// stopped it; true when it quit normally (a drained shard group's leader). `watcher` must be kept,
+// since CAF ends an actor nobody refers to.
+[[nodiscard]] kj::Promise<bool> when_down(caf::actor_system& system, const caf::actor& who, caf::actor& watcher);
 
 }  // namespace troupe::cli

@@ -26,7 +26,7 @@ namespace {
 struct generate_options {
   std::string model, prompt, prompt_tokens, chat, system;
   std::string connect, api_key;  // --connect: the cluster's Cap'n Proto API instead of a local model
-  engine::generation_request req;
+  request req;
   uint64_t seed = 0;
   int threads = 0;
   int tp = 1;  // ranks of a tensor-parallel shard group (threads, Gloo over loopback)
@@ -151,7 +151,7 @@ int run(generate_options& o, bool seed_given) {
     o.req.prompt = (*tok)->encode(o.prompt);
   }
   if (seed_given) o.req.sampling.seed = o.seed;
-  o.req.skip_special = !o.keep_special;
+  o.req.skip_special_tokens = !o.keep_special;
   if (auto ok = engine::validate(o.req, (*m)->config); !ok)
     return std::fprintf(stderr, "error: %s\n", ok.message().c_str()), 2;
 
@@ -177,12 +177,12 @@ int run(generate_options& o, bool seed_given) {
     std::string out = "{\"prompt_tokens\":" + json_int_array(r->prompt_tokens) + ",\"tokens\":" +
                       json_int_array(r->tokens) + ",\"text\":" + json_string(r->text) +
                       ",\"logprobs\":" + logprobs_json(r->logprobs) + ",\"finish_reason\":" +
-                      json_string(engine::to_string(r->finish)) + "}\n";
+                      json_string(troupe::to_string(r->finish)) + "}\n";
     std::fwrite(out.data(), 1, out.size(), stdout);
   } else {
     std::printf("\n");
     std::fprintf(stderr, "[%zu prompt tokens, %zu generated, finish: %s]\n", r->prompt_tokens.size(),
-                 r->tokens.size(), engine::to_string(r->finish));
+                 r->tokens.size(), troupe::to_string(r->finish));
   }
   return 0;
 }
@@ -226,9 +226,9 @@ int run_remote(generate_options& o, bool seed_given) {
   s.frequency_penalty = o.req.sampling.frequency_penalty;
   if (seed_given) s.seed = int64_t(o.seed);
   s.logprobs = o.req.sampling.logprobs;
-  s.stop = o.req.stop;
-  s.stop_token_ids = o.req.stop_token_ids;
-  s.ignore_eos = o.req.ignore_eos;
+  s.stop = o.req.stop.strings;
+  s.stop_token_ids = o.req.stop.token_ids;
+  s.ignore_eos = o.req.stop.ignore_eos;
   s.skip_special_tokens = !o.keep_special;
   auto c = client::client::connect(where->host, where->port, o.api_key);
   if (!c) return std::fprintf(stderr, "error: %s\n", c.message().c_str()), 1;
@@ -309,9 +309,9 @@ command_runner add_generate_command(CLI::App& app) {
   g->add_option("--frequency-penalty", o->req.sampling.frequency_penalty)->capture_default_str();
   auto* seed = g->add_option("--seed", o->seed, "sampling seed (same seed, same output)");
   g->add_option("--logprobs", o->req.sampling.logprobs, "log-probabilities: 0 = chosen token, N = plus top N");
-  g->add_option("--stop", o->req.stop, "stop string (repeatable)");
-  g->add_option("--stop-token-ids", o->req.stop_token_ids, "stop token ids")->delimiter(',');
-  g->add_flag("--ignore-eos", o->req.ignore_eos, "keep generating past end-of-sequence tokens");
+  g->add_option("--stop", o->req.stop.strings, "stop string (repeatable)");
+  g->add_option("--stop-token-ids", o->req.stop.token_ids, "stop token ids")->delimiter(',');
+  g->add_flag("--ignore-eos", o->req.stop.ignore_eos, "keep generating past end-of-sequence tokens");
   g->add_flag("--keep-special", o->keep_special, "keep special tokens in the text");
   g->add_option("--threads", o->threads, "CPU threads (0 = all)")->capture_default_str();
   g->add_option("--device", o->device, "cpu, cuda or cuda:N")->capture_default_str();

@@ -278,8 +278,8 @@ int run_node(const node_options& o, const std::function<void(const node_ports&)>
                  keys.enabled() ? "API keys required" : "no API keys");
   }
 
-  kj::Promise<void> router_lost = kj::NEVER_DONE;
-  kj::Promise<void> group_lost = kj::NEVER_DONE;
+  kj::Promise<bool> router_lost = kj::NEVER_DONE;
+  kj::Promise<bool> group_lost = kj::NEVER_DONE;
   if (o.worker) {
     // The router first: a group whose ranks are processes publishes its rendezvous there.
     router_actor target = router_handle;
@@ -337,11 +337,15 @@ int run_node(const node_options& o, const std::function<void(const node_ports&)>
   capture_stop_signals();
   kj::UnixEventPort::FdObserver stop_signal(io.unixEventPort, stop_pipe[0], kj::UnixEventPort::FdObserver::OBSERVE_READ);
   auto stop = stop_signal.whenBecomesReadable()
-                  .exclusiveJoin(router_lost.then([&code]() {
+                  .exclusiveJoin(router_lost.then([&code](bool) {
                     std::fprintf(stderr, "troupe: the router is gone; this worker stops\n");
                     code = 3;
                   }))
-                  .exclusiveJoin(group_lost.then([&code]() {
+                  .exclusiveJoin(group_lost.then([&code](bool drained) {
+                    if (drained) {
+                      std::fprintf(stderr, "troupe: the shard group was drained; this worker stops\n");
+                      return;
+                    }
                     std::fprintf(stderr, "troupe: the shard group stopped; this worker stops\n");
                     code = 4;
                   }))

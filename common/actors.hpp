@@ -16,14 +16,15 @@ namespace troupe::cluster {
 using token_sink_actor = caf::typed_actor<
     caf::reacts_to<tokens_atom, std::vector<token_chunk>>>;  // the chunks of one step
 
-// Receives shard groups' load reports (the router; later the autoscaler and the admin console).
+// Receives shard groups' load reports (the router, which passes them on to the registry's subscribers).
 using load_sink_actor = caf::typed_actor<
     caf::reacts_to<load_atom, load_report>>;  // one group's load, every second
 
 // A shard group's leader (gpu_actor rank 0): runs the engine's step loop on its own thread.
 using gpu_leader_actor = caf::typed_actor<
-    caf::reacts_to<generate_atom, generate_request, token_sink_actor>,  // queue a request; its tokens go to the sink
+    caf::reacts_to<generate_atom, request, token_sink_actor>,          // queue a request; its tokens go to the sink
     caf::reacts_to<abort_atom, int64_t>,                                // end a request now and free its KV blocks
+    caf::reacts_to<stop_atom>,                                          // drained: quit (normally) once nothing runs
     caf::replies_to<load_atom>::with<load_report>,                      // the current load
     caf::reacts_to<step_atom>,                                          // internal: run one engine step
     caf::reacts_to<tick_atom>>;                                         // internal: publish the load report
@@ -40,12 +41,30 @@ using rendezvous_actor = caf::typed_actor<
     caf::replies_to<set_key_atom, std::string, std::string>::with<bool>,  // publish a key's value
     caf::replies_to<get_key_atom, std::string>::with<std::string>>;       // a key's value (error: not there yet)
 
+// Follows the registry (registry_actor's subscribe): the autoscaler, the admin console.
+using registry_subscriber_actor = caf::typed_actor<
+    caf::reacts_to<registry_atom, registry_event>>;  // a group joined, left, reported its load or changed state
+
+// The cluster's registry of shard groups, as other roles see it (the router implements it). Groups
+// are named by group_info::name; an unknown name is an error naming it.
+using registry_actor = caf::typed_actor<
+    caf::replies_to<list_atom>::with<std::vector<group_status>>,  // every group now, by name
+    // Follow changes (monitored: a subscriber that goes away is dropped); the reply is the list now,
+    // and every change after it arrives as a registry_event.
+    caf::replies_to<subscribe_atom, registry_subscriber_actor>::with<std::vector<group_status>>,
+    caf::reacts_to<unsubscribe_atom, registry_subscriber_actor>,      // stop following
+    caf::replies_to<cordon_atom, std::string>::with<group_status>,    // route nothing new to the group
+    caf::replies_to<uncordon_atom, std::string>::with<group_status>,  // route to it again (not once draining)
+    // Cordon the group, let its in-flight requests finish, then tell it to stop; it leaves the
+    // registry when its leader has quit ("left", reason "drained").
+    caf::replies_to<drain_atom, std::string>::with<group_status>>;
+
 // The router: the registry of shard groups, routing, and the streams back to the clients.
-using router_actor = caf::typed_actor<
+using router_actor = registry_actor::extend<
     caf::replies_to<register_atom, group_info, gpu_leader_actor>::with<bool>,  // a shard group joins (error: refused, and why)
     caf::reacts_to<load_atom, load_report>,                                    // a group's load report
     caf::reacts_to<tokens_atom, std::vector<token_chunk>>,                     // tokens streamed by a group
-    caf::reacts_to<submit_atom, generate_request, cache_key>,                  // route a request from this node's front end (key empty: not cached)
+    caf::reacts_to<submit_atom, request, cache_key>,                          // route a request from this node's front end (key empty: not cached)
     caf::reacts_to<cancel_atom, int64_t>,                                      // the client is gone or stopped: abort at the group
     caf::reacts_to<rendezvous_atom, std::string, rendezvous_actor>,            // a group's leader publishes where its ranks meet
     caf::replies_to<rendezvous_atom, std::string>::with<rendezvous_actor>>;    // where group G's ranks meet (error: not yet published)

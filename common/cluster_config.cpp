@@ -10,11 +10,13 @@ namespace troupe::cluster {
 
 node_config::node_config(liveness l, size_t threads) {
   load<caf::io::middleman>();
-  add_message_type<generate_request>("troupe.generate_request");
+  add_message_type<request>("troupe.request");
   add_message_type<token_logprob>("troupe.token_logprob");
   add_message_type<token_chunk>("troupe.token_chunk");  // and std::vector<token_chunk>
   add_message_type<group_info>("troupe.group_info");
   add_message_type<load_report>("troupe.load_report");
+  add_message_type<group_status>("troupe.group_status");  // and std::vector<group_status>
+  add_message_type<registry_event>("troupe.registry_event");
   add_message_type<cache_key>("troupe.cache_key");
   add_message_type<cache_entry>("troupe.cache_entry");
   add_message_type<cache_lookup>("troupe.cache_lookup");
@@ -24,6 +26,8 @@ node_config::node_config(liveness l, size_t threads) {
   add_message_type<router_actor>("troupe.router_actor");
   add_message_type<token_sink_actor>("troupe.token_sink_actor");
   add_message_type<rendezvous_actor>("troupe.rendezvous_actor");
+  add_message_type<registry_actor>("troupe.registry_actor");
+  add_message_type<registry_subscriber_actor>("troupe.registry_subscriber_actor");
   set("middleman.heartbeat-interval", caf::timespan{l.heartbeat});
   set("middleman.connection-timeout", caf::timespan{l.connection_timeout});
   set("scheduler.max-threads", threads);

@@ -7,7 +7,7 @@
 
 namespace troupe::engine {
 
-expected<void> validate(const generation_request& r, const model_config& c) {
+expected<void> validate(const request& r, const model_config& c) {
   if (r.prompt.empty()) return fail("the prompt is empty: at least one token is needed");
   for (int32_t t : r.prompt)
     if (t < 0 || t >= c.vocab_size)
@@ -17,14 +17,14 @@ expected<void> validate(const generation_request& r, const model_config& c) {
     return fail("the prompt has " + std::to_string(r.prompt.size()) + " tokens; this model's context length is " +
                 std::to_string(c.max_position) + " tokens, and at least one must be left to generate");
   if (r.max_tokens < 1) return fail("max_tokens must be at least 1, got " + std::to_string(r.max_tokens));
-  for (int32_t t : r.stop_token_ids)
+  for (int32_t t : r.stop.token_ids)
     if (t < 0 || t >= c.vocab_size)
       return fail("stop token id " + std::to_string(t) + " is outside the vocabulary [0, " +
                   std::to_string(c.vocab_size) + ")");
   return validate(r.sampling);
 }
 
-expected<generation_result> generate(llama_forward& fwd, const tokenizer& tok, const generation_request& req,
+expected<generation_result> generate(llama_forward& fwd, const tokenizer& tok, const request& req,
                                      const std::function<void(const generation_event&)>& on_event) {
   const model_config& c = fwd.config();
   if (auto ok = validate(req, c); !ok) return ok.err();
@@ -33,8 +33,8 @@ expected<generation_result> generate(llama_forward& fwd, const tokenizer& tok, c
   auto kv = fwd.new_kv(capacity);
   if (!kv) return kv.err();
 
-  std::vector<int32_t> stop_ids = req.stop_token_ids;
-  if (!req.ignore_eos) {
+  std::vector<int32_t> stop_ids = req.stop.token_ids;
+  if (!req.stop.ignore_eos) {
     stop_ids.insert(stop_ids.end(), c.eos_token_ids.begin(), c.eos_token_ids.end());
     const auto& eos = tok.specials().eos_ids;
     stop_ids.insert(stop_ids.end(), eos.begin(), eos.end());
@@ -43,7 +43,7 @@ expected<generation_result> generate(llama_forward& fwd, const tokenizer& tok, c
   out.prompt_tokens = req.prompt;
   sampler samp(req.sampling);
   // The generated text continues the prompt: a SentencePiece "▁word" keeps its space.
-  text_stream text(tok, req.stop, req.skip_special, req.prompt.empty());
+  text_stream text(tok, req.stop.strings, req.skip_special_tokens, req.prompt.empty());
   std::vector<float> logits(size_t(c.vocab_size));
 
   auto ran = fwd.forward(req.prompt, 0, **kv, logits);

@@ -83,7 +83,7 @@ llm_engine::llm_engine(llama_forward& fwd, engine_config config, std::vector<int
                  cache_, make_fcfs_priority_policy()),
       group_(group) {}
 
-expected<int64_t> llm_engine::add_request(engine_request r) {
+expected<int64_t> llm_engine::add_request(request r) {
   if (auto ok = validate(r.sampling); !ok) return ok.err();
   const int64_t vocab = fwd_.config().vocab_size;
   for (const int32_t t : r.prompt) {
@@ -91,14 +91,9 @@ expected<int64_t> llm_engine::add_request(engine_request r) {
       return fail("token id " + std::to_string(t) + " is outside the vocabulary [0, " + std::to_string(vocab) + ")");
   }
   const int64_t id = next_request_++;
-  sched_request s;
+  request s = r;
   s.id = id;
-  s.prompt = r.prompt;
-  s.max_tokens = r.max_tokens;
-  s.priority = r.priority;
-  s.n = r.n;
-  s.stop_token_ids = r.stop_token_ids;
-  if (!r.ignore_eos) s.stop_token_ids.insert(s.stop_token_ids.end(), eos_ids_.begin(), eos_ids_.end());
+  if (!r.stop.ignore_eos) s.stop.token_ids.insert(s.stop.token_ids.end(), eos_ids_.begin(), eos_ids_.end());
   if (auto ok = scheduler_.add_request(std::move(s)); !ok) return ok.err();
   const uint64_t device_seed = r.sampling.seed ? *r.sampling.seed : std::random_device{}();
   requests_.emplace(id, request_state{std::move(r), {}, device_seed});
@@ -129,7 +124,7 @@ void llm_engine::fail_step(const step_plan& plan, const std::string& why, std::v
     forget(id);
     request_output o;
     o.request = id;
-    o.finish = engine_finish::error;
+    o.finish = finish_reason::error;
     o.error = why;
     out.push_back(std::move(o));
   }
@@ -172,7 +167,7 @@ std::vector<request_output> llm_engine::step() {
   for (const int64_t id : aborted_) {
     request_output o;
     o.request = id;
-    o.finish = engine_finish::abort;
+    o.finish = finish_reason::abort;
     out.push_back(std::move(o));
   }
   aborted_.clear();
@@ -280,7 +275,7 @@ std::vector<request_output> llm_engine::step() {
       out.push_back(request_output{f.request, sample, {}, {}, std::nullopt, {}});
       match = out.end() - 1;
     }
-    match->finish = f.reason == seq_finish::stop ? engine_finish::stop : engine_finish::length;
+    match->finish = f.reason;
     if (sit != seqs_.end()) seqs_.erase(sit);
     if (f.request_done) requests_.erase(f.request);
   }

@@ -18,6 +18,8 @@
 #include <vector>
 
 #include "common/expected.hpp"
+#include "common/finish_reason.hpp"
+#include "common/request.hpp"
 #include "engine/kv_cache/block_pool.hpp"
 #include "engine/kv_cache/kv_cache_manager.hpp"
 #include "engine/llama_forward.hpp"
@@ -38,27 +40,6 @@ struct engine_config {
   bool enforce_eager = false;                    // never run decode steps as CUDA graphs (llama_forward::set_graph_max_batch)
 };
 
-struct engine_request {
-  std::vector<int32_t> prompt;          // token ids, validated against the vocabulary
-  int32_t max_tokens = 16;
-  sampling_params sampling;
-  std::vector<int32_t> stop_token_ids;  // besides the model's eos ids (unless ignore_eos)
-  bool ignore_eos = false;
-  int32_t priority = 0;                 // lower runs first; the last-arrived of the lowest class is preempted first
-  int32_t n = 1;                        // parallel samples sharing the prompt's blocks
-};
-
-enum class engine_finish { stop, length, abort, error };
-[[nodiscard]] constexpr const char* to_string(engine_finish f) {
-  switch (f) {
-    case engine_finish::stop: return "stop";
-    case engine_finish::length: return "length";
-    case engine_finish::abort: return "abort";
-    case engine_finish::error: break;
-  }
-  return "error";
-}
-
 // One sample of one request after a step: the tokens generated this step (one, or none when the
 // step only prefilled or the request ended), their logprobs when asked for, and how it finished.
 struct request_output {
@@ -66,8 +47,8 @@ struct request_output {
   int32_t sample = 0;                   // 0 .. n-1
   std::vector<int32_t> tokens;
   std::vector<sample_result> logprobs;  // one per token when sampling.logprobs >= 0
-  std::optional<engine_finish> finish;
-  std::string error;                    // with engine_finish::error
+  std::optional<finish_reason> finish;  // none while the sample runs
+  std::string error;                    // with finish_reason::error
 };
 
 struct engine_stats {
@@ -99,9 +80,11 @@ class llm_engine {
   llm_engine(const llm_engine&) = delete;
   llm_engine& operator=(const llm_engine&) = delete;
 
-  // Queues a request; returns its id. Errors: invalid sampling parameters, token ids outside the
-  // vocabulary, and (from the scheduler) a prompt + max_tokens beyond the context or the whole cache.
-  [[nodiscard]] expected<int64_t> add_request(engine_request r);
+  // Queues a request (its id is the caller's and not used here); returns the engine's own id.
+  // Errors: invalid sampling parameters, token ids outside the vocabulary, and (from the scheduler)
+  // a prompt + max_tokens beyond the context or the whole cache. The request's stop strings and
+  // skip_special_tokens are the caller's to apply on the text: the engine works on token ids.
+  [[nodiscard]] expected<int64_t> add_request(request r);
 
   // One forward pass over the batch; outputs for every sample that got a token or finished.
   // Empty when there is nothing to run.
@@ -125,7 +108,7 @@ class llm_engine {
 
  private:
   struct request_state {
-    engine_request req;
+    request req;
     std::vector<sampler> samplers;  // one per sample, created when the prompt's logits arrive
     uint64_t device_seed = 0;       // sampling on the device: the request's seed, or one drawn at random
   };

@@ -10,7 +10,7 @@
 
 #include "common/expected.hpp"
 #include "engine/device_sampling.hpp"
-#include "engine/sampling_params.hpp"
+#include "common/sampling_params.hpp"
 
 namespace troupe::engine {
 

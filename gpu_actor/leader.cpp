@@ -5,8 +5,6 @@
 // a request joins the batch at the next step and an abort frees its blocks before it.
 #include "gpu_actor/leader.hpp"
 
-#include "common/cluster_sampling.hpp"
-
 #include <caf/all.hpp>
 #include <algorithm>
 #include <chrono>
@@ -26,18 +24,6 @@ leader_resources::~leader_resources() {
   for (auto& t : ranks) t.join();
 }
 
-engine::engine_request to_engine_request(const generate_request& r) {
-  engine::engine_request e;
-  e.prompt = r.prompt;
-  e.max_tokens = r.max_tokens;
-  e.sampling = sampling_of(r);
-  e.stop_token_ids = r.stop_token_ids;
-  e.ignore_eos = r.ignore_eos;
-  e.priority = r.priority;
-  e.n = r.n;
-  return e;
-}
-
 namespace {
 
 constexpr auto report_interval = std::chrono::seconds(1);
@@ -55,6 +41,7 @@ struct leader_state {
   std::unordered_map<int64_t, owner> owners;       // engine id -> owner
   std::unordered_map<int64_t, int64_t> engine_ids; // router id -> engine id
   bool step_queued = false;
+  bool stopping = false;  // told to stop (drained): quit once the engine runs nothing
   int64_t reported_tokens = 0;
   std::chrono::steady_clock::time_point reported_at = std::chrono::steady_clock::now();
   static inline const char* name = "troupe.gpu_leader";
@@ -82,9 +69,8 @@ token_chunk to_chunk(int64_t request, engine::request_output& o) {
     }
     c.logprobs.push_back(std::move(lp));
   }
-  if (o.finish) c.finish = int8_t(*o.finish);
-  c.error = std::move(o.error);
-  if (!c.error.empty()) c.status = 500;
+  if (o.finish) c.finish = *o.finish;
+  if (!o.error.empty()) c.error = failure{failure_code::internal, std::move(o.error), {}};
   return c;
 }
 
@@ -119,6 +105,13 @@ bool leave_if_group_failed(leader_ptr self) {
   return true;
 }
 
+// A stopping leader quits normally once its engine has nothing left to run.
+bool quit_if_stopped(leader_ptr self) {
+  if (!self->state.stopping || self->state.res->engine->has_unfinished()) return false;
+  self->quit();
+  return true;
+}
+
 load_report make_report(const leader_state& st) {
   const auto s = st.res->engine->stats();
   load_report r;
@@ -145,21 +138,18 @@ gpu_leader_actor spawn_leader(caf::actor_system& system, std::shared_ptr<leader_
     self->state.load_sink = std::move(sink);
     self->delayed_send(self, report_interval, tick_atom::value);
     return {
-        [self](generate_atom, generate_request& r, token_sink_actor& sink) {
+        [self](generate_atom, request& r, token_sink_actor& sink) {
           auto& st = self->state;
-          const int64_t request = r.id;
-          auto id = st.res->engine->add_request(to_engine_request(r));
-          if (!id) {
-            token_chunk c;
-            c.id = request;
-            c.finish = int8_t(finish_kind::error);
-            c.error = id.message();
-            c.status = 400;
-            self->send(sink, tokens_atom::value, std::vector<token_chunk>{std::move(c)});
+          const int64_t request_id = r.id;
+          const int32_t samples = std::max(r.n, 1);
+          auto id = st.res->engine->add_request(std::move(r));
+          if (!id) {  // what the router's checks could not see (this group's KV cache is too small)
+            self->send(sink, tokens_atom::value,
+                       std::vector<token_chunk>{failed_chunk(request_id, {failure_code::invalid_request, id.message(), {}})});
             return;
           }
-          st.owners[*id] = owner{request, std::move(sink), std::max(r.n, 1)};
-          st.engine_ids[request] = *id;
+          st.owners[*id] = owner{request_id, std::move(sink), samples};
+          st.engine_ids[request_id] = *id;
           queue_step(self);
         },
         [self](abort_atom, int64_t request) {
@@ -171,11 +161,15 @@ gpu_leader_actor spawn_leader(caf::actor_system& system, std::shared_ptr<leader_
           st.engine_ids.erase(it);
           queue_step(self);  // the engine reports the abort at its next step
         },
+        [self](stop_atom) {
+          self->state.stopping = true;
+          quit_if_stopped(self);
+        },
         [self](load_atom) -> load_report { return make_report(self->state); },
         [self](step_atom) {
           self->state.step_queued = false;
           run_step(self);
-          if (leave_if_group_failed(self)) return;
+          if (leave_if_group_failed(self) || quit_if_stopped(self)) return;
           if (self->state.res->engine->has_unfinished()) queue_step(self);
         },
         [self](tick_atom) {

@@ -33,9 +33,6 @@ struct leader_resources {
   ~leader_resources();
 };
 
-// The engine request a generate_request describes.
-[[nodiscard]] engine::engine_request to_engine_request(const cluster::generate_request& r);
-
 // Spawns the leader. `load_sink` (may be invalid) receives the load report every second.
 [[nodiscard]] cluster::gpu_leader_actor spawn_leader(caf::actor_system& system,
                                                      std::shared_ptr<leader_resources> resources,

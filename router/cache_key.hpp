@@ -10,12 +10,11 @@
 namespace troupe::router {
 
 // Deterministic requests only (greedy, or an explicit seed), unless the operator allows any.
-[[nodiscard]] bool cacheable(const cluster::generate_request& r, bool allow_nondeterministic);
+[[nodiscard]] bool cacheable(const request& r, bool allow_nondeterministic);
 
-// The key: the model revision and every field of `r` but its id, the stop strings and whether
-// special tokens are skipped, encoded canonically (fixed order, fixed widths, lengths before
-// variable parts), with its XXH3-64 hash.
-[[nodiscard]] cluster::cache_key make_cache_key(std::string_view revision, const cluster::generate_request& r,
-                                                const std::vector<std::string>& stop, bool skip_special_tokens);
+// The key: the model revision and every field of `r` that decides its output (all but its id and
+// priority), encoded canonically (fixed order, fixed widths, lengths before variable parts), with
+// its XXH3-64 hash.
+[[nodiscard]] cluster::cache_key make_cache_key(std::string_view revision, const request& r);
 
 }  // namespace troupe::router

@@ -2,6 +2,7 @@
 // metrics) as a snapshot: the HTTP side reads it without asking the actor and waiting.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <mutex>
 #include <vector>
@@ -10,33 +11,32 @@
 
 namespace troupe::router {
 
-struct group_snapshot {
-  cluster::group_info info;
-  cluster::load_report load;      // the last report (zeros until the first)
-  int64_t outstanding_tokens = 0; // of requests routed to it and not finished
-  int64_t in_flight = 0;          // requests routed to it and not finished
-  int64_t routed = 0;             // requests routed to it since it joined
-};
-
 // Threading: set() from the router actor, the rest from any thread.
 class cluster_view {
  public:
-  void set(std::vector<group_snapshot> groups) {
+  void set(std::vector<cluster::group_status> groups) {
     std::lock_guard lock(mutex_);
     groups_ = std::move(groups);
   }
-  [[nodiscard]] std::vector<group_snapshot> groups() const {
+  [[nodiscard]] std::vector<cluster::group_status> groups() const {
     std::lock_guard lock(mutex_);
     return groups_;
   }
+  // Groups alive, whatever their state (what /health reports).
   [[nodiscard]] size_t live_groups() const {
     std::lock_guard lock(mutex_);
     return groups_.size();
   }
+  // Groups new requests may be routed to (state serving).
+  [[nodiscard]] size_t serving_groups() const {
+    std::lock_guard lock(mutex_);
+    return size_t(std::count_if(groups_.begin(), groups_.end(),
+                                [](const auto& g) { return g.state == cluster::group_state::serving; }));
+  }
 
  private:
   mutable std::mutex mutex_;
-  std::vector<group_snapshot> groups_;
+  std::vector<cluster::group_status> groups_;
 };
 
 }  // namespace troupe::router

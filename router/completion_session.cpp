@@ -9,21 +9,22 @@ namespace troupe::router {
 
 using namespace cluster;
 
-completion_session::completion_session(const model_frontend& model, prepared_request prepared, int64_t id,
+completion_session::completion_session(const model_frontend& model, request prepared, bool allow_cache, int64_t id,
                                        router_actor router, std::shared_ptr<stream_registry> streams,
                                        cache_policy cache)
     : model_(model),
-      prepared_(std::move(prepared)),
+      request_(std::move(prepared)),
+      allow_cache_(allow_cache),
       id_(id),
       router_(std::move(router)),
       streams_(std::move(streams)),
       cache_(cache) {
-  prepared_.request.id = id_;
-  const int32_t n = std::max(prepared_.request.n, 1);
+  request_.id = id_;
+  const int32_t n = std::max(request_.n, 1);
   samples_.reserve(size_t(n));
   for (int32_t i = 0; i < n; ++i)
     // The completion continues the prompt: a SentencePiece "▁word" keeps its space.
-    samples_.push_back({engine::text_stream(model_.tokenizer(), prepared_.stop, prepared_.skip_special_tokens, false)});
+    samples_.push_back({engine::text_stream(model_.tokenizer(), request_.stop.strings, request_.skip_special_tokens, false)});
   unfinished_ = n;
 }
 
@@ -38,9 +39,9 @@ void completion_session::start() {
   started_flag_ = true;
   started_ = std::chrono::steady_clock::now();
   cache_key key;
-  if (cache_.enabled && prepared_.cache && cacheable(prepared_.request, cache_.allow_nondeterministic))
-    key = make_cache_key(model_.revision(), prepared_.request, prepared_.stop, prepared_.skip_special_tokens);
-  caf::anon_send(router_, submit_atom::value, prepared_.request, std::move(key));
+  if (cache_.enabled && allow_cache_ && cacheable(request_, cache_.allow_nondeterministic))
+    key = make_cache_key(model_.revision(), request_);
+  caf::anon_send(router_, submit_atom::value, request_, std::move(key));
 }
 
 choice_delta& completion_session::delta_for(int32_t sample, std::vector<choice_delta>& deltas) {
@@ -54,22 +55,22 @@ choice_delta& completion_session::delta_for(int32_t sample, std::vector<choice_d
 }
 
 void completion_session::apply(token_chunk& c, std::vector<choice_delta>& deltas, session_update& u) {
-  if (c.finish == int8_t(finish_kind::error) && (c.sample < 0 || c.sample >= samples() || c.tokens.empty())) {
+  if (c.finish == finish_reason::error && (c.sample < 0 || c.sample >= samples() || c.tokens.empty())) {
     // A failure of the whole request (no group, refused, group lost).
-    const int status = c.status ? c.status : 500;
-    u.error = api_error{status, c.error, status == 400 ? "invalid_request_error" : "server_error", {}, {}};
+    u.error = std::move(c.error);
+    if (!failed(*u.error)) u.error->code = failure_code::internal;
     return;
   }
   if (c.sample < 0 || c.sample >= samples()) return;
   sample_state& s = samples_[size_t(c.sample)];
   if (s.finished) return;  // ended by a stop string at this end
   choice_delta& d = delta_for(c.sample, deltas);
-  const bool engine_stop = c.finish == int8_t(finish_kind::stop);
+  const bool engine_stop = c.finish == finish_reason::stop;
   for (size_t i = 0; i < c.tokens.size() && !s.finished; ++i) {
     const int32_t token = c.tokens[i];
     if (token < 0 || token >= model_.tokenizer().vocab_size()) {  // only a corrupt cache entry could
-      u.error = api_error{500, "token id " + std::to_string(token) + " outside the vocabulary in the stream",
-                          "server_error", {}, {}};
+      u.error = failure{failure_code::internal,
+                        "token id " + std::to_string(token) + " outside the vocabulary in the stream", {}};
       return;
     }
     // The engine ends a sequence with "stop" on its last token only when that token is eos or a
@@ -78,7 +79,7 @@ void completion_session::apply(token_chunk& c, std::vector<choice_delta>& deltas
     auto piece = s.text.push(token, stop_token);
     ++s.tokens;
     d.token_ids.push_back(token);
-    if (i < c.logprobs.size() && prepared_.request.logprobs >= 0) {
+    if (i < c.logprobs.size() && request_.sampling.logprobs >= 0) {
       const auto& lp = c.logprobs[i];
       token_logprob_text t{model_.tokenizer().token_bytes(lp.token), lp.logprob, {}};
       for (size_t k = 0; k < lp.top_tokens.size() && k < lp.top_logprobs.size(); ++k)
@@ -93,21 +94,21 @@ void completion_session::apply(token_chunk& c, std::vector<choice_delta>& deltas
       d.finish_reason = "stop";
     }
   }
-  if (!s.finished && c.finish >= 0) {
+  if (!s.finished && c.finish != finish_reason::none) {
     s.finished = true;
     if (!engine_stop) {
       std::string rest = s.text.finish();
       s.emitted += rest.size();
       d.text += rest;
     }
-    switch (finish_kind(c.finish)) {
-      case finish_kind::stop: d.finish_reason = "stop"; break;
-      case finish_kind::length: d.finish_reason = "length"; break;
-      case finish_kind::abort: d.finish_reason = "abort"; break;
-      case finish_kind::error:
-      case finish_kind::none: {
-        const int status = c.status ? c.status : 500;
-        u.error = api_error{status, c.error.empty() ? "the shard group failed" : c.error, "server_error", {}, {}};
+    switch (c.finish) {
+      case finish_reason::stop:
+      case finish_reason::length:
+      case finish_reason::abort: d.finish_reason = to_string(c.finish); break;
+      default: {  // error, or a value off the wire that is none of them
+        u.error = std::move(c.error);
+        if (!failed(*u.error)) u.error->code = failure_code::internal;
+        if (u.error->message.empty()) u.error->message = "the shard group failed";
         return;
       }
     }
@@ -143,7 +144,7 @@ session_update completion_session::poll() {
 
 usage_counts completion_session::usage() const {
   usage_counts u;
-  u.prompt_tokens = int64_t(prepared_.request.prompt.size());
+  u.prompt_tokens = int64_t(request_.prompt.size());
   for (const auto& s : samples_) u.completion_tokens += s.tokens;
   return u;
 }

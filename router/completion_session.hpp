@@ -23,7 +23,7 @@ namespace troupe::router {
 // What the session has learnt since the last poll().
 struct session_update {
   std::vector<choice_delta> deltas;  // at most one per sample, in sample order; text may be empty
-  std::optional<api_error> error;    // the request failed (nothing more follows)
+  std::optional<failure> error;      // the request failed (nothing more follows)
   bool done = false;                 // every sample has finished (or the request failed)
 };
 
@@ -35,7 +35,8 @@ struct cache_policy {
 
 class completion_session {
  public:
-  completion_session(const model_frontend& model, prepared_request prepared, int64_t id,
+  // `allow_cache`: the client allows a cached answer (no "cache": false, no no-cache header).
+  completion_session(const model_frontend& model, request prepared, bool allow_cache, int64_t id,
                      cluster::router_actor router, std::shared_ptr<stream_registry> streams, cache_policy cache = {});
   ~completion_session();
   completion_session(const completion_session&) = delete;
@@ -67,7 +68,8 @@ class completion_session {
   [[nodiscard]] choice_delta& delta_for(int32_t sample, std::vector<choice_delta>& deltas);
 
   const model_frontend& model_;
-  prepared_request prepared_;
+  request request_;
+  bool allow_cache_ = true;
   int64_t id_;
   cluster::router_actor router_;
   std::shared_ptr<stream_registry> streams_;

@@ -53,7 +53,7 @@ std::string label_value(std::string_view v) {
 
 // Per-group gauges, rendered from the current snapshot at each scrape (so a group that left has no
 // stale series).
-std::string group_metrics(const std::vector<group_snapshot>& groups) {
+std::string group_metrics(const std::vector<cluster::group_status>& groups) {
   std::string out;
   auto family = [&out, &groups](const char* name, const char* help, auto value) {
     out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " gauge\n";
@@ -64,21 +64,21 @@ std::string group_metrics(const std::vector<group_snapshot>& groups) {
     }
   };
   family("troupe_group_running", "Sequences running in the shard group (last load report).",
-         [](const group_snapshot& g) { return g.load.running; });
+         [](const cluster::group_status& g) { return g.load.running; });
   family("troupe_group_waiting", "Requests waiting in the shard group's queue (last load report).",
-         [](const group_snapshot& g) { return g.load.waiting; });
+         [](const cluster::group_status& g) { return g.load.waiting; });
   family("troupe_group_kv_used_fraction", "Share of the shard group's KV cache blocks in use.",
-         [](const group_snapshot& g) {
+         [](const cluster::group_status& g) {
            return g.load.kv_blocks_total > 0 ? double(g.load.kv_blocks_used) / g.load.kv_blocks_total : 0.0;
          });
   family("troupe_group_tokens_per_second", "Tokens the shard group generated per second (last report).",
-         [](const group_snapshot& g) { return g.load.tokens_per_s; });
+         [](const cluster::group_status& g) { return g.load.tokens_per_s; });
   family("troupe_group_generated_tokens", "Tokens the shard group generated since it started (last report).",
-         [](const group_snapshot& g) { return g.load.generated_tokens; });
+         [](const cluster::group_status& g) { return g.load.generated_tokens; });
   family("troupe_group_requests_routed", "Requests routed to the shard group since it joined.",
-         [](const group_snapshot& g) { return g.routed; });
+         [](const cluster::group_status& g) { return g.routed; });
   family("troupe_group_outstanding_tokens", "Prompt and output tokens routed to the group and not yet done.",
-         [](const group_snapshot& g) { return g.outstanding_tokens; });
+         [](const cluster::group_status& g) { return g.outstanding_tokens; });
   return out;
 }
 
@@ -309,17 +309,17 @@ class http_frontend::service final : public kj::HttpService {
     if (auto* e = std::get_if<api_error>(&parsed)) return send_error(response, *e, label);
     auto& req = std::get<api_request>(parsed);
     auto prepared = model_.prepare(req);
-    if (auto* e = std::get_if<api_error>(&prepared)) return send_error(response, *e, label);
-    if (no_cache) std::get<prepared_request>(prepared).cache = false;
-    if (view_->live_groups() == 0)
+    if (auto* e = std::get_if<failure>(&prepared)) return send_error(response, to_api_error(*e), label);
+    if (view_->serving_groups() == 0)
       return send_error(response, api_error{503, "no live shard group: the cluster has no worker serving '" +
                                                      model_.name() + "' yet",
                                             "server_error", {}, {}},
                         label);
 
     auto x = kj::heap<exchange>();
-    x->session = std::make_unique<completion_session>(model_, std::move(std::get<prepared_request>(prepared)),
-                                                      ctx_.ids->next(), router_, streams_, ctx_.cache);
+    x->session = std::make_unique<completion_session>(model_, std::move(std::get<troupe::request>(prepared)),
+                                                      req.cache && !no_cache, ctx_.ids->next(), router_, streams_,
+                                                      ctx_.cache);
     x->response = &response;
     x->stream = req.stream;
     x->include_usage = req.include_usage;
@@ -342,7 +342,7 @@ class http_frontend::service final : public kj::HttpService {
   kj::Promise<void> pump(exchange& x) {
     return x.session->ready().then([this, &x]() -> kj::Promise<void> {
       auto u = x.session->poll();
-      if (u.error && (!x.stream || !x.out)) return finish_error(x, *u.error);
+      if (u.error && (!x.stream || !x.out)) return finish_error(x, to_api_error(*u.error));
       if (!x.stream) {
         for (auto& d : u.deltas) {
           auto& w = x.whole[size_t(d.index)];
@@ -362,8 +362,9 @@ class http_frontend::service final : public kj::HttpService {
         events += sse_data(chunk_json(x.meta, d, first));
       }
       if (u.error) {
-        events += sse_data(error_json(*u.error));
-        record(x, u.error->status);
+        const api_error e = to_api_error(*u.error);
+        events += sse_data(error_json(e));
+        record(x, e.status);
       }
       if (u.done) {
         if (!u.error && x.include_usage) events += sse_data(usage_chunk_json(x.meta, x.session->usage()));

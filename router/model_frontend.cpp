@@ -5,7 +5,6 @@
 
 #include <filesystem>
 
-#include "common/cluster_sampling.hpp"
 #include "engine/model_tokenizer.hpp"
 
 namespace troupe::router {
@@ -56,19 +55,18 @@ expected<std::unique_ptr<model_frontend>> model_frontend::load(const std::string
 
 namespace {
 
-api_error bad(std::string message, std::string param, std::string code = {}) {
-  return api_error{400, std::move(message), "invalid_request_error", std::move(param), std::move(code)};
+failure bad(std::string message, std::string param, failure_code code = failure_code::invalid_request) {
+  return failure{code, std::move(message), std::move(param)};
 }
 
 }  // namespace
 
-std::variant<prepared_request, api_error> model_frontend::prepare(const api_request& r) const {
+std::variant<request, failure> model_frontend::prepare(const api_request& r) const {
   if (r.model != name_)
-    return api_error{404, "The model '" + r.model + "' does not exist; this server serves '" + name_ + "'",
-                     "invalid_request_error", "model", "model_not_found"};
+    return bad("The model '" + r.model + "' does not exist; this server serves '" + name_ + "'", "model",
+               failure_code::not_found);
   const int64_t vocab = model_->config.vocab_size;
-  prepared_request out;
-  auto& g = out.request;
+  request g;
   std::string_view prompt_name = "prompt";
   if (r.endpoint == api_endpoint::chat_completions) {
     prompt_name = "messages";
@@ -107,24 +105,23 @@ std::variant<prepared_request, api_error> model_frontend::prepare(const api_requ
     return bad("This model's maximum context length is " + std::to_string(context) + " tokens. However, your " +
                    std::string(prompt_name) + " resulted in " + std::to_string(prompt_len) +
                    " tokens; at least one token must be left to generate.",
-               std::string(prompt_name), "context_length_exceeded");
+               std::string(prompt_name), failure_code::context_length);
   if (r.max_tokens && prompt_len + *r.max_tokens > context)
     return bad("This model's maximum context length is " + std::to_string(context) + " tokens. However, you requested " +
                    std::to_string(prompt_len + *r.max_tokens) + " tokens (" + std::to_string(prompt_len) + " in the " +
                    std::string(prompt_name) + ", " + std::to_string(*r.max_tokens) +
                    " in the completion). Please reduce the length of the " + std::string(prompt_name) +
                    " or the completion.",
-               "max_tokens", "context_length_exceeded");
+               "max_tokens", failure_code::context_length);
   g.max_tokens = int32_t(r.max_tokens ? *r.max_tokens : context - prompt_len);
 
-  cluster::set_sampling(g, r.sampling);
-  g.stop_token_ids = r.stop_token_ids;
-  g.ignore_eos = r.ignore_eos;
+  g.sampling = r.sampling;
+  g.stop.token_ids = r.stop_token_ids;
+  g.stop.ignore_eos = r.ignore_eos;
+  g.stop.strings = r.stop;
+  g.skip_special_tokens = r.skip_special_tokens;
   g.n = r.n;
-  out.stop = r.stop;
-  out.skip_special_tokens = r.skip_special_tokens;
-  out.cache = r.cache;
-  return out;
+  return g;
 }
 
 }  // namespace troupe::router

@@ -7,21 +7,14 @@
 #include <string>
 #include <variant>
 
-#include "common/cluster_messages.hpp"
+#include "common/failure.hpp"
+#include "common/request.hpp"
 #include "engine/chat/chat_template.hpp"
 #include "engine/model/model.hpp"
 #include "engine/tokenizer/tokenizer.hpp"
 #include "router/openai_request.hpp"
 
 namespace troupe::router {
-
-// A request ready to route, and what the front end needs to turn its tokens back into text.
-struct prepared_request {
-  cluster::generate_request request;  // id not yet set
-  std::vector<std::string> stop;      // stop strings, applied on the text at the router
-  bool skip_special_tokens = true;
-  bool cache = true;                  // the client allows a cached answer (no "cache": false / no-cache)
-};
 
 class model_frontend {
  public:
@@ -35,9 +28,11 @@ class model_frontend {
   [[nodiscard]] int64_t max_context() const { return model_->config.max_position; }
   [[nodiscard]] const engine::tokenizer& tokenizer() const { return *tokenizer_; }
 
-  // Errors: 404 for another model, 400 for what the model cannot take (token ids outside the
-  // vocabulary, a prompt plus max_tokens beyond the context: the message names the limit).
-  [[nodiscard]] std::variant<prepared_request, api_error> prepare(const api_request& r) const;
+  // The request to route (its id not yet set). Failures: not_found for another model,
+  // invalid_request for what the model cannot take (token ids outside the vocabulary, a failing
+  // chat template), context_length for a prompt plus max_tokens beyond the context (the message
+  // names the limit); each names the offending field in `param`.
+  [[nodiscard]] std::variant<request, failure> prepare(const api_request& r) const;
 
  private:
   std::shared_ptr<const engine::model> model_;

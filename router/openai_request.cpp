@@ -23,14 +23,11 @@ constexpr const char* top_k_words = "'top_k' must be -1 or 0 (off) or a positive
 // A violation found deep inside a helper: thrown there, caught once in parse_api_request, so that
 // every check is one line. Never leaves this file.
 struct rejected {
-  api_error error;
+  failure error;
 };
 
 [[noreturn]] void reject(std::string param, std::string message) {
-  api_error e;
-  e.message = std::move(message);
-  e.param = std::move(param);
-  throw rejected{std::move(e)};
+  throw rejected{failure{failure_code::invalid_request, std::move(message), std::move(param)}};
 }
 
 std::string ticked(std::string_view name) {
@@ -409,7 +406,7 @@ void parse_body(dom::object body, api_request& r) {
   if (auto v = field(body, "user")) r.user = std::string(get_string(*v, "user"));
   if (auto v = field(body, "cache")) r.cache = get_bool(*v, "cache");
 
-  if (auto ok = engine::validate(r.sampling); !ok) reject("", ok.message());
+  if (auto ok = validate(r.sampling); !ok) reject("", ok.message());
 }
 
 // Every rule of parse_body that a struct can break, in the same words (the "got" value is the
@@ -452,12 +449,12 @@ void check_request(const api_request& r) {
   }
   for (size_t i = 0; i < r.stop_token_ids.size(); ++i)
     check_integer(r.stop_token_ids[i], "stop_token_ids[" + std::to_string(i) + "]", 0, std::numeric_limits<int32_t>::max());
-  if (auto ok = engine::validate(s); !ok) reject("", ok.message());
+  if (auto ok = troupe::validate(s); !ok) reject("", ok.message());
 }
 
 }  // namespace
 
-std::optional<api_error> validate_api_request(const api_request& r) {
+std::optional<failure> validate_api_request(const api_request& r) {
   try {
     check_request(r);
   } catch (rejected& e) {
@@ -492,9 +489,26 @@ std::variant<api_request, api_error> parse_api_request(api_endpoint endpoint, st
     parse_body(as_object(root), r);
     check_request(r);  // what the JSON checks let through, validate_api_request lets through too
   } catch (rejected& e) {
-    return std::move(e.error);
+    return to_api_error(e.error);
   }
   return r;
+}
+
+api_error to_api_error(const failure& f) {
+  api_error e{400, f.message, "invalid_request_error", f.param, {}};
+  switch (f.code) {
+    case failure_code::invalid_request: break;
+    case failure_code::context_length: e.code = "context_length_exceeded"; break;
+    case failure_code::not_found:
+      e.status = 404;
+      if (f.param == "model") e.code = "model_not_found";
+      break;
+    case failure_code::unauthenticated: e.status = 401; break;
+    case failure_code::overloaded:
+    case failure_code::unavailable: e.status = 503; e.type = "server_error"; break;
+    default: e.status = 500; e.type = "server_error"; break;  // internal, or none where a failure was due
+  }
+  return e;
 }
 
 std::string error_json(const api_error& e) {

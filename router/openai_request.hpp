@@ -9,8 +9,9 @@
 #include <variant>
 #include <vector>
 
+#include "common/failure.hpp"
 #include "engine/chat/chat_template.hpp"
-#include "engine/sampling_params.hpp"
+#include "common/sampling_params.hpp"
 
 namespace troupe::router {
 
@@ -40,7 +41,7 @@ struct api_request {
   std::optional<int32_t> max_tokens;
   // top_k -1 arrives as 0 (off); seed is the int64 cast to uint64; logprobs -1 = none, else the
   // number of alternatives (completions "logprobs"; chat "top_logprobs" when "logprobs" is true).
-  engine::sampling_params sampling;
+  sampling_params sampling;
   int32_t n = 1;                                      // 1..16
   std::vector<std::string> stop;                      // at most 16, none empty
   std::vector<int32_t> stop_token_ids;                // vLLM extension; not checked against the vocab
@@ -63,7 +64,13 @@ inline constexpr size_t max_request_depth = 64;
 // The checks of parse_api_request on a request built another way (the Cap'n Proto API), with the
 // same rules and messages: none when it is acceptable. parse_api_request's results always pass.
 // Chat roles are checked as given ("developer" is accepted; the caller maps it to "system").
-[[nodiscard]] std::optional<api_error> validate_api_request(const api_request& r);
+// The failure is always invalid_request, with `param` naming the field.
+[[nodiscard]] std::optional<failure> validate_api_request(const api_request& r);
+
+// A cluster failure as the HTTP API reports it: invalid_request and context_length 400
+// (context_length with OpenAI's code "context_length_exceeded"), not_found 404 ("model_not_found"
+// for the model), unauthenticated 401, overloaded and unavailable 503, internal 500.
+[[nodiscard]] api_error to_api_error(const failure& f);
 
 // {"error":{"message":...,"type":...,"param":...|null,"code":...|null}}; always valid JSON.
 [[nodiscard]] std::string error_json(const api_error& e);

@@ -13,17 +13,14 @@ using namespace cluster;
 namespace {
 
 struct group_entry {
-  group_info info;
+  group_status status;  // what the registry lists
   gpu_leader_actor leader;
-  load_report load;
-  uint64_t key = 0;  // for the policy's hash ring
-  int64_t outstanding_tokens = 0;
-  int64_t in_flight = 0;
-  int64_t routed = 0;
+  uint64_t key = 0;     // for the policy's hash ring
+  bool stop_sent = false;  // draining and empty: the leader was told to stop
 };
 
 struct flight {
-  generate_request req;
+  request req;
   cache_key key;             // empty: not to be cached
   std::vector<token_chunk> stored;  // with a key: each sample's whole output so far, to store at the end
   std::chrono::steady_clock::time_point looked_up;  // when the cache lookup was sent
@@ -42,6 +39,7 @@ struct router_state {
   std::shared_ptr<cluster_view> view;
   std::map<std::string, group_entry> groups;  // by name
   std::unordered_map<int64_t, flight> flights;
+  std::vector<registry_subscriber_actor> subscribers;  // monitored
   // Where the ranks of each forming or running tensor-parallel group meet, by group name (the
   // leader's store actor, monitored: removed when its node goes away).
   std::map<std::string, rendezvous_actor> rendezvous;
@@ -50,29 +48,41 @@ struct router_state {
 
 using router_ptr = router_actor::stateful_pointer<router_state>;
 
-void publish(router_ptr self) {
-  std::vector<group_snapshot> snap;
-  for (const auto& [name, g] : self->state.groups)
-    snap.push_back({g.info, g.load, g.outstanding_tokens, g.in_flight, g.routed});
-  self->state.view->set(std::move(snap));
+std::vector<group_status> statuses(const router_state& st) {
+  std::vector<group_status> out;
+  out.reserve(st.groups.size());
+  for (const auto& [name, g] : st.groups) out.push_back(g.status);
+  return out;
 }
 
-void fail_request(router_ptr self, int64_t id, int32_t status, std::string why) {
-  token_chunk c;
-  c.id = id;
-  c.finish = int8_t(finish_kind::error);
-  c.error = std::move(why);
-  c.status = status;
-  self->state.streams->deliver(std::move(c));
+void publish(router_ptr self) { self->state.view->set(statuses(self->state)); }
+
+// Tells every subscriber what changed.
+void notify(router_ptr self, registry_change change, const group_status& g, std::string reason = {}) {
+  if (self->state.subscribers.empty()) return;
+  registry_event e{change, g, std::move(reason)};
+  for (const auto& s : self->state.subscribers) self->send(s, registry_atom::value, e);
 }
 
-// Takes the request off its group's books.
-void settle(router_state& st, flight& f) {
-  auto g = st.groups.find(f.group);
-  if (g == st.groups.end()) return;
-  g->second.outstanding_tokens -= f.outstanding;
-  g->second.in_flight -= 1;
+// A draining group that runs nothing more is told to stop; it leaves the registry when it has quit.
+void stop_if_drained(router_ptr self, group_entry& g) {
+  if (g.status.state != group_state::draining || g.status.in_flight > 0 || g.stop_sent) return;
+  g.stop_sent = true;
+  self->send(g.leader, stop_atom::value);
+}
+
+void fail_request(router_ptr self, int64_t id, failure_code code, std::string why) {
+  self->state.streams->deliver(failed_chunk(id, {code, std::move(why), {}}));
+}
+
+// Takes the request off its group's books (and stops the group if it was the last of a drain).
+void settle(router_ptr self, flight& f) {
+  auto g = self->state.groups.find(f.group);
+  if (g == self->state.groups.end()) return;
+  g->second.status.outstanding_tokens -= f.outstanding;
+  g->second.status.in_flight -= 1;
   f.outstanding = 0;
+  stop_if_drained(self, g->second);
 }
 
 // Routes `f` (not yet on any group's books) and sends it; false when no group is live.
@@ -81,18 +91,20 @@ bool dispatch(router_ptr self, flight& f) {
   std::vector<group_load> loads;
   std::vector<group_entry*> entries;
   for (auto& [name, g] : st.groups) {
-    const double kv = g.load.kv_blocks_total > 0 ? double(g.load.kv_blocks_used) / g.load.kv_blocks_total : 0;
-    loads.push_back({g.key, g.outstanding_tokens, g.load.running, g.load.waiting, kv});
+    if (g.status.state != group_state::serving) continue;  // cordoned or draining: nothing new
+    const load_report& l = g.status.load;
+    const double kv = l.kv_blocks_total > 0 ? double(l.kv_blocks_used) / l.kv_blocks_total : 0;
+    loads.push_back({g.key, g.status.outstanding_tokens, l.running, l.waiting, kv});
     entries.push_back(&g);
   }
   const auto pick = st.options.policy->choose(loads, f.req.prompt);
   if (!pick) return false;
   group_entry& g = *entries[*pick];
-  f.group = g.info.name;
+  f.group = g.status.info.name;
   f.outstanding = int64_t(f.req.prompt.size()) + int64_t(f.req.max_tokens) * std::max(f.req.n, 1);
-  g.outstanding_tokens += f.outstanding;
-  g.in_flight += 1;
-  g.routed += 1;
+  g.status.outstanding_tokens += f.outstanding;
+  g.status.in_flight += 1;
+  g.status.routed += 1;
   self->send(g.leader, generate_atom::value, f.req, caf::actor_cast<token_sink_actor>(self));
   publish(self);  // a few groups' figures: cheap, and /metrics and routing stats stay current
   return true;
@@ -106,7 +118,7 @@ void remember(flight& f, const token_chunk& c) {
   s.sample = c.sample;
   s.tokens.insert(s.tokens.end(), c.tokens.begin(), c.tokens.end());
   s.logprobs.insert(s.logprobs.end(), c.logprobs.begin(), c.logprobs.end());
-  if (c.finish >= 0) s.finish = c.finish;
+  if (c.finish != finish_reason::none) s.finish = c.finish;
 }
 
 // Stores a finished request when every sample ended normally (stop or length).
@@ -114,7 +126,7 @@ void store(router_ptr self, flight& f) {
   auto& st = self->state;
   if (!st.options.cache || f.stored.empty()) return;
   for (const auto& s : f.stored)
-    if (s.finish != int8_t(finish_kind::stop) && s.finish != int8_t(finish_kind::length)) return;
+    if (!completed(s.finish)) return;
   cache_entry e;
   e.samples = std::move(f.stored);
   for (auto& s : e.samples) s.id = 0;
@@ -132,22 +144,46 @@ void on_chunks(router_ptr self, std::vector<token_chunk>& chunks) {
       f.streamed = true;
       const int64_t n = std::min<int64_t>(int64_t(c.tokens.size()), f.outstanding);
       f.outstanding -= n;
-      if (auto g = st.groups.find(f.group); g != st.groups.end()) g->second.outstanding_tokens -= n;
+      if (auto g = st.groups.find(f.group); g != st.groups.end()) g->second.status.outstanding_tokens -= n;
     }
     if (!f.key.bytes.empty()) remember(f, c);
-    const bool done = c.finish >= 0 && --f.unfinished <= 0;
+    const bool done = c.finish != finish_reason::none && --f.unfinished <= 0;
     const int64_t id = c.id;
     const bool listening = st.streams->deliver(std::move(c));
     if (done) {
-      settle(st, f);
+      settle(self, f);
       if (!f.key.bytes.empty()) store(self, f);
       st.flights.erase(it);
     } else if (!listening) {  // its client is gone: stop spending the group's time on it
       if (auto g = st.groups.find(f.group); g != st.groups.end()) self->send(g->second.leader, abort_atom::value, id);
-      settle(st, f);
+      settle(self, f);
       st.flights.erase(it);
     }
   }
+}
+
+// The group named `name`, or an error naming it.
+caf::expected<group_entry*> find_group(router_state& st, const std::string& name) {
+  auto g = st.groups.find(name);
+  if (g == st.groups.end()) return caf::make_error(caf::sec::runtime_error, "no shard group named '" + name + "'");
+  return &g->second;
+}
+
+// Moves a group to `to` (draining is final: it cannot be cordoned or uncordoned back).
+caf::result<group_status> set_state(router_ptr self, const std::string& name, group_state to) {
+  auto g = find_group(self->state, name);
+  if (!g) return std::move(g.error());
+  group_entry& e = **g;
+  if (e.status.state == group_state::draining && to != group_state::draining)
+    return caf::make_error(caf::sec::runtime_error, "shard group '" + name + "' is draining; it cannot be " +
+                                                        (to == group_state::serving ? "uncordoned" : "cordoned"));
+  if (e.status.state != to) {
+    e.status.state = to;
+    publish(self);
+    notify(self, registry_change::state, e.status);
+  }
+  stop_if_drained(self, e);
+  return e.status;
 }
 
 // The cache's answer for a request: a hit is replayed to the front end (one chunk per sample, each
@@ -160,7 +196,7 @@ void on_lookup(router_ptr self, int64_t id, cache_lookup& r) {
   // Anyone who can write to a shared Redis can plant an entry: replay only what this request can be.
   if (r.hit && r.entry.samples.size() != size_t(std::max(f.req.n, 1))) r.hit = false;
   for (size_t i = 0; r.hit && i < r.entry.samples.size(); ++i)
-    if (r.entry.samples[i].sample != int32_t(i) || r.entry.samples[i].finish < 0) r.hit = false;
+    if (r.entry.samples[i].sample != int32_t(i) || !completed(r.entry.samples[i].finish)) r.hit = false;
   if (r.hit) {
     if (st.hit_latency)
       st.hit_latency->observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - f.looked_up).count());
@@ -172,19 +208,23 @@ void on_lookup(router_ptr self, int64_t id, cache_lookup& r) {
     return;
   }
   if (!dispatch(self, f)) {
-    fail_request(self, id, 503, "no live shard group: the cluster has no worker serving this model yet");
+    fail_request(self, id, failure_code::unavailable, "no live shard group: the cluster has no worker serving this model yet");
     st.flights.erase(it);
   }
 }
 
-void on_group_down(router_ptr self, const caf::actor_addr& who, const caf::error& reason) {
+void on_down(router_ptr self, const caf::actor_addr& who, const caf::error& reason) {
   auto& st = self->state;
   std::erase_if(st.rendezvous, [&who](const auto& e) { return e.second.address() == who; });
+  std::erase_if(st.subscribers, [&who](const auto& s) { return s.address() == who; });
   auto g = std::find_if(st.groups.begin(), st.groups.end(),
                         [&who](const auto& e) { return e.second.leader.address() == who; });
   if (g == st.groups.end()) return;
   const std::string name = g->first;
+  const bool drained = g->second.stop_sent && reason == caf::exit_reason::normal;
+  const group_status last = g->second.status;
   st.groups.erase(g);
+  notify(self, registry_change::left, last, drained ? "drained" : caf::to_string(reason));
   std::vector<int64_t> ended;
   for (auto& [id, f] : st.flights) {
     if (f.group != name) continue;
@@ -192,13 +232,13 @@ void on_group_down(router_ptr self, const caf::actor_addr& who, const caf::error
     if (!f.streamed && f.retries < st.options.max_retries) {
       ++f.retries;
       if (dispatch(self, f)) continue;
-      fail_request(self, id, 503, "shard group " + name + " failed (" + caf::to_string(reason) +
+      fail_request(self, id, failure_code::unavailable, "shard group " + name + " failed (" + caf::to_string(reason) +
                                       ") and no other live shard group can take the request");
     } else if (f.streamed) {
-      fail_request(self, id, 500, "shard group " + name + " failed (" + caf::to_string(reason) +
+      fail_request(self, id, failure_code::internal, "shard group " + name + " failed (" + caf::to_string(reason) +
                                       ") after the request had started streaming; its output cannot be resumed");
     } else {
-      fail_request(self, id, 503, "shard group " + name + " failed and the request was already retried " +
+      fail_request(self, id, failure_code::unavailable, "shard group " + name + " failed and the request was already retried " +
                                       std::to_string(f.retries) + " times");
     }
     ended.push_back(id);
@@ -222,7 +262,7 @@ router_actor spawn_router(caf::actor_system& system, router_options options, std
                                               exponential_buckets(1e-5, 2, 16));
       self->state.stores = &m->counter("troupe_cache_stores_total", "Finished requests sent to the cache.");
     }
-    self->set_down_handler([self](caf::down_msg& dm) { on_group_down(self, dm.source, dm.reason); });
+    self->set_down_handler([self](caf::down_msg& dm) { on_down(self, dm.source, dm.reason); });
     return {
         [self](register_atom, group_info& info, gpu_leader_actor& leader) -> caf::result<bool> {
           auto& st = self->state;
@@ -234,22 +274,24 @@ router_actor spawn_router(caf::actor_system& system, router_options options, std
           self->monitor(leader);
           group_entry e;
           e.key = XXH3_64bits(info.name.data(), info.name.size());
-          e.load.group = info.name;
+          e.status.load.group = info.name;
           e.leader = std::move(leader);
-          e.info = std::move(info);
-          const std::string name = e.info.name;
-          st.groups[name] = std::move(e);
+          e.status.info = std::move(info);
+          const std::string name = e.status.info.name;
+          auto& entry = st.groups[name] = std::move(e);
           publish(self);
+          notify(self, registry_change::joined, entry.status);
           return true;
         },
         [self](load_atom, load_report& r) {
           auto g = self->state.groups.find(r.group);
           if (g == self->state.groups.end()) return;
-          g->second.load = std::move(r);
+          g->second.status.load = std::move(r);
           publish(self);
+          notify(self, registry_change::load, g->second.status);
         },
         [self](tokens_atom, std::vector<token_chunk>& chunks) { on_chunks(self, chunks); },
-        [self](submit_atom, generate_request& req, cache_key& key) {
+        [self](submit_atom, request& req, cache_key& key) {
           auto& st = self->state;
           flight f;
           f.unfinished = std::max(req.n, 1);
@@ -269,7 +311,8 @@ router_actor spawn_router(caf::actor_system& system, router_options options, std
             return;
           }
           if (!dispatch(self, f)) {
-            fail_request(self, id, 503, "no live shard group: the cluster has no worker serving this model yet");
+            fail_request(self, id, failure_code::unavailable,
+                         "no live shard group: the cluster has no worker serving this model yet");
             return;
           }
           st.flights.emplace(id, std::move(f));
@@ -280,9 +323,26 @@ router_actor spawn_router(caf::actor_system& system, router_options options, std
           if (it == st.flights.end()) return;
           if (auto g = st.groups.find(it->second.group); g != st.groups.end())
             self->send(g->second.leader, abort_atom::value, id);
-          settle(st, it->second);
+          settle(self, it->second);
           st.flights.erase(it);
         },
+        [self](list_atom) -> std::vector<group_status> { return statuses(self->state); },
+        [self](subscribe_atom, registry_subscriber_actor& who) -> caf::result<std::vector<group_status>> {
+          if (!who) return caf::make_error(caf::sec::runtime_error, "subscribe: no subscriber given");
+          auto& subs = self->state.subscribers;
+          if (std::find(subs.begin(), subs.end(), who) == subs.end()) {
+            self->monitor(who);
+            subs.push_back(std::move(who));
+          }
+          return statuses(self->state);
+        },
+        [self](unsubscribe_atom, const registry_subscriber_actor& who) {
+          auto& subs = self->state.subscribers;
+          subs.erase(std::remove(subs.begin(), subs.end(), who), subs.end());
+        },
+        [self](cordon_atom, const std::string& name) { return set_state(self, name, group_state::cordoned); },
+        [self](uncordon_atom, const std::string& name) { return set_state(self, name, group_state::serving); },
+        [self](drain_atom, const std::string& name) { return set_state(self, name, group_state::draining); },
         [self](rendezvous_atom, std::string& group, rendezvous_actor& store) {
           if (!store) return;
           self->monitor(store);

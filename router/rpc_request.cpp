@@ -7,9 +7,9 @@ namespace troupe::router {
 namespace {
 
 // A Text field as a string, refused when it is not UTF-8 (the JSON parser refuses such bodies).
-std::optional<api_error> copy_text(capnp::Text::Reader text, const std::string& name, std::string& out) {
+std::optional<failure> copy_text(capnp::Text::Reader text, const std::string& name, std::string& out) {
   if (!simdjson::validate_utf8(text.cStr(), text.size()))
-    return api_error{400, "'" + name + "' must be valid UTF-8", "invalid_request_error", name, {}};
+    return failure{failure_code::invalid_request, "'" + name + "' must be valid UTF-8", name};
   out.assign(text.cStr(), text.size());
   return std::nullopt;
 }
@@ -21,7 +21,7 @@ std::vector<int32_t> to_vector(capnp::List<int32_t>::Reader list) {
   return out;
 }
 
-std::optional<api_error> copy_sampling(schema::Sampling::Reader s, api_request& r) {
+std::optional<failure> copy_sampling(schema::Sampling::Reader s, api_request& r) {
   if (s.getMaxTokens() != 0) r.max_tokens = s.getMaxTokens();
   auto& p = r.sampling;
   p.temperature = s.getTemperature();
@@ -47,14 +47,14 @@ std::optional<api_error> copy_sampling(schema::Sampling::Reader s, api_request& 
   return std::nullopt;
 }
 
-std::variant<api_request, api_error> checked(api_request r) {
+std::variant<api_request, failure> checked(api_request r) {
   if (auto e = validate_api_request(r)) return std::move(*e);
   return r;
 }
 
 }  // namespace
 
-std::variant<api_request, api_error> from_rpc(schema::GenerateRequest::Reader request) {
+std::variant<api_request, failure> from_rpc(schema::GenerateRequest::Reader request) {
   api_request r;
   r.endpoint = api_endpoint::completions;
   if (auto e = copy_text(request.getModel(), "model", r.model)) return *e;
@@ -71,7 +71,7 @@ std::variant<api_request, api_error> from_rpc(schema::GenerateRequest::Reader re
   return checked(std::move(r));
 }
 
-std::variant<api_request, api_error> from_rpc(schema::ChatRequest::Reader request) {
+std::variant<api_request, failure> from_rpc(schema::ChatRequest::Reader request) {
   api_request r;
   r.endpoint = api_endpoint::chat_completions;
   if (auto e = copy_text(request.getModel(), "model", r.model)) return *e;
@@ -92,8 +92,9 @@ std::variant<api_request, api_error> from_rpc(schema::ChatRequest::Reader reques
   return r;
 }
 
-kj::Exception to_exception(const api_error& e) {
-  const auto type = e.status == 503 ? kj::Exception::Type::OVERLOADED : kj::Exception::Type::FAILED;
+kj::Exception to_exception(const failure& e) {
+  const bool retry = e.code == failure_code::overloaded || e.code == failure_code::unavailable;
+  const auto type = retry ? kj::Exception::Type::OVERLOADED : kj::Exception::Type::FAILED;
   return kj::Exception(type, __FILE__, __LINE__, kj::heapString(e.message.data(), e.message.size()));
 }
 

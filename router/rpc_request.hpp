@@ -15,12 +15,12 @@ namespace troupe::router {
 // validate_api_request; texts must be valid UTF-8 (JSON bodies are). A message that is malformed at
 // the Cap'n Proto level throws kj::Exception (capnp's own bounds checks), which the RPC system
 // returns to the caller. Thread-safe (pure).
-[[nodiscard]] std::variant<api_request, api_error> from_rpc(schema::GenerateRequest::Reader request);
-[[nodiscard]] std::variant<api_request, api_error> from_rpc(schema::ChatRequest::Reader request);
+[[nodiscard]] std::variant<api_request, failure> from_rpc(schema::GenerateRequest::Reader request);
+[[nodiscard]] std::variant<api_request, failure> from_rpc(schema::ChatRequest::Reader request);
 
-// How an error reaches an RPC caller: OVERLOADED for 503 (no live shard group: retry later, the
-// request itself was fine), FAILED for everything else. The description is the HTTP API's message,
-// which names the offending parameter.
-[[nodiscard]] kj::Exception to_exception(const api_error& e);
+// How a failure reaches an RPC caller: OVERLOADED for overloaded and unavailable (no live shard
+// group: retry later, the request itself was fine), FAILED for everything else. The description is
+// the failure's message, which names the offending parameter.
+[[nodiscard]] kj::Exception to_exception(const failure& e);
 
 }  // namespace troupe::router

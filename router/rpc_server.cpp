@@ -37,7 +37,17 @@ namespace {
 
 using shared_state = rpc_frontend::shared;
 
-const char* outcome_of(const api_error& e) { return e.status == 503 ? "unavailable" : e.status < 500 ? "invalid" : "failed"; }
+const char* outcome_of(const failure& e) {
+  switch (e.code) {
+    case failure_code::overloaded:
+    case failure_code::unavailable: return "unavailable";
+    case failure_code::invalid_request:
+    case failure_code::context_length:
+    case failure_code::not_found:
+    case failure_code::unauthenticated: return "invalid";
+    default: return "failed";
+  }
+}
 
 // One generate / chat call from its request to its result; destroyed with the call's promise, which
 // destroys the session and so cancels an unfinished request at its group.
@@ -154,26 +164,28 @@ class session_impl final : public schema::Session::Server {
 
  private:
   template <class Context>
-  kj::Promise<void> run(Context& context, std::variant<api_request, api_error> parsed, schema::TokenSink::Client sink,
+  kj::Promise<void> run(Context& context, std::variant<api_request, failure> parsed, schema::TokenSink::Client sink,
                         const char* method) {
     // Everything is copied out of the request: free its message (a prompt may be megabytes).
     context.releaseParams();
-    if (auto* e = std::get_if<api_error>(&parsed)) return refuse(method, *e);
+    if (auto* e = std::get_if<failure>(&parsed)) return refuse(method, *e);
     const auto& model = *state_.ctx.model;
     auto prepared = model.prepare(std::get<api_request>(parsed));
-    if (auto* e = std::get_if<api_error>(&prepared)) return refuse(method, *e);
-    if (state_.ctx.view->live_groups() == 0) {
-      return refuse(method, api_error{503, "no live shard group: the cluster has no worker serving '" + model.name() +
-                                               "' yet", "server_error", {}, {}});
+    if (auto* e = std::get_if<failure>(&prepared)) return refuse(method, *e);
+    if (state_.ctx.view->serving_groups() == 0) {
+      return refuse(method, failure{failure_code::unavailable,
+                                    "no live shard group: the cluster has no worker serving '" + model.name() + "' yet",
+                                    {}});
     }
     context.allowCancellation();  // a cancelled call destroys its generation, which aborts the request
     auto g = kj::heap<generation>(state_, method);
-    auto& p = std::get<prepared_request>(prepared);
-    g->prompt = p.request.prompt;
-    g->finish.resize(size_t(std::max(p.request.n, 1)));
+    auto& p = std::get<troupe::request>(prepared);
+    const bool allow_cache = std::get<api_request>(parsed).cache;
+    g->prompt = p.prompt;
+    g->finish.resize(size_t(std::max(p.n, 1)));
     g->sink = kj::mv(sink);
-    g->session = std::make_unique<completion_session>(model, std::move(p), state_.ctx.ids->next(), state_.ctx.router,
-                                                      state_.ctx.streams, state_.ctx.cache);
+    g->session = std::make_unique<completion_session>(model, std::move(p), allow_cache, state_.ctx.ids->next(),
+                                                      state_.ctx.router, state_.ctx.streams, state_.ctx.cache);
     g->session->start();
     auto& ref = *g;
     return pump(ref)
@@ -193,7 +205,7 @@ class session_impl final : public schema::Session::Server {
         .attach(kj::mv(g));
   }
 
-  kj::Promise<void> refuse(const char* method, const api_error& e) {
+  kj::Promise<void> refuse(const char* method, const failure& e) {
     state_.count(method, outcome_of(e));
     return to_exception(e);
   }

@@ -43,7 +43,7 @@ int64_t scheduler::seq_computed(seq_id seq) const {
   return it == seqs_.end() ? 0 : it->second.computed;
 }
 
-expected<void> scheduler::add_request(sched_request r) {
+expected<void> scheduler::add_request(request r) {
   const std::string who = "request " + std::to_string(r.id) + ": ";
   if (r.prompt.empty()) return fail(who + "empty prompt");
   if (r.max_tokens < 1) return fail(who + "max_tokens must be >= 1, got " + std::to_string(r.max_tokens));
@@ -188,7 +188,7 @@ step_plan scheduler::schedule() {
   return plan;
 }
 
-void scheduler::finish(sequence& s, seq_finish reason, update_result& out) {
+void scheduler::finish(sequence& s, finish_reason reason, update_result& out) {
   finished_seq f;
   f.seq = s.id;
   f.request = s.request;
@@ -259,14 +259,14 @@ expected<update_result> scheduler::update(std::span<const seq_output> outputs) {
     if (p.num_samples == 0) continue;  // a prefill chunk short of the end: nothing sampled
     for (seq_id id : touched) {
       sequence& t = seqs_.at(id);
-      const sched_request& req = requests_.at(t.request).req;
+      const request& req = requests_.at(t.request).req;
       const int32_t last = t.tokens.back();
       const int64_t generated = int64_t(t.tokens.size()) - t.prompt_len;
-      if (generated > 0 && std::find(req.stop_token_ids.begin(), req.stop_token_ids.end(), last) !=
-                               req.stop_token_ids.end())
-        finish(t, seq_finish::stop, out);
+      if (generated > 0 && std::find(req.stop.token_ids.begin(), req.stop.token_ids.end(), last) !=
+                               req.stop.token_ids.end())
+        finish(t, finish_reason::stop, out);
       else if (generated >= req.max_tokens || int64_t(t.tokens.size()) >= config_.max_model_len)
-        finish(t, seq_finish::length, out);
+        finish(t, finish_reason::length, out);
     }
   }
   return out;

@@ -47,7 +47,7 @@ class scheduler {
   // Queues a request. Errors name the limit: an empty prompt, max_tokens or n < 1, a duplicate id,
   // prompt + max_tokens beyond max_model_len or needing more blocks than the pool has, n beyond
   // max_running.
-  [[nodiscard]] expected<void> add_request(sched_request r);
+  [[nodiscard]] expected<void> add_request(request r);
 
   // Drops a request (waiting or running): its blocks are freed now, its id is listed in the next
   // plan's `aborted`. False for an unknown (or finished) id.
@@ -83,7 +83,7 @@ class scheduler {
     int32_t fan_out = 1;          // n until the first sample forks it
   };
   struct request_state {
-    sched_request req;
+    request req;
     int32_t live = 0;  // sequences not finished
   };
   struct planned {  // one entry of the last plan, for update()
@@ -97,7 +97,7 @@ class scheduler {
   void insert_waiting(seq_id id);
   void remove_running(seq_id id);
   [[nodiscard]] int32_t running_fan_out() const;
-  void finish(sequence& s, seq_finish reason, update_result& out);
+  void finish(sequence& s, finish_reason reason, update_result& out);
 
   scheduler_config config_;
   kv_cache_manager& kv_;

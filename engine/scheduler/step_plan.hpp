@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "common/finish_reason.hpp"
 #include "engine/kv_cache/kv_blocks.hpp"
 #include "engine/scheduler/request.hpp"
 
@@ -41,12 +42,10 @@ struct seq_output {
   std::vector<int32_t> tokens;
 };
 
-enum class seq_finish { length, stop };
-
 struct finished_seq {
   seq_id seq = 0;
   request_id request = 0;
-  seq_finish reason = seq_finish::length;
+  finish_reason reason = finish_reason::length;  // stop or length
   std::vector<int32_t> generated;  // every token generated, a final stop token included
   bool request_done = false;       // the request's last live sequence
 };

@@ -19,7 +19,7 @@ inline cluster::cache_key key_of(std::string bytes, uint64_t hash = 0) {
 inline cluster::cache_entry entry_of(int tokens, int32_t first = 1, bool logprobs = false) {
   cluster::token_chunk c;
   c.sample = 0;
-  c.finish = int8_t(cluster::finish_kind::stop);
+  c.finish = finish_reason::stop;
   for (int i = 0; i < tokens; ++i) {
     c.tokens.push_back(first + i);
     if (logprobs) c.logprobs.push_back({first + i, -0.5f * float(i), {first + i, 7}, {-0.5f * float(i), -3.25f}});
@@ -33,7 +33,7 @@ inline bool same_entry(const cluster::cache_entry& a, const cluster::cache_entry
     const auto& x = a.samples[i];
     const auto& y = b.samples[i];
     if (x.sample != y.sample || x.tokens != y.tokens || x.finish != y.finish || x.error != y.error ||
-        x.status != y.status || x.logprobs.size() != y.logprobs.size())
+        x.logprobs.size() != y.logprobs.size())
       return false;
     for (size_t j = 0; j < x.logprobs.size(); ++j) {
       const auto& p = x.logprobs[j];

@@ -18,10 +18,9 @@ cluster::cache_entry rich_entry() {
   cluster::cache_entry e = entry_of(5, 10, true);
   cluster::token_chunk second;
   second.sample = 1;
-  second.finish = int8_t(cluster::finish_kind::length);
+  second.finish = finish_reason::length;
   second.tokens = {0, 2147483647};
-  second.error = std::string("bin\0ary", 7);
-  second.status = 0;
+  second.error.message = std::string("bin\0ary", 7);
   e.samples.push_back(second);
   e.samples[0].id = 99;  // not stored
   return e;
@@ -115,7 +114,7 @@ TEST(entry_codec, encoding_refuses_what_it_could_not_read_back) {
   negative.samples[0].tokens[0] = -5;
   EXPECT_FALSE(encode_entry("k", negative));
   auto unfinished = entry_of(1);
-  unfinished.samples[0].finish = int8_t(cluster::finish_kind::none);
+  unfinished.samples[0].finish = finish_reason::none;
   EXPECT_FALSE(encode_entry("k", unfinished));
   auto out_of_order = rich_entry();
   std::swap(out_of_order.samples[0], out_of_order.samples[1]);

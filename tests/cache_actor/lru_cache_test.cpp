@@ -152,7 +152,7 @@ TEST(lru_cache, replacing_a_key_keeps_the_byte_count_exact) {
 TEST(lru_cache, entry_size_counts_every_part) {
   const auto k = key_of(std::string(100, 'x'));
   cluster::cache_entry e = entry_of(10, 1, true);  // 10 logprobs with 2 alternatives each
-  e.samples[0].error = "boom";
+  e.samples[0].error.message = "boom";
   const int64_t expected = 100 + entry_overhead_bytes + int64_t(sizeof(cluster::token_chunk)) + 10 * 4 + 4 +
                            10 * (int64_t(sizeof(cluster::token_logprob)) + 2 * 4 + 2 * 4);
   EXPECT_EQ(entry_size(k, e), expected);

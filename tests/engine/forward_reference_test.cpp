@@ -164,11 +164,11 @@ TEST_P(forward_reference, greedy_outputs_of_hf_and_gguf_are_identical) {
     auto be = make_cpu_backend(2);
     auto fwd = llama_forward::create(*m, *be, 32);
     ASSERT_TRUE(fwd);
-    generation_request req;
+    request req;
     req.prompt = (*tok)->encode("Actors exchange messages; the router streams tokens back.");
     req.max_tokens = 24;
     req.sampling.temperature = 0;
-    req.ignore_eos = true;
+    req.stop.ignore_eos = true;
     auto r = generate(**fwd, **tok, req, nullptr);
     ASSERT_TRUE(r) << r.message();
     EXPECT_EQ(r->tokens.size(), 24u);

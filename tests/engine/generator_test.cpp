@@ -39,16 +39,16 @@ class generator_test : public ::testing::Test {
     fwd_ = std::move(*fwd);
   }
 
-  generation_request greedy(int32_t max_tokens) {
-    generation_request r;
+  request greedy(int32_t max_tokens) {
+    request r;
     r.prompt = tok_->encode("The router streams tokens to every client.");
     r.max_tokens = max_tokens;
     r.sampling.temperature = 0;
-    r.ignore_eos = true;
+    r.stop.ignore_eos = true;
     return r;
   }
 
-  generation_result run(const generation_request& r, std::string* streamed = nullptr) {
+  generation_result run(const request& r, std::string* streamed = nullptr) {
     auto out = generate(*fwd_, *tok_, r, [streamed](const generation_event& ev) {
       if (streamed) *streamed += ev.text_delta;
     });
@@ -91,11 +91,11 @@ TEST(generator_sentencepiece, text_continues_the_prompt) {
   auto fwd = llama_forward::create(*m, *be, 32);
   ASSERT_TRUE(fwd) << fwd.message();
   const auto run = [&](const std::string& prompt_text, int32_t max_tokens) {
-    generation_request r;
+    request r;
     r.prompt = (*tok)->encode(prompt_text);
     r.max_tokens = max_tokens;
     r.sampling.temperature = 0;
-    r.ignore_eos = true;
+    r.stop.ignore_eos = true;
     std::string streamed;
     auto out = generate(**fwd, **tok, r, [&streamed](const generation_event& ev) { streamed += ev.text_delta; });
     EXPECT_TRUE(out) << out.message();
@@ -134,7 +134,7 @@ TEST_F(generator_test, greedy_is_deterministic_and_seed_repeats_sampling) {
 TEST_F(generator_test, stop_token_ends_generation_and_is_kept_out_of_the_text) {
   const auto full = run(greedy(12));
   auto r = greedy(12);
-  r.stop_token_ids = {full.tokens[5]};
+  r.stop.token_ids = {full.tokens[5]};
   const size_t first = size_t(std::find(full.tokens.begin(), full.tokens.end(), full.tokens[5]) - full.tokens.begin());
   auto s = run(r);
   EXPECT_EQ(s.finish, finish_reason::stop);
@@ -149,7 +149,7 @@ TEST_F(generator_test, stop_string_cuts_the_text_and_is_never_streamed) {
   // A stop string taken from the middle of the greedy output, spanning token boundaries.
   const std::string stop = full.text.substr(6, 5);
   auto r = greedy(24);
-  r.stop = {stop};
+  r.stop.strings = {stop};
   std::string streamed;
   auto s = run(r, &streamed);
   EXPECT_EQ(s.finish, finish_reason::stop);
@@ -181,7 +181,7 @@ TEST_F(generator_test, context_limit_ends_with_length) {
 }
 
 TEST_F(generator_test, invalid_requests_get_clear_errors) {
-  auto expect_error = [this](generation_request r, const std::string& fragment) {
+  auto expect_error = [this](request r, const std::string& fragment) {
     auto out = generate(*fwd_, *tok_, r, nullptr);
     ASSERT_FALSE(out);
     EXPECT_NE(out.message().find(fragment), std::string::npos) << out.message();

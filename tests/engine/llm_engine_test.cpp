@@ -41,12 +41,12 @@ class llm_engine_test : public ::testing::Test {
     return e ? std::move(*e) : nullptr;
   }
 
-  static engine_request greedy(ids prompt, int32_t max_tokens) {
-    engine_request r;
+  static request greedy(ids prompt, int32_t max_tokens) {
+    request r;
     r.prompt = std::move(prompt);
     r.max_tokens = max_tokens;
     r.sampling.temperature = 0;
-    r.ignore_eos = true;
+    r.stop.ignore_eos = true;
     return r;
   }
 
@@ -60,7 +60,7 @@ class llm_engine_test : public ::testing::Test {
   // Runs until every request ended; returns each (request, sample)'s tokens and finish.
   struct result {
     ids tokens;
-    std::optional<engine_finish> finish;
+    std::optional<finish_reason> finish;
   };
   static std::map<std::pair<int64_t, int32_t>, result> drain(llm_engine& e, int max_steps = 10000) {
     std::map<std::pair<int64_t, int32_t>, result> out;
@@ -83,7 +83,7 @@ class llm_engine_test : public ::testing::Test {
 
 TEST_F(llm_engine_test, a_batch_of_32_with_preemption_gives_each_requests_own_output) {
   // 32 prompts of 3..70 tokens, 6..20 new tokens each.
-  std::vector<engine_request> requests;
+  std::vector<request> requests;
   for (uint32_t i = 0; i < 32; ++i)
     requests.push_back(greedy(random_prompt(3 + (i * 37) % 68, 100 + i), int32_t(6 + i % 15)));
 
@@ -114,7 +114,7 @@ TEST_F(llm_engine_test, a_batch_of_32_with_preemption_gives_each_requests_own_ou
   for (size_t i = 0; i < requests.size(); ++i) {
     const result& r = out[{ids_of[i], 0}];
     EXPECT_EQ(r.tokens, alone[i]) << "request " << i;
-    EXPECT_EQ(r.finish, engine_finish::length);
+    EXPECT_EQ(r.finish, finish_reason::length);
   }
   EXPECT_EQ(e->stats().kv_blocks_used, 0) << "blocks leaked";
 }
@@ -159,15 +159,15 @@ TEST_F(llm_engine_test, abort_frees_blocks_at_once_and_is_reported) {
   EXPECT_LT(e->stats().kv_blocks_used, used) << "abort must free the request's blocks at once";
   EXPECT_FALSE(e->abort(*a)) << "a second abort of the same id";
   auto out = drain(*e);
-  EXPECT_EQ(out[std::make_pair(*a, int32_t(0))].finish, engine_finish::abort);
-  EXPECT_EQ(out[std::make_pair(*b, int32_t(0))].finish, engine_finish::length);
+  EXPECT_EQ(out[std::make_pair(*a, int32_t(0))].finish, finish_reason::abort);
+  EXPECT_EQ(out[std::make_pair(*b, int32_t(0))].finish, finish_reason::length);
   EXPECT_EQ(e->stats().kv_blocks_used, 0);
 }
 
 TEST_F(llm_engine_test, parallel_samples_share_the_prompt) {
   auto e = make(32);
   ASSERT_TRUE(e);
-  engine_request r = greedy(random_prompt(30, 13), 6);
+  request r = greedy(random_prompt(30, 13), 6);
   r.n = 3;
   auto id = e->add_request(r);
   ASSERT_TRUE(id) << id.message();
@@ -180,7 +180,7 @@ TEST_F(llm_engine_test, parallel_samples_share_the_prompt) {
   const ids one = drain(*single)[std::make_pair(*sid, int32_t(0))].tokens;
   for (int32_t k = 0; k < 3; ++k) {
     EXPECT_EQ(out[std::make_pair(*id, int32_t(k))].tokens, one) << "sample " << k;
-    EXPECT_EQ(out[std::make_pair(*id, int32_t(k))].finish, engine_finish::length);
+    EXPECT_EQ(out[std::make_pair(*id, int32_t(k))].finish, finish_reason::length);
   }
   EXPECT_EQ(e->stats().kv_blocks_used, 0);
 }
@@ -192,7 +192,7 @@ TEST_F(llm_engine_test, randomized_arrivals_and_aborts_leave_no_leak) {
   ASSERT_TRUE(e);
   std::mt19937 g(2024);
   const ids shared = random_prompt(32, 77);
-  std::map<int64_t, engine_request> live;
+  std::map<int64_t, request> live;
   std::map<int64_t, int> finished;  // request -> finished samples
   std::map<std::pair<int64_t, int32_t>, size_t> produced;
   for (int step = 0; step < 400 && (step < 200 || e->has_unfinished()); ++step) {
@@ -200,7 +200,7 @@ TEST_F(llm_engine_test, randomized_arrivals_and_aborts_leave_no_leak) {
       ids prompt = g() % 2 ? shared : ids{};
       const ids tail = random_prompt(1 + g() % 40, g());
       prompt.insert(prompt.end(), tail.begin(), tail.end());
-      engine_request r = greedy(prompt, int32_t(1 + g() % 24));
+      request r = greedy(prompt, int32_t(1 + g() % 24));
       r.priority = int32_t(g() % 3);
       r.n = g() % 5 == 0 ? 2 : 1;
       if (g() % 4 == 0) {
@@ -223,7 +223,7 @@ TEST_F(llm_engine_test, randomized_arrivals_and_aborts_leave_no_leak) {
       ASSERT_TRUE(live.count(o.request)) << "output for an unknown request";
       EXPECT_LE(n, size_t(live[o.request].max_tokens));
       if (o.finish) {
-        if (*o.finish == engine_finish::abort) {
+        if (*o.finish == finish_reason::abort) {
           finished[o.request] = live[o.request].n;
         } else {
           ++finished[o.request];
@@ -243,7 +243,7 @@ TEST_F(llm_engine_test, randomized_arrivals_and_aborts_leave_no_leak) {
 TEST_F(llm_engine_test, bad_requests_and_sizes_are_clear_errors) {
   auto e = make(32);
   ASSERT_TRUE(e);
-  engine_request r = greedy({1, 2, int32_t(model_->config.vocab_size)}, 4);
+  request r = greedy({1, 2, int32_t(model_->config.vocab_size)}, 4);
   auto bad_id = e->add_request(r);
   ASSERT_FALSE(bad_id);
   EXPECT_NE(bad_id.message().find("outside the vocabulary"), std::string::npos) << bad_id.message();

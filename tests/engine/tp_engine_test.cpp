@@ -48,16 +48,16 @@ expected<std::unique_ptr<llm_engine>> make_engine(llama_forward& fwd, int64_t bl
 }
 
 // 12 greedy requests of 3 .. 40 prompt tokens and 20 new tokens each.
-std::vector<engine_request> workload(int64_t vocab) {
+std::vector<request> workload(int64_t vocab) {
   std::mt19937 g(9);
-  std::vector<engine_request> out;
+  std::vector<request> out;
   for (int i = 0; i < 12; ++i) {
-    engine_request r;
+    request r;
     r.prompt.resize(size_t(3 + (i * 7) % 38));
     for (auto& t : r.prompt) t = int32_t(g() % uint32_t(vocab));
     r.max_tokens = 20;
     r.sampling.temperature = 0;
-    r.ignore_eos = true;
+    r.stop.ignore_eos = true;
     out.push_back(std::move(r));
   }
   return out;
@@ -72,7 +72,7 @@ struct run_result {
 };
 
 // Steps until every request ended; `on_step` runs before each step (0, 1, ...).
-run_result run_all(llm_engine& e, const std::vector<engine_request>& reqs,
+run_result run_all(llm_engine& e, const std::vector<request>& reqs,
                    const std::function<void(int)>& on_step = {}) {
   run_result out;
   for (const auto& r : reqs) {

@@ -23,7 +23,7 @@ void require_json(const std::string& json) {
 
 void check_request(const api_request& r, std::string_view raw) {
   if (r.model.empty() || r.n < 1 || r.n > 16 || r.stop.size() > 16) __builtin_trap();
-  if (!troupe::engine::validate(r.sampling)) __builtin_trap();
+  if (!troupe::validate(r.sampling)) __builtin_trap();
   if (r.max_tokens && *r.max_tokens < 1) __builtin_trap();
   for (const auto& s : r.stop) {
     if (s.empty()) __builtin_trap();

@@ -133,11 +133,11 @@ std::map<int64_t, std::vector<int32_t>> engine_tokens(backend& be, const std::sh
   EXPECT_TRUE(e) << e.message();
   if (!e) return out;
   auto add = [&](int i) {
-    engine_request r;
+    request r;
     for (int t = 0; t < 3 + 7 * i; ++t) r.prompt.push_back(int32_t((t * 29 + i * 5) % m->config.vocab_size));
     r.max_tokens = 30;
     r.sampling.temperature = 0;
-    r.ignore_eos = true;
+    r.stop.ignore_eos = true;
     EXPECT_TRUE((*e)->add_request(std::move(r)));
   };
   for (int i = 0; i < 5; ++i) add(i);

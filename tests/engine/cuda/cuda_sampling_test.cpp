@@ -171,7 +171,7 @@ TEST(cuda_sampling, the_engine_with_device_sampling_gives_the_cpu_engines_greedy
     auto e = llm_engine::create(**fwd, cfg, {});
     EXPECT_TRUE(e) << e.message();
     for (int i = 0; i < 8; ++i) {
-      engine_request r;
+      request r;
       for (int t = 0; t < 5 + 3 * i; ++t) r.prompt.push_back(int32_t((t * 31 + i * 7) % (*m)->config.vocab_size));
       r.max_tokens = 24;
       r.sampling.temperature = 0;
@@ -179,7 +179,7 @@ TEST(cuda_sampling, the_engine_with_device_sampling_gives_the_cpu_engines_greedy
       if (i % 2 == 1) r.sampling.repetition_penalty = 1.3f;
       if (i % 3 == 0) r.sampling.frequency_penalty = 0.4f;
       if (i % 4 == 2) r.sampling.presence_penalty = 0.5f;
-      r.ignore_eos = true;
+      r.stop.ignore_eos = true;
       EXPECT_TRUE((*e)->add_request(std::move(r)));
     }
     std::map<int64_t, std::vector<int32_t>> out;

@@ -60,7 +60,7 @@ TEST_P(scheduler_stress, random_traffic_finishes_without_leaks) {
 
   const int num_requests = 150;
   int added = 0, rejected = 0, aborted = 0;
-  std::map<request_id, sched_request> live;
+  std::map<request_id, request> live;
   std::map<request_id, int> seqs_done;
   std::set<request_id> done;
   int64_t steps = 0;
@@ -69,14 +69,14 @@ TEST_P(scheduler_stress, random_traffic_finishes_without_leaks) {
   while ((added < num_requests || sched.has_unfinished()) && steps < 20000) {
     // Arrivals.
     for (int k = uniform(0, 2); k > 0 && added < num_requests; --k) {
-      sched_request r;
+      request r;
       r.id = 1000 + added++;
       if (uniform(0, 2) > 0) r.prompt = prefixes[size_t(uniform(0, 3))];
       for (int j = uniform(1, 20); j > 0; --j) r.prompt.push_back(uniform(1, 900));
       r.max_tokens = uniform(1, 24);
       r.priority = uniform(0, 2);
       r.n = uniform(0, 4) == 0 ? uniform(2, 3) : 1;
-      if (uniform(0, 3) == 0) r.stop_token_ids = {next_token(uniform(10, 60))};
+      if (uniform(0, 3) == 0) r.stop.token_ids = {next_token(uniform(10, 60))};
       if (uniform(0, 30) == 0) r.max_tokens = 200;  // beyond the context: rejected
       auto ok = sched.add_request(r);
       if (!ok) {
@@ -121,10 +121,10 @@ TEST_P(scheduler_stress, random_traffic_finishes_without_leaks) {
     ASSERT_TRUE(u) << u.message();
     forks += int64_t(u->forks.size());
     for (const finished_seq& f : u->finished) {
-      stops += f.reason == seq_finish::stop ? 1 : 0;
+      stops += f.reason == finish_reason::stop ? 1 : 0;
       auto it = live.find(f.request);
       ASSERT_NE(it, live.end()) << "finished twice or unknown: " << f.request;
-      const sched_request& r = it->second;
+      const request& r = it->second;
       const int64_t L = int64_t(r.prompt.size());
       ASSERT_GE(f.generated.size(), 1u);
       ASSERT_LE(int64_t(f.generated.size()), r.max_tokens);
@@ -132,8 +132,8 @@ TEST_P(scheduler_stress, random_traffic_finishes_without_leaks) {
         ASSERT_EQ(f.generated[j], next_token(L + int64_t(j))) << "request " << f.request;
       const int32_t first = f.generated[0] - next_token(L);
       ASSERT_TRUE(first >= 0 && first < r.n);
-      if (f.reason == seq_finish::length) ASSERT_EQ(int64_t(f.generated.size()), r.max_tokens);
-      else ASSERT_EQ(f.generated.back(), r.stop_token_ids.at(0));
+      if (f.reason == finish_reason::length) ASSERT_EQ(int64_t(f.generated.size()), r.max_tokens);
+      else ASSERT_EQ(f.generated.back(), r.stop.token_ids.at(0));
       ++seqs_done[f.request];
       if (f.request_done) {
         ASSERT_EQ(seqs_done[f.request], r.n);

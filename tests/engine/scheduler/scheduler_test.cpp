@@ -23,9 +23,9 @@ std::vector<int32_t> range_of(int32_t first, int32_t n) {
   return t;
 }
 
-sched_request req(request_id id, std::vector<int32_t> prompt, int32_t max_tokens, int32_t priority = 0,
+request req(request_id id, std::vector<int32_t> prompt, int32_t max_tokens, int32_t priority = 0,
                   int32_t n = 1) {
-  sched_request r;
+  request r;
   r.id = id;
   r.prompt = std::move(prompt);
   r.max_tokens = max_tokens;
@@ -120,7 +120,7 @@ TEST(scheduler, a_long_prompt_is_prefilled_in_chunks_within_the_budget) {
   ASSERT_EQ(r.finished.size(), 1u);
   EXPECT_EQ(r.finished[0].generated,
             (std::vector<int32_t>{next_token(20), next_token(21), next_token(22)}));
-  EXPECT_EQ(r.finished[0].reason, seq_finish::length);
+  EXPECT_EQ(r.finished[0].reason, finish_reason::length);
   EXPECT_TRUE(r.finished[0].request_done);
 }
 
@@ -258,12 +258,12 @@ TEST(scheduler, update_needs_every_sample) {
 
 TEST(scheduler, a_stop_token_ends_a_sequence) {
   rig r(16, 4, cfg(64));
-  sched_request q = req(1, range_of(0, 5), 10);
-  q.stop_token_ids = {next_token(7)};
+  request q = req(1, range_of(0, 5), 10);
+  q.stop.token_ids = {next_token(7)};
   ASSERT_TRUE(r.sched.add_request(q));
   r.run_to_end();
   ASSERT_EQ(r.finished.size(), 1u);
-  EXPECT_EQ(r.finished[0].reason, seq_finish::stop);
+  EXPECT_EQ(r.finished[0].reason, finish_reason::stop);
   EXPECT_EQ(r.finished[0].generated, (std::vector<int32_t>{next_token(5), next_token(6), next_token(7)}));
 }
 

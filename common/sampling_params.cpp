@@ -1,11 +1,11 @@
 // Range checks of a request's sampling parameters; each error names the parameter and its range.
-#include "engine/sampling_params.hpp"
+#include "common/sampling_params.hpp"
 
 #include <cmath>
 #include <cstdio>
 #include <string>
 
-namespace troupe::engine {
+namespace troupe {
 namespace {
 
 // "%g" keeps messages short ("got 1.5", "got inf", "got nan"); std::format is not in GCC 12.
@@ -48,4 +48,4 @@ expected<void> validate(const sampling_params& p) {
   return {};
 }
 
-}  // namespace troupe::engine
+}  // namespace troupe

@@ -1,0 +1,51 @@
+// The one request every role shares: the front end prepares it (tokenized and validated), the
+// router routes it, it travels to a shard group as is, and the engine runs it. Fields that only
+// the front end uses (stop strings, skip_special_tokens) travel too, so that every role reads the
+// same shape and the response cache's key is made from one place.
+#pragma once
+
+#include <caf/meta/type_name.hpp>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/sampling_params.hpp"
+
+namespace troupe {
+
+// When a sample stops before max_tokens.
+struct stop_rules {
+  std::vector<int32_t> token_ids;    // a generated id in this list ends the sample (kept in the output)
+  bool ignore_eos = false;           // else the model's eos ids end it too
+  std::vector<std::string> strings;  // the text ends before the first match (applied on the text: the
+                                     // front end, or the engine's single-sequence generate())
+  friend bool operator==(const stop_rules&, const stop_rules&) = default;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, stop_rules& x) {
+  return f(caf::meta::type_name("stop_rules"), x.token_ids, x.ignore_eos, x.strings);
+}
+
+struct request {
+  int64_t id = 0;                    // unique in the cluster: the router's 32-bit nonce << 32 | a counter
+                                     // (the engine keys its own requests apart)
+  std::vector<int32_t> prompt;       // token ids, within the model's vocabulary
+  int32_t max_tokens = 16;           // >= 1 generated tokens per sample
+  sampling_params sampling;
+  stop_rules stop;
+  bool skip_special_tokens = true;   // leave special tokens out of the text
+  int32_t n = 1;                     // parallel samples sharing the prompt's KV blocks
+  int32_t priority = 0;              // lower runs first; the last-arrived of the lowest class is preempted first
+  // A deadline and a tenant join when something honours them (the trust issue's timeouts and
+  // fairness): a field on the wire that nobody reads would promise what the cluster does not do.
+  friend bool operator==(const request&, const request&) = default;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, request& x) {
+  return f(caf::meta::type_name("request"), x.id, x.prompt, x.max_tokens, x.sampling, x.stop,
+           x.skip_special_tokens, x.n, x.priority);
+}
+
+}  // namespace troupe

@@ -1,0 +1,344 @@
+// The registry interface (common/actors.hpp registry_actor) through a real actor system: the real
+// router actor and real shard-group leaders running a tiny model on the CPU. Each message is sent
+// as another role would (list, subscribe, cordon, uncordon, drain), and what the router routes
+// afterwards is checked through the token streams it delivers.
+#include <gtest/gtest.h>
+
+#include <caf/all.hpp>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
+
+#include "common/actors.hpp"
+#include "common/cluster_config.hpp"
+#include "gpu_actor/leader.hpp"
+#include "gpu_actor/worker.hpp"
+#include "router/router_actor.hpp"
+#include "tests/engine/test_models.hpp"
+
+namespace troupe::router {
+namespace {
+
+using namespace cluster;
+using clock_type = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+// The events a subscriber actor received, for the test thread to wait on.
+class event_log {
+ public:
+  void push(registry_event e) {
+    std::lock_guard lock(mutex_);
+    events_.push_back(std::move(e));
+    cv_.notify_all();
+  }
+  // The first event not yet taken that `match` accepts, within `timeout` (earlier ones are skipped).
+  template <class F>
+  std::optional<registry_event> next(F match, std::chrono::milliseconds timeout = 10s) {
+    std::unique_lock lock(mutex_);
+    std::optional<registry_event> found;
+    cv_.wait_for(lock, timeout, [&] {
+      while (!events_.empty()) {
+        registry_event e = std::move(events_.front());
+        events_.pop_front();
+        if (match(e)) {
+          found = std::move(e);
+          return true;
+        }
+      }
+      return false;
+    });
+    return found;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::deque<registry_event> events_;
+};
+
+registry_subscriber_actor spawn_subscriber(caf::actor_system& sys, std::shared_ptr<event_log> log) {
+  return sys.spawn([log](registry_subscriber_actor::pointer) -> registry_subscriber_actor::behavior_type {
+    return {[log](registry_atom, registry_event& e) { log->push(std::move(e)); }};
+  });
+}
+
+// One request's chunks as the front end would get them.
+struct outcome {
+  std::vector<int32_t> tokens;
+  finish_reason finish = finish_reason::none;
+  failure error;
+};
+
+class registry_test : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    model_ = test::tiny_model("registry_model");
+    routing_options ro;
+    auto policy = make_routing_policy("least-outstanding", ro);
+    ASSERT_TRUE(policy) << policy.message();
+    router_options o;
+    o.revision = "rev-1";
+    o.policy = std::move(*policy);
+    router_ = spawn_router(sys_, std::move(o), streams_, view_);
+  }
+
+  void TearDown() override {
+    for (auto& l : leaders_) caf::anon_send_exit(l, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(router_, caf::exit_reason::user_shutdown);
+  }
+
+  // Loads a shard group of the tiny model and registers it with the router.
+  gpu_leader_actor add_group(const std::string& name) {
+    gpu_actor::worker_options w;
+    w.model_path = model_;
+    w.model_name = "tiny";
+    w.revision = "rev-1";
+    w.group_name = name;
+    w.threads = 1;
+    w.engine.kv_memory_bytes = int64_t(32) << 20;
+    group_info info;
+    auto res = gpu_actor::load_worker(w, info);
+    EXPECT_TRUE(res) << res.message();
+    if (!res) return {};
+    auto leader = gpu_actor::spawn_leader(sys_, std::move(*res), info, caf::actor_cast<load_sink_actor>(router_));
+    caf::scoped_actor self{sys_};
+    bool joined = false;
+    self->request(router_, 10s, register_atom::value, info, leader)
+        .receive([&joined](bool) { joined = true; }, [this](caf::error& e) { ADD_FAILURE() << sys_.render(e); });
+    EXPECT_TRUE(joined);
+    leaders_.push_back(leader);
+    return leader;
+  }
+
+  // Sends a request through the router and waits for it to end.
+  outcome run(int64_t id, int32_t max_tokens) {
+    auto channel = streams_->open(id);
+    request r;
+    r.id = id;
+    r.prompt = {1, 2, 3, 4};
+    r.max_tokens = max_tokens;
+    r.sampling.temperature = 0;
+    r.stop.ignore_eos = true;
+    caf::anon_send(router_, submit_atom::value, r, cache_key{});
+    outcome out;
+    const auto deadline = clock_type::now() + 30s;
+    while (out.finish == finish_reason::none && clock_type::now() < deadline) {
+      for (auto& c : channel->drain()) {
+        out.tokens.insert(out.tokens.end(), c.tokens.begin(), c.tokens.end());
+        if (c.finish != finish_reason::none) {
+          out.finish = c.finish;
+          out.error = c.error;
+        }
+      }
+      std::this_thread::sleep_for(5ms);
+    }
+    streams_->close(id);
+    return out;
+  }
+
+  template <class Atom>
+  caf::expected<group_status> ask(Atom atom, const std::string& group) {
+    caf::scoped_actor self{sys_};
+    caf::expected<group_status> out = caf::make_error(caf::sec::request_timeout);
+    self->request(caf::actor_cast<registry_actor>(router_), 10s, atom, group)
+        .receive([&out](group_status& s) { out = std::move(s); }, [&out](caf::error& e) { out = std::move(e); });
+    return out;
+  }
+
+  std::vector<group_status> list() {
+    caf::scoped_actor self{sys_};
+    std::vector<group_status> out;
+    self->request(caf::actor_cast<registry_actor>(router_), 10s, list_atom::value)
+        .receive([&out](std::vector<group_status>& l) { out = std::move(l); },
+                 [this](caf::error& e) { ADD_FAILURE() << sys_.render(e); });
+    return out;
+  }
+
+  const group_status* find(const std::vector<group_status>& l, const std::string& name) {
+    for (const auto& g : l)
+      if (g.info.name == name) return &g;
+    return nullptr;
+  }
+
+  node_config cfg_{liveness{}, 3};
+  caf::actor_system sys_{cfg_};
+  std::shared_ptr<stream_registry> streams_ = std::make_shared<stream_registry>();
+  std::shared_ptr<cluster_view> view_ = std::make_shared<cluster_view>();
+  router_actor router_;
+  std::vector<gpu_leader_actor> leaders_;
+  std::string model_;
+};
+
+TEST_F(registry_test, list_names_each_group_with_its_model_revision_state_and_load) {
+  add_group("g1");
+  add_group("g2");
+  auto l = list();
+  ASSERT_EQ(l.size(), 2u);
+  for (const char* name : {"g1", "g2"}) {
+    const group_status* g = find(l, name);
+    ASSERT_NE(g, nullptr) << name;
+    EXPECT_EQ(g->info.model, "tiny");
+    EXPECT_EQ(g->info.revision, "rev-1");
+    EXPECT_EQ(g->state, group_state::serving);
+    EXPECT_GT(g->info.kv_capacity_tokens, 0);
+  }
+  // The leaders report their load every second; the list carries the latest.
+  const auto deadline = clock_type::now() + 5s;
+  while (clock_type::now() < deadline && find(list(), "g1")->load.kv_blocks_total == 0)
+    std::this_thread::sleep_for(50ms);
+  EXPECT_GT(find(list(), "g1")->load.kv_blocks_total, 0);
+  EXPECT_EQ(run(1, 4).finish, finish_reason::length);
+  EXPECT_EQ(find(list(), "g1")->routed + find(list(), "g2")->routed, 1);
+}
+
+TEST_F(registry_test, a_subscriber_gets_the_list_then_joins_loads_state_changes_and_leaves) {
+  add_group("g1");
+  auto log = std::make_shared<event_log>();
+  auto sub = spawn_subscriber(sys_, log);
+  caf::scoped_actor self{sys_};
+  std::vector<group_status> now;
+  self->request(caf::actor_cast<registry_actor>(router_), 10s, subscribe_atom::value, sub)
+      .receive([&now](std::vector<group_status>& l) { now = std::move(l); },
+               [this](caf::error& e) { ADD_FAILURE() << sys_.render(e); });
+  ASSERT_EQ(now.size(), 1u);
+  EXPECT_EQ(now[0].info.name, "g1");
+
+  auto g2 = add_group("g2");
+  auto joined = log->next([](const registry_event& e) { return e.change == registry_change::joined; });
+  ASSERT_TRUE(joined);
+  EXPECT_EQ(joined->group.info.name, "g2");
+
+  auto load = log->next([](const registry_event& e) { return e.change == registry_change::load; });
+  ASSERT_TRUE(load);
+  EXPECT_GT(load->group.load.kv_blocks_total, 0);
+
+  ASSERT_TRUE(ask(cordon_atom::value, "g1"));
+  auto state = log->next([](const registry_event& e) { return e.change == registry_change::state; });
+  ASSERT_TRUE(state);
+  EXPECT_EQ(state->group.info.name, "g1");
+  EXPECT_EQ(state->group.state, group_state::cordoned);
+
+  // A group whose node dies leaves with the reason.
+  caf::anon_send_exit(g2, caf::exit_reason::kill);
+  auto left = log->next([](const registry_event& e) { return e.change == registry_change::left; });
+  ASSERT_TRUE(left);
+  EXPECT_EQ(left->group.info.name, "g2");
+  EXPECT_NE(left->reason, "drained");
+  EXPECT_FALSE(left->reason.empty());
+
+  // After unsubscribe, nothing more arrives.
+  caf::anon_send(caf::actor_cast<registry_actor>(router_), unsubscribe_atom::value, sub);
+  ASSERT_TRUE(ask(uncordon_atom::value, "g1"));
+  EXPECT_FALSE(log->next([](const registry_event& e) { return e.change == registry_change::state; }, 1500ms));
+  caf::anon_send_exit(sub, caf::exit_reason::user_shutdown);
+}
+
+TEST_F(registry_test, cordoned_groups_get_no_new_requests_until_uncordoned) {
+  add_group("g1");
+  add_group("g2");
+  auto c = ask(cordon_atom::value, "g1");
+  ASSERT_TRUE(c) << sys_.render(c.error());
+  EXPECT_EQ(c->state, group_state::cordoned);
+  for (int64_t id = 1; id <= 4; ++id) EXPECT_EQ(run(id, 2).finish, finish_reason::length);
+  auto l = list();
+  EXPECT_EQ(find(l, "g1")->routed, 0);
+  EXPECT_EQ(find(l, "g2")->routed, 4);
+  EXPECT_EQ(find(l, "g1")->state, group_state::cordoned);
+  EXPECT_EQ(view_->serving_groups(), 1u);
+  EXPECT_EQ(view_->live_groups(), 2u);
+
+  // Both cordoned: nothing can take a request.
+  ASSERT_TRUE(ask(cordon_atom::value, "g2"));
+  const outcome refused = run(10, 2);
+  EXPECT_EQ(refused.finish, finish_reason::error);
+  EXPECT_EQ(refused.error.code, failure_code::unavailable);
+  EXPECT_TRUE(refused.tokens.empty());
+
+  auto u = ask(uncordon_atom::value, "g1");
+  ASSERT_TRUE(u);
+  EXPECT_EQ(u->state, group_state::serving);
+  EXPECT_EQ(run(11, 2).finish, finish_reason::length);
+  EXPECT_EQ(find(list(), "g1")->routed, 1);
+}
+
+TEST_F(registry_test, drain_lets_the_running_request_finish_then_stops_the_group) {
+  auto leader = add_group("g1");
+  auto log = std::make_shared<event_log>();
+  auto sub = spawn_subscriber(sys_, log);
+  {
+    caf::scoped_actor self{sys_};
+    self->request(caf::actor_cast<registry_actor>(router_), 10s, subscribe_atom::value, sub)
+        .receive([](std::vector<group_status>&) {}, [this](caf::error& e) { ADD_FAILURE() << sys_.render(e); });
+  }
+  caf::scoped_actor watcher{sys_};
+  watcher->monitor(leader);
+
+  // A long request in flight, then the drain.
+  auto channel = streams_->open(7);
+  request r;
+  r.id = 7;
+  r.prompt = {5, 6, 7};
+  r.max_tokens = 48;
+  r.sampling.temperature = 0;
+  r.stop.ignore_eos = true;
+  caf::anon_send(router_, submit_atom::value, r, cache_key{});
+  std::vector<int32_t> tokens;
+  const auto first = clock_type::now() + 10s;
+  while (tokens.empty() && clock_type::now() < first) {
+    for (auto& c : channel->drain()) tokens.insert(tokens.end(), c.tokens.begin(), c.tokens.end());
+    std::this_thread::sleep_for(1ms);
+  }
+  ASSERT_FALSE(tokens.empty());
+  auto d = ask(drain_atom::value, "g1");
+  ASSERT_TRUE(d) << sys_.render(d.error());
+  EXPECT_EQ(d->state, group_state::draining);
+  EXPECT_EQ(d->in_flight, 1);
+
+  // Nothing new reaches a draining group.
+  const outcome refused = run(8, 2);
+  EXPECT_EQ(refused.error.code, failure_code::unavailable);
+  // It cannot be uncordoned back.
+  EXPECT_FALSE(ask(uncordon_atom::value, "g1"));
+
+  // The running request ends normally, with every token.
+  finish_reason finish = finish_reason::none;
+  const auto deadline = clock_type::now() + 30s;
+  while (finish == finish_reason::none && clock_type::now() < deadline) {
+    for (auto& c : channel->drain()) {
+      tokens.insert(tokens.end(), c.tokens.begin(), c.tokens.end());
+      finish = c.finish;
+    }
+    std::this_thread::sleep_for(5ms);
+  }
+  EXPECT_EQ(finish, finish_reason::length);
+  EXPECT_EQ(tokens.size(), 48u);
+
+  // Then the leader quits normally and the group leaves the registry as drained.
+  bool down = false;
+  watcher->receive(
+      [&down](caf::down_msg& dm) {
+        down = true;
+        EXPECT_EQ(dm.reason, caf::exit_reason::normal);
+      },
+      caf::after(10s) >> [] {});
+  EXPECT_TRUE(down);
+  auto left = log->next([](const registry_event& e) { return e.change == registry_change::left; });
+  ASSERT_TRUE(left);
+  EXPECT_EQ(left->reason, "drained");
+  EXPECT_TRUE(list().empty());
+  caf::anon_send_exit(sub, caf::exit_reason::user_shutdown);
+}
+
+TEST_F(registry_test, an_unknown_group_is_an_error_naming_it) {
+  add_group("g1");
+  for (auto e : {ask(cordon_atom::value, "nope"), ask(uncordon_atom::value, "nope"), ask(drain_atom::value, "nope")}) {
+    ASSERT_FALSE(e);
+    EXPECT_NE(sys_.render(e.error()).find("'nope'"), std::string::npos) << sys_.render(e.error());
+  }
+  EXPECT_EQ(list().size(), 1u);
+}
+
+}  // namespace
+}  // namespace troupe::router

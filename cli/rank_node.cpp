@@ -1,6 +1,7 @@
 // run_rank_node (see node.hpp): a tensor-parallel rank process. It needs the actor system only to
 // find its group (the router's directory, then the leader's rendezvous actor); after that every
 // message it gets is a Gloo broadcast from the leader.
+#include <spdlog/spdlog.h>
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
 #include <fcntl.h>
@@ -49,7 +50,7 @@ int run_rank_node(const node_options& o) {
   ro.max_tokens = o.engine.max_batched_tokens;
   ro.device = o.device;
   ro.enforce_eager = o.engine.enforce_eager;
-  std::fprintf(stderr, "troupe: rank %d of shard group %s joining (tp %d, %d threads)\n", o.rank, o.name.c_str(), o.tp,
+  spdlog::info("rank {} of shard group {} joining (tp {}, {} threads)", o.rank, o.name, o.tp,
                ro.threads);
 
   // The rank runs on its own thread; this one waits for it to end or for a stop signal.
@@ -59,9 +60,9 @@ int run_rank_node(const node_options& o) {
   std::thread rank([&store, &ro, &code, &done_pipe]() {
     auto ran = gpu_actor::run_follower_rank(*store, ro);
     if (ran) {
-      std::fprintf(stderr, "troupe: rank %d of shard group %s: the leader stopped the group\n", ro.rank, ro.group.c_str());
+      spdlog::info("rank {} of shard group {}: the leader stopped the group", ro.rank, ro.group);
     } else {
-      std::fprintf(stderr, "troupe: %s\n", ran.message().c_str());
+      spdlog::error("{}", ran.message());
       code = 4;
     }
     const char byte = 1;
@@ -75,7 +76,7 @@ int run_rank_node(const node_options& o) {
   if (!(fds[0].revents & POLLIN)) {
     // A rank cannot leave its group halfway: its thread may be inside a collective that only the
     // group's failure ends. The process exits now; the leader sees the rank gone and fails the group.
-    std::fprintf(stderr, "troupe: rank %d of shard group %s stopped by a signal\n", o.rank, o.name.c_str());
+    spdlog::info("rank {} of shard group {} stopped by a signal", o.rank, o.name);
     std::fflush(stderr);
     ::_exit(0);
   }

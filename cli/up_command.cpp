@@ -1,6 +1,7 @@
 // `troupe up [--model PATH] [--workers N] [--http HOST:PORT]`: a whole local cluster in one command.
 // This process is the router; N worker processes (this binary, `node --roles worker`) join it and
 // are stopped with it. Without --model it serves the default model, generated on first use.
+#include <spdlog/spdlog.h>
 #include <cstdlib>
 #include <filesystem>
 #include <thread>
@@ -28,7 +29,7 @@ std::string default_model_dir() {
 expected<std::string> ensure_default_model() {
   const std::string dir = default_model_dir();
   if (std::filesystem::exists(dir + "/config.json")) return dir;
-  std::fprintf(stderr, "troupe: writing the default model to %s\n", dir.c_str());
+  spdlog::info("writing the default model to {}", dir);
   const std::string tmp = dir + ".tmp";
   std::error_code ec;
   std::filesystem::remove_all(tmp, ec);
@@ -105,11 +106,11 @@ command_runner add_up_command(CLI::App& app) {
         if (auto pid = children.spawn(args); !pid)
           std::fprintf(stderr, "error: %s\n", pid.message().c_str());
         else
-          std::fprintf(stderr, "troupe: started worker %d (pid %d)\n", i, int(*pid));
+          spdlog::info("started worker {} (pid {})", i, *pid);
       }
     };
     const int code = run_node(*o, start_workers, [&children]() {
-      std::fprintf(stderr, "troupe: stopping %zu workers\n", children.pids().size());
+      spdlog::info("stopping {} workers", children.pids().size());
       children.stop_all(std::chrono::seconds(5));
     });
     return code;

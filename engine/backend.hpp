@@ -1,6 +1,7 @@
 // The small interface the Llama-family forward pass is written against, once for every device:
 // weights uploaded once, activation buffers, a per-sequence KV store, and the handful of ops a
-// decoder layer needs. The CPU backend (cpu_backend.hpp) implements it; the CUDA backend follows.
+// decoder layer needs. The CPU backend (cpu_backend.hpp) and the CUDA backend
+// (kernels/cuda/cuda_backend.hpp) implement it; make_backend.hpp picks one by device name.
 // Threading contract: a backend and everything it hands out are used by one thread at a time.
 #pragma once
 

@@ -5,6 +5,7 @@
 // a request joins the batch at the next step and an abort frees its blocks before it.
 #include "gpu_actor/leader.hpp"
 
+#include <spdlog/spdlog.h>
 #include <caf/all.hpp>
 #include <algorithm>
 #include <chrono>
@@ -100,7 +101,7 @@ void run_step(leader_ptr self) {
 bool leave_if_group_failed(leader_ptr self) {
   const auto& failure = self->state.res->engine->group_failure();
   if (!failure) return false;
-  std::fprintf(stderr, "troupe: shard group %s stops: %s\n", self->state.info.name.c_str(), failure->c_str());
+  spdlog::warn("shard group {} stops: {}", self->state.info.name, failure->c_str());
   self->quit(caf::sec::runtime_error);
   return true;
 }

@@ -1,6 +1,7 @@
 // Loading a shard group (see worker.hpp).
 #include "gpu_actor/worker.hpp"
 
+#include <spdlog/spdlog.h>
 #include <cstdio>
 #include <thread>
 
@@ -50,7 +51,7 @@ expected<std::shared_ptr<leader_resources>> load_worker(const worker_options& o,
         mine.rank = r;
         res->ranks.emplace_back([mine, store]() {
           if (auto done = run_follower_rank(*store, mine); !done)
-            std::fprintf(stderr, "troupe: %s\n", done.message().c_str());
+            spdlog::error("{}", done.message());
         });
       }
     }

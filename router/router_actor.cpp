@@ -35,7 +35,7 @@ struct router_state {
   router_options options;
   histogram* hit_latency = nullptr;  // lookup sent -> hit replayed
   counter* stores = nullptr;
-  std::shared_ptr<stream_registry> streams;
+  chunk_delivery deliver;
   std::shared_ptr<cluster_view> view;
   std::map<std::string, group_entry> groups;  // by name
   std::unordered_map<int64_t, flight> flights;
@@ -72,7 +72,7 @@ void stop_if_drained(router_ptr self, group_entry& g) {
 }
 
 void fail_request(router_ptr self, int64_t id, failure_code code, std::string why) {
-  self->state.streams->deliver(failed_chunk(id, {code, std::move(why), {}}));
+  self->state.deliver(failed_chunk(id, {code, std::move(why), {}}));
 }
 
 // Takes the request off its group's books (and stops the group if it was the last of a drain).
@@ -149,7 +149,7 @@ void on_chunks(router_ptr self, std::vector<token_chunk>& chunks) {
     if (!f.key.bytes.empty()) remember(f, c);
     const bool done = c.finish != finish_reason::none && --f.unfinished <= 0;
     const int64_t id = c.id;
-    const bool listening = st.streams->deliver(std::move(c));
+    const bool listening = st.deliver(std::move(c));
     if (done) {
       settle(self, f);
       if (!f.key.bytes.empty()) store(self, f);
@@ -202,7 +202,7 @@ void on_lookup(router_ptr self, int64_t id, cache_lookup& r) {
       st.hit_latency->observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - f.looked_up).count());
     for (auto& c : r.entry.samples) {
       c.id = id;
-      st.streams->deliver(std::move(c));
+      st.deliver(std::move(c));
     }
     st.flights.erase(it);
     return;
@@ -249,12 +249,12 @@ void on_down(router_ptr self, const caf::actor_addr& who, const caf::error& reas
 
 }  // namespace
 
-router_actor spawn_router(caf::actor_system& system, router_options options, std::shared_ptr<stream_registry> streams,
+router_actor spawn_router(caf::actor_system& system, router_options options, chunk_delivery deliver,
                           std::shared_ptr<cluster_view> view) {
-  auto fn = [](router_ptr self, router_options opts, std::shared_ptr<stream_registry> reg,
+  auto fn = [](router_ptr self, router_options opts, chunk_delivery deliver_chunk,
                std::shared_ptr<cluster_view> v) -> router_actor::behavior_type {
     self->state.options = std::move(opts);
-    self->state.streams = std::move(reg);
+    self->state.deliver = std::move(deliver_chunk);
     self->state.view = std::move(v);
     if (auto* m = self->state.options.metrics) {
       self->state.hit_latency = &m->histogram("troupe_cache_hit_latency_seconds",
@@ -356,7 +356,7 @@ router_actor spawn_router(caf::actor_system& system, router_options options, std
         },
     };
   };
-  return system.spawn(fn, std::move(options), std::move(streams), std::move(view));
+  return system.spawn(fn, std::move(options), std::move(deliver), std::move(view));
 }
 
 }  // namespace troupe::router

@@ -9,6 +9,7 @@
 
 #include <caf/actor_system.hpp>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -16,7 +17,6 @@
 #include "common/metrics.hpp"
 #include "router/cluster_view.hpp"
 #include "router/routing_policy.hpp"
-#include "router/stream_channel.hpp"
 
 namespace troupe::router {
 
@@ -29,8 +29,11 @@ struct router_options {
   metrics_registry* metrics = nullptr;     // may be null; outlives the actor
 };
 
+// Hands a request's chunk to this node's front ends (frontend/core's stream_registry::deliver);
+// false when nobody listens for that request any more. Called on the router actor's thread.
+using chunk_delivery = std::function<bool(cluster::token_chunk)>;
+
 [[nodiscard]] cluster::router_actor spawn_router(caf::actor_system& system, router_options options,
-                                                 std::shared_ptr<stream_registry> streams,
-                                                 std::shared_ptr<cluster_view> view);
+                                                 chunk_delivery deliver, std::shared_ptr<cluster_view> view);
 
 }  // namespace troupe::router

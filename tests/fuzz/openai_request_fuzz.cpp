@@ -8,10 +8,11 @@
 #include <string_view>
 #include <variant>
 
-#include "router/openai_request.hpp"
-#include "router/openai_response.hpp"
+#include "frontend/http/openai_request.hpp"
+#include "frontend/http/openai_response.hpp"
 
-using namespace troupe::router;
+using namespace troupe::frontend;
+using namespace troupe::frontend::http;
 
 namespace {
 

@@ -23,9 +23,9 @@ SOURCES=("$SRC"/engine/model/dtype.cpp "$SRC"/engine/model/mapped_file.cpp
          "$SRC"/engine/model/safetensors*.cpp "$SRC"/engine/model/gguf*.cpp)
 CHAT_SOURCES=("$SRC"/engine/chat/*.cpp)
 TOKENIZER_SOURCES=("$SRC"/engine/tokenizer/*.cpp)
-# The request parser needs only the sampling parameters' validate() beside it, not the rest of the
-# router or the sampler (whose kernels are not built here).
-ROUTER_SOURCES=("$SRC"/router/openai_*.cpp "$SRC"/common/sampling_params.cpp)
+# The request parser needs only the request rules and the sampling parameters' validate() beside
+# it, not the rest of the front end or the sampler (whose kernels are not built here).
+ROUTER_SOURCES=("$SRC"/frontend/http/openai_*.cpp "$SRC"/frontend/core/api_request.cpp "$SRC"/common/sampling_params.cpp)
 shopt -u nullglob
 # -fno-sanitize-recover: UBSan findings must stop the run like ASan ones, not just print.
 FLAGS=(-std=c++20 -O1 -g -fno-sanitize-recover=all -I"$SRC")
@@ -35,7 +35,7 @@ stamp=$( { echo "$CLANGXX ${FLAGS[*]}"; "$CLANGXX" --version | head -n 1;
            cat "${SOURCES[@]}" "$SRC"/engine/model/*.hpp "$SRC"/common/*.hpp "$SRC"/tests/fuzz/*.cpp \
                "${CHAT_SOURCES[@]}" "$SRC"/engine/chat/*.hpp \
                "${TOKENIZER_SOURCES[@]}" "$SRC"/engine/tokenizer/*.hpp \
-               "${ROUTER_SOURCES[@]}" "$SRC"/router/openai_*.hpp "$SRC"/common/sampling_params.hpp; } |
+               "${ROUTER_SOURCES[@]}" "$SRC"/frontend/http/openai_*.hpp "$SRC"/frontend/core/*.hpp; } |
          sha256sum | cut -d' ' -f1)
 if [ "$(cat "$OUT/build.stamp" 2>/dev/null || true)" != "$stamp" ]; then
   echo "fuzz: building with $CLANGXX"
@@ -52,7 +52,7 @@ if [ "$(cat "$OUT/build.stamp" 2>/dev/null || true)" != "$stamp" ]; then
     case "$src" in
       "$SRC"/engine/chat/*) group=chat ;;
       "$SRC"/engine/tokenizer/*) group=tokenizer ;;
-      "$SRC"/router/* | "$SRC"/common/sampling_params.cpp) group=router ;;
+      "$SRC"/frontend/* | "$SRC"/common/sampling_params.cpp) group=router ;;
     esac
     obj="$OUT/obj/$group/$(basename "$src" .cpp).o"
     "$CLANGXX" "${FLAGS[@]}" -fsanitize=fuzzer-no-link,address,undefined -c "$src" -o "$obj"

@@ -15,6 +15,7 @@
 #include "common/cluster_config.hpp"
 #include "gpu_actor/leader.hpp"
 #include "gpu_actor/worker.hpp"
+#include "frontend/core/stream_channel.hpp"
 #include "router/router_actor.hpp"
 #include "tests/engine/test_models.hpp"
 
@@ -81,7 +82,8 @@ class registry_test : public ::testing::Test {
     router_options o;
     o.revision = "rev-1";
     o.policy = std::move(*policy);
-    router_ = spawn_router(sys_, std::move(o), streams_, view_);
+    router_ = spawn_router(
+        sys_, std::move(o), [s = streams_](token_chunk c) { return s->deliver(std::move(c)); }, view_);
   }
 
   void TearDown() override {
@@ -164,7 +166,7 @@ class registry_test : public ::testing::Test {
 
   node_config cfg_{liveness{}, 3};
   caf::actor_system sys_{cfg_};
-  std::shared_ptr<stream_registry> streams_ = std::make_shared<stream_registry>();
+  std::shared_ptr<frontend::stream_registry> streams_ = std::make_shared<frontend::stream_registry>();
   std::shared_ptr<cluster_view> view_ = std::make_shared<cluster_view>();
   router_actor router_;
   std::vector<gpu_leader_actor> leaders_;

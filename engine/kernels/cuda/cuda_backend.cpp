@@ -1,6 +1,7 @@
 // The CUDA backend (see cuda_backend.hpp).
 #include "engine/kernels/cuda/cuda_backend.hpp"
 
+#include <spdlog/spdlog.h>
 #include <cublasLt.h>
 #include <cuda_bf16.h>
 #include <cuda_runtime_api.h>
@@ -404,7 +405,7 @@ class cuda_backend final : public backend {
       }
       auto exec = capture(ops);
       if (!exec) {
-        std::fprintf(stderr, "troupe: CUDA graphs are off for this device: %s\n", exec.message().c_str());
+        spdlog::warn("CUDA graphs are off for this device: {}", exec.message());
         graphs_off_ = true;
         return false;
       }

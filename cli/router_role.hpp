@@ -1,0 +1,45 @@
+// The router role of a node: the served model's front end (tokenizer, template), the router actor
+// published on the cluster port, and the client-facing servers on the node's kj loop (HTTP, and
+// Cap'n Proto with --rpc). Destroyed: the servers close, then the router actor is stopped.
+#pragma once
+
+#include <memory>
+
+#include "cli/node_env.hpp"
+#include "common/actors.hpp"
+#include "frontend/core/api_keys.hpp"
+#include "frontend/core/model_frontend.hpp"
+#include "frontend/core/request_ids.hpp"
+#include "frontend/core/stream_channel.hpp"
+#include "frontend/http/http_server.hpp"
+#include "router/cluster_view.hpp"
+
+namespace troupe::cli {
+
+class router_role {
+ public:
+  // Loads the model's tokenizer and template, checks the router's flags, spawns and publishes the
+  // router, and binds HTTP (and RPC). `cache` may be invalid (no response cache). Errors name the
+  // flag or the file.
+  [[nodiscard]] static expected<std::unique_ptr<router_role>> start(node_env& env, cluster::cache_actor cache);
+  ~router_role();
+  router_role(const router_role&) = delete;
+  router_role& operator=(const router_role&) = delete;
+
+  [[nodiscard]] const cluster::router_actor& handle() const { return router_; }
+  // Resolves (rejects) when a server fails; never while they serve. Taken once.
+  [[nodiscard]] kj::Promise<void> take_serving() { return kj::mv(serving_); }
+
+ private:
+  router_role() = default;
+  std::unique_ptr<frontend::model_frontend> model_;
+  frontend::api_keys keys_;
+  frontend::request_ids ids_;
+  std::shared_ptr<frontend::stream_registry> streams_ = std::make_shared<frontend::stream_registry>();
+  std::shared_ptr<router::cluster_view> view_ = std::make_shared<router::cluster_view>();
+  cluster::router_actor router_;
+  std::unique_ptr<frontend::http::http_frontend> http_;
+  kj::Promise<void> serving_ = kj::NEVER_DONE;  // the servers' listen promises (the RPC server rides on it)
+};
+
+}  // namespace troupe::cli

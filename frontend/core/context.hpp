@@ -1,0 +1,31 @@
+// What a node's client-facing servers (HTTP now, Cap'n Proto RPC too) share: the model, the router
+// actor, the streams back from it, the cluster snapshot, metrics, request ids, API keys and the
+// cache policy. Owned by the node (cli/node.cpp); everything referenced outlives the servers.
+#pragma once
+
+#include <memory>
+
+#include "common/actors.hpp"
+#include "common/metrics.hpp"
+#include "frontend/core/api_keys.hpp"
+#include "frontend/core/completion_session.hpp"
+#include "frontend/core/model_frontend.hpp"
+#include "frontend/core/request_ids.hpp"
+#include "frontend/core/stream_channel.hpp"
+#include "router/cluster_view.hpp"
+
+namespace troupe::frontend {
+
+struct frontend_context {
+  const model_frontend* model = nullptr;
+  cluster::router_actor router;
+  std::shared_ptr<stream_registry> streams;
+  std::shared_ptr<router::cluster_view> view;
+  metrics_registry* metrics = nullptr;
+  request_ids* ids = nullptr;
+  const api_keys* keys = nullptr;
+  cache_policy cache;
+  bool protect_metrics = false;  // /health and /metrics need a key too
+};
+
+}  // namespace troupe::frontend

@@ -1,8 +1,9 @@
 // `troupe bench <engine|tokenizer|serve|gpu>`: wires the benchmark subcommands under one "bench" command.
-#include "bench/benchmarks.hpp"
-#include "cli/commands.hpp"
+#include "bench/bench_command.hpp"
 
-namespace troupe::cli {
+#include "bench/benchmarks.hpp"
+
+namespace troupe::bench {
 
 command_runner add_bench_command(CLI::App& app) {
   CLI::App* bench = app.add_subcommand("bench", "benchmarks");
@@ -18,4 +19,4 @@ command_runner add_bench_command(CLI::App& app) {
   };
 }
 
-}  // namespace troupe::cli
+}  // namespace troupe::bench

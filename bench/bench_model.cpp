@@ -3,7 +3,7 @@
 
 #include "bench/benchmarks.hpp"
 
-namespace troupe::cli {
+namespace troupe::bench {
 
 std::shared_ptr<const engine::model> load_bench_model(const std::string& path, bool no_mmap, int64_t prompt_len,
                                                       int64_t gen, int& exit_code) {
@@ -23,4 +23,4 @@ std::shared_ptr<const engine::model> load_bench_model(const std::string& path, b
   return *m;
 }
 
-}  // namespace troupe::cli
+}  // namespace troupe::bench

@@ -8,11 +8,10 @@
 #include <string>
 #include <vector>
 
+#include "common/command_runner.hpp"
 #include "engine/model/model.hpp"
 
-#include "cli/commands.hpp"
-
-namespace troupe::cli {
+namespace troupe::bench {
 
 command_runner add_engine_bench(CLI::App& bench);     // troupe bench engine [--concurrency ...]
 
@@ -55,4 +54,4 @@ command_runner add_tokenizer_bench(CLI::App& bench);  // troupe bench tokenizer
 command_runner add_serve_bench(CLI::App& bench);      // troupe bench serve --url ... (serve_bench.cpp)
 command_runner add_gpu_bench(CLI::App& bench);        // troupe bench gpu --model ... (gpu_bench.cpp)
 
-}  // namespace troupe::cli
+}  // namespace troupe::bench

@@ -10,13 +10,12 @@
 #include <random>
 
 #include "bench/benchmarks.hpp"
-#include "cli/commands.hpp"
-#include "cli/json_output.hpp"
+#include "common/json_output.hpp"
 #include "engine/cpu_backend.hpp"
 #include "engine/kernels/cpu/kernels.hpp"
 #include "engine/llama_forward.hpp"
 
-namespace troupe::cli {
+namespace troupe::bench {
 
 namespace {
 
@@ -197,4 +196,4 @@ command_runner add_engine_bench(CLI::App& bench) {
   };
 }
 
-}  // namespace troupe::cli
+}  // namespace troupe::bench

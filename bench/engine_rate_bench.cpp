@@ -12,11 +12,11 @@
 #include "engine/cpu_backend.hpp"
 #include "engine/llm_engine.hpp"
 
-namespace troupe::cli {
+namespace troupe::bench {
 
 int run_rate_bench(const rate_options& o) {
   double rate = 0;
-  if (!bench::parse_rate(o.request_rate, rate))
+  if (!parse_rate(o.request_rate, rate))
     return std::fprintf(stderr, "error: --request-rate '%s': give a rate > 0 or inf\n", o.request_rate.c_str()), 2;
   if (o.num_prompts < 1) return std::fprintf(stderr, "error: --num-prompts must be >= 1\n"), 2;
   if (o.prompt_len < 1 || o.gen < 1) return std::fprintf(stderr, "error: --prompt-len and --gen must be >= 1\n"), 2;
@@ -35,9 +35,9 @@ int run_rate_bench(const rate_options& o) {
 
   // bench serve's default --vocab is 1000: the same ids when the model has at least that many.
   const int64_t vocab = std::min<int64_t>(1000, m->config.vocab_size);
-  const auto prompts = bench::token_prompts(o.num_prompts, o.prompt_len, 0, vocab, o.seed);
-  const auto arrivals = bench::poisson_arrivals(o.num_prompts, rate, o.seed);
-  std::vector<bench::request_result> results(size_t(o.num_prompts));
+  const auto prompts = token_prompts(o.num_prompts, o.prompt_len, 0, vocab, o.seed);
+  const auto arrivals = poisson_arrivals(o.num_prompts, rate, o.seed);
+  std::vector<request_result> results(size_t(o.num_prompts));
   std::vector<int64_t> index_of;  // engine id - 1 -> request index (ids count from 1)
 
   using clock = std::chrono::steady_clock;
@@ -77,18 +77,18 @@ int run_rate_bench(const rate_options& o) {
       }
     }
   }
-  const auto report = bench::make_report(results, since());
+  const auto report = make_report(results, since());
   if (o.json) {
-    const std::string j = bench::report_json(report);
+    const std::string j = report_json(report);
     std::printf("%s\n", j.c_str());
   } else {
-    std::printf("%s", bench::report_table(report, "troupe bench engine: " + std::to_string(o.num_prompts) +
-                                                      " requests into the engine in-process, rate " + o.request_rate +
-                                                      "/s, input " + std::to_string(o.prompt_len) + " tokens, output " +
-                                                      std::to_string(o.gen) + " tokens")
+    std::printf("%s", report_table(report, "troupe bench engine: " + std::to_string(o.num_prompts) +
+                                               " requests into the engine in-process, rate " + o.request_rate +
+                                               "/s, input " + std::to_string(o.prompt_len) + " tokens, output " +
+                                               std::to_string(o.gen) + " tokens")
                           .c_str());
   }
   return report.failed ? 1 : 0;
 }
 
-}  // namespace troupe::cli
+}  // namespace troupe::bench

@@ -8,14 +8,14 @@
 #include <numeric>
 
 #include "bench/benchmarks.hpp"
-#include "cli/json_output.hpp"
+#include "common/json_output.hpp"
 #include "engine/llama_forward.hpp"
 #include "engine/make_backend.hpp"
 #if TROUPE_HAVE_CUDA
 #include "engine/kernels/cuda/device_probes.hpp"
 #endif
 
-namespace troupe::cli {
+namespace troupe::bench {
 
 namespace {
 
@@ -218,4 +218,4 @@ command_runner add_gpu_bench(CLI::App& bench) {
   return [o]() { return run_gpu_bench(*o); };
 }
 
-}  // namespace troupe::cli
+}  // namespace troupe::bench

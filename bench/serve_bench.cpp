@@ -24,18 +24,16 @@
 #include <string>
 #include <vector>
 
+#include "bench/benchmarks.hpp"
 #include "bench/serve_client.hpp"
 #include "bench/serve_plot.hpp"
 #include "bench/serve_report.hpp"
 #include "bench/serve_workload.hpp"
-#include "cli/commands.hpp"
-#include "cli/json_output.hpp"
+#include "common/json_output.hpp"
 
-namespace troupe::cli {
+namespace troupe::bench {
 
 namespace {
-
-using bench::endpoint_kind;
 
 struct serve_options {
   std::string url;
@@ -71,7 +69,7 @@ constexpr const char* words[] = {
 constexpr size_t word_count = sizeof(words) / sizeof(words[0]);
 
 // --goodput ttft:MS tpot:MS e2e:MS (any of them, as vLLM's benchmark takes them).
-[[nodiscard]] bool parse_slo(const std::vector<std::string>& items, bench::serve_slo& slo) {
+[[nodiscard]] bool parse_slo(const std::vector<std::string>& items, serve_slo& slo) {
   for (const std::string& item : items) {
     const size_t colon = item.find(':');
     if (colon == std::string::npos) return false;
@@ -94,14 +92,14 @@ std::string request_tail(const serve_options& o) {
 std::vector<std::string> completion_bodies(const serve_options& o, const std::string& model) {
   std::vector<std::string> bodies;
   const std::string head = "{\"model\":" + json_string(model) + ",\"prompt\":", tail = request_tail(o);
-  for (const auto& ids : bench::token_prompts(o.num_prompts, o.input_len, o.shared_prefix, o.vocab, o.seed))
+  for (const auto& ids : token_prompts(o.num_prompts, o.input_len, o.shared_prefix, o.vocab, o.seed))
     bodies.push_back(head + json_int_array(ids) + tail);
   return bodies;
 }
 
 std::vector<std::string> chat_bodies(const serve_options& o, const std::string& model) {
   std::uniform_int_distribution<size_t> pick(0, word_count - 1);
-  auto prefix_rng = bench::stream_rng(o.seed, 2), rest_rng = bench::stream_rng(o.seed, 3);
+  auto prefix_rng = stream_rng(o.seed, 2), rest_rng = stream_rng(o.seed, 3);
   std::string prefix;
   for (int64_t i = 0; i < o.shared_prefix; ++i) prefix += std::string(i ? " " : "") + words[pick(prefix_rng)];
   std::vector<std::string> bodies;
@@ -121,7 +119,7 @@ class progress_bar {
  public:
   progress_bar() : enabled_(isatty(STDERR_FILENO) != 0), start_(std::chrono::steady_clock::now()) {}
 
-  void update(const bench::load_progress& p) {
+  void update(const load_progress& p) {
     if (!enabled_) return;
     const auto now = std::chrono::steady_clock::now();
     const bool last = p.completed + p.failed == p.total;
@@ -147,7 +145,7 @@ int run_serve_bench(serve_options o) {
   double rate = 0;
   if (o.num_prompts < 1 || o.num_prompts > 10'000'000)
     return std::fprintf(stderr, "error: --num-prompts must be in [1, 10000000]\n"), 2;
-  if (!bench::parse_rate(o.request_rate, rate))
+  if (!parse_rate(o.request_rate, rate))
     return std::fprintf(stderr, "error: --request-rate must be a number > 0 (requests/s) or inf, not '%s'\n",
                         o.request_rate.c_str()), 2;
   if (o.max_concurrency < 0) return std::fprintf(stderr, "error: --max-concurrency must be >= 0 (0: no cap)\n"), 2;
@@ -157,7 +155,7 @@ int run_serve_bench(serve_options o) {
     return std::fprintf(stderr, "error: --shared-prefix must be in [0, --input-len]\n"), 2;
   if (o.vocab < 2) return std::fprintf(stderr, "error: --vocab must be >= 2\n"), 2;
   if (!(o.timeout_s >= 0)) return std::fprintf(stderr, "error: --timeout must be >= 0 (0: none)\n"), 2;
-  bench::serve_slo slo;
+  serve_slo slo;
   if (!parse_slo(o.goodput, slo))
     return std::fprintf(stderr, "error: --goodput takes ttft:MS, tpot:MS and/or e2e:MS with MS > 0\n"), 2;
   if (!o.plot.empty() && !std::ofstream(o.plot))  // fail now, not after a long run
@@ -166,9 +164,9 @@ int run_serve_bench(serve_options o) {
     if (const char* key = std::getenv("OPENAI_API_KEY")) o.api_key = key;
   const endpoint_kind endpoint = o.endpoint == "chat" ? endpoint_kind::chat : endpoint_kind::completions;
 
-  auto client = bench::serve_client::connect(o.url, o.api_key, 10);
+  auto client = serve_client::connect(o.url, o.api_key, 10);
   if (!client) return std::fprintf(stderr, "error: %s\n", client.message().c_str()), 1;
-  bench::serve_client& c = **client;
+  serve_client& c = **client;
   std::string model = o.model;
   if (model.empty()) {
     auto ids = c.list_models(30);
@@ -177,19 +175,19 @@ int run_serve_bench(serve_options o) {
     model = ids->front();
   }
 
-  bench::load_plan plan;
+  load_plan plan;
   plan.endpoint = endpoint;
   plan.bodies = endpoint == endpoint_kind::chat ? chat_bodies(o, model) : completion_bodies(o, model);
-  plan.arrivals_s = bench::poisson_arrivals(o.num_prompts, rate, o.seed);
+  plan.arrivals_s = poisson_arrivals(o.num_prompts, rate, o.seed);
   plan.prompt_tokens.assign(size_t(o.num_prompts), o.input_len);
   plan.max_concurrency = o.max_concurrency;
   plan.timeout_s = o.timeout_s;
 
   progress_bar bar;
   double duration_s = 0;
-  const std::vector<bench::request_result> results =
-      c.run(plan, [&bar](const bench::load_progress& p) { bar.update(p); }, duration_s);
-  const bench::serve_report report = bench::make_report(results, duration_s, slo);
+  const std::vector<request_result> results =
+      c.run(plan, [&bar](const load_progress& p) { bar.update(p); }, duration_s);
+  const serve_report report = make_report(results, duration_s, slo);
 
   std::string title = "troupe bench serve: " + std::to_string(o.num_prompts) + " requests to " + o.url +
                       c.path_of(endpoint) + " (model " + model + "), rate " +
@@ -198,12 +196,12 @@ int run_serve_bench(serve_options o) {
                       ", input " + std::to_string(o.input_len) + (endpoint == endpoint_kind::chat ? " words" : " tokens") +
                       " (shared prefix " + std::to_string(o.shared_prefix) + "), output " +
                       std::to_string(o.output_len) + " tokens";
-  const std::string out = o.json ? bench::report_json(report) + "\n" : bench::report_table(report, title);
+  const std::string out = o.json ? report_json(report) + "\n" : report_table(report, title);
   std::fwrite(out.data(), 1, out.size(), stdout);
   std::fflush(stdout);
   if (!o.plot.empty()) {
     std::ofstream f(o.plot, std::ios::binary);
-    f << bench::render_svg(results, title);
+    f << render_svg(results, title);
     if (!f) return std::fprintf(stderr, "error: --plot: cannot write %s\n", o.plot.c_str()), 1;
   }
   if (report.completed == 0) return std::fprintf(stderr, "error: every request failed\n"), 1;
@@ -244,4 +242,4 @@ command_runner add_serve_bench(CLI::App& bench) {
   return [o]() { return run_serve_bench(*o); };
 }
 
-}  // namespace troupe::cli
+}  // namespace troupe::bench

@@ -8,7 +8,7 @@
 #include <limits>
 #include <numeric>
 
-#include "cli/json_output.hpp"
+#include "common/json_output.hpp"
 
 namespace troupe::bench {
 
@@ -57,7 +57,6 @@ latency_summary in_ms(std::vector<double> seconds) {
 }
 
 std::string json_summary(const latency_summary& s) {
-  using cli::json_number;
   return "{\"mean\":" + json_number(s.mean) + ",\"p50\":" + json_number(s.p50) + ",\"p90\":" + json_number(s.p90) +
          ",\"p99\":" + json_number(s.p99) + "}";
 }
@@ -123,7 +122,6 @@ serve_report make_report(const std::vector<request_result>& results, double dura
 }
 
 std::string report_json(const serve_report& r) {
-  using cli::json_number;
   std::string out = "{\"completed\":" + std::to_string(r.completed) + ",\"failed\":" + std::to_string(r.failed) +
                     ",\"duration_s\":" + json_number(r.duration_s) +
                     ",\"request_throughput\":" + json_number(r.request_throughput) +

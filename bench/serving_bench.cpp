@@ -15,12 +15,12 @@
 
 #include "bench/benchmarks.hpp"
 #include "bench/serve_report.hpp"
-#include "cli/json_output.hpp"
+#include "common/json_output.hpp"
 #include "engine/cpu_backend.hpp"
 #include "engine/kernels/cpu/kernels.hpp"
 #include "engine/llm_engine.hpp"
 
-namespace troupe::cli {
+namespace troupe::bench {
 
 namespace {
 
@@ -34,7 +34,7 @@ struct percentiles {
 percentiles percentiles_of(std::vector<double> v) {
   if (v.empty()) return {};
   std::sort(v.begin(), v.end());
-  return {bench::percentile(v, 0.5), bench::percentile(v, 0.9), bench::percentile(v, 0.99)};
+  return {percentile(v, 0.5), percentile(v, 0.9), percentile(v, 0.99)};
 }
 
 std::string json_percentiles(const percentiles& p) {
@@ -219,4 +219,4 @@ int run_serving_bench(const serving_options& o) {
   return 0;
 }
 
-}  // namespace troupe::cli
+}  // namespace troupe::bench

@@ -17,7 +17,7 @@
 #include "engine/tokenizer/incremental_decoder.hpp"
 #include "engine/tokenizer/tokenizer.hpp"
 
-namespace troupe::cli {
+namespace troupe::bench {
 namespace {
 
 struct tokenizer_bench_options {
@@ -141,4 +141,4 @@ command_runner add_tokenizer_bench(CLI::App& bench) {
   return [o]() { return run_tokenizer_bench(*o); };
 }
 
-}  // namespace troupe::cli
+}  // namespace troupe::bench

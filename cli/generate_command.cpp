@@ -9,9 +9,9 @@
 #include <memory>
 
 #include "cli/commands.hpp"
-#include "cli/json_output.hpp"
 #include "client/client.hpp"
 #include "common/cluster_config.hpp"
+#include "common/json_output.hpp"
 #include "engine/chat/chat_template.hpp"
 #include "engine/make_backend.hpp"
 #include "engine/generator.hpp"

@@ -1,8 +1,10 @@
-// troupe: one binary, subcommands for every role. main wires the parts explicitly.
+// troupe: one binary, subcommands for every role. main is the composition root: it wires the
+// subcommands of cli/ and bench/ explicitly (no registry), so that neither folder includes the other.
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
 
+#include "bench/bench_command.hpp"
 #include "cli/commands.hpp"
 
 int main(int argc, char** argv) {
@@ -11,10 +13,10 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "troupe 0.1.0");
   spdlog::set_pattern("[%H:%M:%S.%e] [%^%l%$] %v");
   spdlog::set_level(spdlog::level::warn);
-  const troupe::cli::command_runner runners[] = {
+  const troupe::command_runner runners[] = {
       troupe::cli::add_model_command(app),
       troupe::cli::add_generate_command(app),
-      troupe::cli::add_bench_command(app),
+      troupe::bench::add_bench_command(app),
       troupe::cli::add_node_command(app),
       troupe::cli::add_up_command(app),
   };

@@ -1,4 +1,5 @@
-// Small JSON writers for the CLI's --json outputs.
+// Small JSON writers for the hand-written --json outputs of the CLI and the benchmarks (numbers and
+// integer arrays; strings are in json_escape.hpp, included here).
 #pragma once
 
 #include <cstdio>
@@ -7,7 +8,7 @@
 
 #include "common/json_escape.hpp"
 
-namespace troupe::cli {
+namespace troupe {
 
 template <class T>
 [[nodiscard]] std::string json_int_array(const std::vector<T>& v) {
@@ -24,4 +25,4 @@ template <class T>
   return buf;
 }
 
-}  // namespace troupe::cli
+}  // namespace troupe

@@ -7,8 +7,8 @@
 #include <map>
 
 #include "engine/model/arch/architecture.hpp"
-#include "engine/model/arch/json_config.hpp"
 #include "engine/model/gguf.hpp"
+#include "engine/model/json_reader.hpp"
 #include "engine/model/model.hpp"
 #include "engine/model/safetensors.hpp"
 

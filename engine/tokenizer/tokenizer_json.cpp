@@ -7,7 +7,7 @@
 #include <filesystem>
 #include <map>
 
-#include "engine/tokenizer/json_reader.hpp"
+#include "engine/model/json_reader.hpp"
 #include "engine/tokenizer/tokenizer_json_pipeline.hpp"
 
 namespace troupe::engine {

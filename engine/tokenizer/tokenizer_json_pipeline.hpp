@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/tokenizer/json_reader.hpp"
+#include "engine/model/json_reader.hpp"
 #include "engine/tokenizer/tokenizer_spec.hpp"
 
 namespace troupe::engine {

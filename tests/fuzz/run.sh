@@ -19,7 +19,7 @@ TARGETS=(safetensors gguf tokenizer_json chat_template openai_request)
 mkdir -p "$OUT/obj" "$OUT/seeds" "$OUT/corpus" "$OUT/artifacts" "$OUT/logs"
 
 shopt -s nullglob
-SOURCES=("$SRC"/engine/model/dtype.cpp "$SRC"/engine/model/mapped_file.cpp
+SOURCES=("$SRC"/engine/model/dtype.cpp "$SRC"/engine/model/mapped_file.cpp "$SRC"/engine/model/json_reader.cpp
          "$SRC"/engine/model/safetensors*.cpp "$SRC"/engine/model/gguf*.cpp)
 CHAT_SOURCES=("$SRC"/engine/chat/*.cpp)
 TOKENIZER_SOURCES=("$SRC"/engine/tokenizer/*.cpp)
@@ -42,7 +42,8 @@ if [ "$(cat "$OUT/build.stamp" 2>/dev/null || true)" != "$stamp" ]; then
   rm -rf "$OUT/build.stamp" "$OUT"/obj
   mkdir -p "$OUT/obj/model" "$OUT/obj/chat" "$OUT/obj/tokenizer" "$OUT/obj/router"
   # One folder of objects per library: the model parsers', the tokenizer's (which also needs the
-  # model parsers, for GGUF vocabularies), the chat-template interpreter's and the request parser's.
+  # model parsers, for GGUF vocabularies, and the JSON reader), the chat-template interpreter's and
+  # the request parser's.
   model_objects=()
   chat_objects=()
   tokenizer_objects=()

@@ -3,8 +3,8 @@
 
 #include <array>
 
-#include "engine/model/arch/json_config.hpp"
 #include "engine/model/gguf.hpp"
+#include "engine/model/json_reader.hpp"
 
 namespace troupe::engine {
 

@@ -1,7 +1,7 @@
 // Llama 2 / 3 / 3.1 / 3.2: grouped-query attention, rope_theta, llama3 rope scaling, tied embeddings.
 #include "engine/model/arch/architecture.hpp"
-#include "engine/model/arch/json_config.hpp"
 #include "engine/model/gguf.hpp"
+#include "engine/model/json_reader.hpp"
 
 namespace troupe::engine {
 

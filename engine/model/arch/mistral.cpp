@@ -3,7 +3,7 @@
 #include <algorithm>
 
 #include "engine/model/arch/architecture.hpp"
-#include "engine/model/arch/json_config.hpp"
+#include "engine/model/json_reader.hpp"
 
 namespace troupe::engine {
 

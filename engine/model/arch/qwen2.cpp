@@ -1,8 +1,8 @@
 // Qwen2 / Qwen2.5: the Llama layout with biases on the q/k/v projections; rotary in the NeoX
 // (half-split) layout in both formats, so llama.cpp does not permute its q/k rows.
 #include "engine/model/arch/architecture.hpp"
-#include "engine/model/arch/json_config.hpp"
 #include "engine/model/gguf.hpp"
+#include "engine/model/json_reader.hpp"
 
 namespace troupe::engine {
 

@@ -53,7 +53,7 @@ std::string worker_device(engine::device_spec d, int offset) {
 
 }  // namespace
 
-command_runner add_up_command(CLI::App& app) {
+command_runner add_up_command(CLI::App& app, const log_options& logs) {
   auto o = std::make_shared<node_options>();
   auto workers = std::make_shared<int>(2);
   o->listen = "127.0.0.1:0";
@@ -68,7 +68,7 @@ command_runner add_up_command(CLI::App& app) {
   c->add_option("--port-file", o->port_file, "write the bound ports here once listening");
   add_engine_options(c, o.get());
   add_router_options(c, o.get());
-  return [o, workers]() {
+  return [o, workers, &logs]() {
     if (*workers < 1 || *workers > 64) {
       std::fprintf(stderr, "error: --workers %d: give 1 to 64\n", *workers);
       return 2;
@@ -91,7 +91,7 @@ command_runner add_up_command(CLI::App& app) {
     o->worker = false;
     capture_stop_signals();
     child_processes children;
-    const auto start_workers = [o, workers, &children, &device](const node_ports& ports) {
+    const auto start_workers = [o, workers, &children, &device, &logs](const node_ports& ports) {
       for (int i = 0; i < *workers; ++i) {
         std::vector<std::string> args = {"node", "--roles", "worker", "--join",
                                          "127.0.0.1:" + std::to_string(ports.cluster), "--model", o->model,
@@ -103,6 +103,7 @@ command_runner add_up_command(CLI::App& app) {
                                          "--block-size", std::to_string(o->engine.block_size),
                                          "--device", worker_device(*device, i * o->tp)};
         if (o->engine.enforce_eager) args.push_back("--enforce-eager");
+        args.insert(args.end(), {"--log-level", logs.level, "--log-format", logs.format});
         if (auto pid = children.spawn(args); !pid)
           std::fprintf(stderr, "error: %s\n", pid.message().c_str());
         else

@@ -10,21 +10,7 @@ a=$1 b=$2 engine_model=$3 serve_model=$4 rounds=${5:-2} conc=${6:-"1,32"}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-serve_through_up() {  # bin
-  "$1" up --model "$serve_model" --workers 1 --threads 2 --http 127.0.0.1:0 --port-file "$tmp/ports" \
-    > "$tmp/up.log" 2>&1 &
-  local pid=$!
-  for _ in $(seq 1 300); do
-    [[ -f "$tmp/ports" ]] && curl -sf "http://127.0.0.1:$(sed -n 's/http=//p' "$tmp/ports")/health" \
-      | grep -q '"live_groups":1' && break
-    sleep 0.1
-  done
-  "$1" bench serve --url "http://127.0.0.1:$(sed -n 's/http=//p' "$tmp/ports")" --num-prompts 200 \
-    --request-rate 16 --input-len 128 --output-len 64 --seed 1 --json
-  kill -TERM "$pid"
-  wait "$pid" || true
-  rm -f "$tmp/ports"
-}
+source "$(dirname "$0")/serve_through_up.sh"
 
 for round in $(seq 1 "$rounds"); do
   for build in A B; do
@@ -34,6 +20,7 @@ for round in $(seq 1 "$rounds"); do
     line batch1 "$("$bin" bench engine --model "$engine_model" --prompt-len 512 --gen 128 --json)"
     line concurrency "$("$bin" bench engine --model "$engine_model" --concurrency "$conc" --prompt-len 256 \
       --gen 64 --json)"
-    line serve "$(serve_through_up "$bin")"
+    line serve "$(serve_through_up "$bin" "$serve_model" 1 2 "$tmp" --num-prompts 200 --request-rate 16 \
+      --input-len 128 --output-len 64 --seed 1)"
   done
 done

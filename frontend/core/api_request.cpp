@@ -55,7 +55,6 @@ bool in_range(const float_rule& rule, double x) { return (rule.lo_open ? x > rul
   reject(rule.name, ticked(rule.name) + " must be " + words + ", got " + shown);
 }
 
-
 void check_float(float f, const float_rule& rule) {
   if (!in_range(rule, f)) reject_float(rule, show_double(f));
 }
@@ -108,7 +107,6 @@ void check_request(const api_request& r) {
     check_integer(r.stop_token_ids[i], "stop_token_ids[" + std::to_string(i) + "]", 0, std::numeric_limits<int32_t>::max());
   if (auto ok = troupe::validate(s); !ok) reject("", ok.message());
 }
-
 
 }  // namespace rules
 

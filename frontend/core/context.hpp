@@ -1,6 +1,7 @@
-// What a node's client-facing servers (HTTP now, Cap'n Proto RPC too) share: the model, the router
+// What a node's client-facing servers (HTTP and Cap'n Proto RPC) share: the model, the router
 // actor, the streams back from it, the cluster snapshot, metrics, request ids, API keys and the
-// cache policy. Owned by the node (cli/node.cpp); everything referenced outlives the servers.
+// cache policy. Owned by the node's router role (cli/router_role.cpp), whose members it refers to;
+// everything referenced outlives the servers.
 #pragma once
 
 #include <memory>

@@ -101,7 +101,6 @@ std::optional<int64_t> integer_value(dom::element v, const std::string& name) {
   return as_int64(v);
 }
 
-
 int64_t get_integer(dom::element v, const std::string& name, int64_t lo, int64_t hi) {
   const auto value = integer_value(v, name);
   if (!value || *value < lo || *value > hi) reject(name, ticked(name) + integer_range(lo, hi) + ", got " + show(v));
@@ -113,7 +112,6 @@ int32_t get_int32(dom::element v, const std::string& name, int64_t lo,
   return static_cast<int32_t>(get_integer(v, name, lo, hi));
 }
 
-
 // A number in the rule's range, checked before and after narrowing to float: a double beyond
 // float's range must not be cast (undefined), and a tiny positive double may round to 0.
 float get_float(dom::element v, const float_rule& rule) {
@@ -122,7 +120,6 @@ float get_float(dom::element v, const float_rule& rule) {
   if (!in_range(rule, d) || !in_range(rule, f)) reject_float(rule, show(v));
   return f;
 }
-
 
 std::vector<int32_t> get_token_ids(dom::element v, const std::string& name) {
   std::vector<int32_t> ids;
@@ -206,7 +203,6 @@ std::string message_content(dom::element msg_value, const std::string& at, const
   }
   return joined;
 }
-
 
 void parse_messages(dom::element v, api_request& r) {
   const dom::array arr = get_array(v, "messages");
@@ -325,9 +321,7 @@ void parse_body(dom::object body, api_request& r) {
   if (auto ok = validate(r.sampling); !ok) reject("", ok.message());
 }
 
-
 }  // namespace
-
 
 std::variant<api_request, api_error> parse_api_request(api_endpoint endpoint, std::string_view body) {
   // A parser per call: no state shared between threads, and a large body's buffers do not outlive

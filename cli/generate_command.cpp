@@ -16,7 +16,7 @@
 #include "engine/make_backend.hpp"
 #include "engine/generator.hpp"
 #include "engine/model_tokenizer.hpp"
-#include "gpu_actor/rank.hpp"
+#include "engine/executor/rank.hpp"
 #include "engine/parallel/rendezvous_store.hpp"
 
 namespace troupe::cli {
@@ -89,18 +89,15 @@ std::string logprobs_json(const std::vector<engine::sample_result>& lp) {
   return s + "]";
 }
 
-// --tp N: a shard group of N ranks as threads of this process (gpu_actor::make_rank: Gloo over
-// loopback on the CPU; with --device cuda, one GPU per rank and NCCL). Every rank runs the same
-// generation on its shard; all ranks get bit-identical logits (ring all-reduce), so with one seed
-// they sample the same tokens in lockstep, and rank 0 streams. (Served groups instead let rank 0
-// plan and sample alone: gpu_actor/leader.)
+// --tp N: a shard group of N ranks as threads of this process (engine::make_rank: Gloo over
+// loopback on the CPU; with --device cuda, one GPU per rank and NCCL), run as serving runs one:
+// rank 0's continuous-batching engine plans and samples, its shard group executor broadcasts each
+// step, and ranks 1..N-1 run it on their shards (engine::run_follower_rank).
 expected<engine::generation_result> generate_tensor_parallel(
-    const std::shared_ptr<const engine::model>& m, generate_options& o,
+    const std::shared_ptr<const engine::model>& m, const engine::tokenizer& tok, generate_options& o,
     const std::function<void(const engine::generation_event&)>& stream) {
   if (o.tp < 1 || o.tp > 64) return fail("--tp " + std::to_string(o.tp) + ": give 1 to 64 ranks");
-  // An unseeded request would seed each rank's sampler differently.
-  if (!o.req.sampling.seed) o.req.sampling.seed = std::random_device{}();
-  gpu_actor::rank_options ro;
+  engine::rank_options ro;
   ro.model = m;
   ro.tp = o.tp;
   ro.group = "generate";
@@ -108,29 +105,42 @@ expected<engine::generation_result> generate_tensor_parallel(
   ro.threads = std::max(1, (o.threads > 0 ? o.threads : int(std::thread::hardware_concurrency())) / o.tp);
   ro.max_tokens = 256;
   auto store = engine::parallel::make_memory_store();
-  std::vector<expected<engine::generation_result>> results(size_t(o.tp), error{});
+  std::vector<expected<void>> followers(size_t(o.tp), expected<void>{});
   std::vector<std::thread> ranks;
-  for (int rank = 0; rank < o.tp; ++rank)
-    ranks.emplace_back([&results, &store, &o, &m, &stream, ro, rank]() mutable {
-      auto& out = results[size_t(rank)];
+  for (int rank = 1; rank < o.tp; ++rank)
+    ranks.emplace_back([&followers, &store, ro, rank]() mutable {
       ro.rank = rank;
-      auto tok = engine::load_tokenizer_for(*m);  // one per rank: each decodes its own copy of the stream
-      if (!tok) return void(out = tok.err());
-      auto r = gpu_actor::make_rank(*store, ro);
-      if (!r) return void(out = r.err());
-      out = engine::generate(*r->forward, **tok, o.req, rank == 0 ? stream : nullptr);
+      followers[size_t(rank)] = engine::run_follower_rank(*store, ro);
     });
+  expected<engine::generation_result> result = error{};
+  {
+    auto r0 = engine::make_rank(*store, ro);  // joins when every rank has
+    if (!r0) {
+      result = r0.err();
+    } else {
+      auto executor = engine::make_group_executor(*r0->forward, *r0->control);
+      if (!executor) return executor.err();
+      std::vector<int32_t> eos = m->config.eos_token_ids;
+      for (int32_t id : tok.specials().eos_ids) eos.push_back(id);
+      engine::engine_config cfg;
+      cfg.max_batched_tokens = ro.max_tokens;
+      cfg.max_running = 1;
+      // One sequence of the whole context, on every rank (each rank's blocks hold its kv heads).
+      const auto& c = m->config;
+      cfg.kv_memory_bytes = ((c.max_position + cfg.block_size - 1) / cfg.block_size) * c.n_layers * 2 *
+                            int64_t(cfg.block_size) * c.kv_dim() * int64_t(sizeof(float));
+      auto eng = engine::llm_engine::create(*r0->forward, cfg, std::move(eos), std::move(*executor));
+      result = eng ? engine::generate(**eng, c, tok, o.req, stream) : expected<engine::generation_result>(eng.err());
+    }  // the engine's executor sends the ranks stop here; a failed rank 0 leaves them to their timeout
+  }
   for (auto& t : ranks) t.join();
   // Every failed rank's error (make_rank's errors name the rank): when one rank fails at its
   // device, the others fail only to connect the group, and which of them ends first is timing.
-  std::string failures;
-  for (int rank = 0; rank < o.tp; ++rank)
-    if (!results[size_t(rank)]) failures += (failures.empty() ? "" : "; ") + results[size_t(rank)].message();
-  if (!failures.empty()) return fail(failures);
+  std::string failures = result ? "" : result.message();
   for (int rank = 1; rank < o.tp; ++rank)
-    if (results[size_t(rank)]->tokens != results[0]->tokens)
-      return fail("rank " + std::to_string(rank) + " sampled other tokens than rank 0 (the ranks diverged)");
-  return std::move(results[0]);
+    if (!followers[size_t(rank)]) failures += (failures.empty() ? "" : "; ") + followers[size_t(rank)].message();
+  if (!failures.empty()) return fail(failures);
+  return result;
 }
 
 int run(generate_options& o, bool seed_given) {
@@ -170,7 +180,7 @@ int run(generate_options& o, bool seed_given) {
     if (!fwd) return std::fprintf(stderr, "error: %s\n", fwd.message().c_str()), 1;
     r = engine::generate(**fwd, **tok, o.req, stream);
   } else {
-    r = generate_tensor_parallel(*m, o, stream);
+    r = generate_tensor_parallel(*m, **tok, o, stream);
   }
   if (!r) return std::fprintf(stderr, "\nerror: %s\n", r.message().c_str()), 1;
   if (o.json) {

@@ -14,7 +14,7 @@
 
 #include "cli/cluster_join.hpp"
 #include "cli/node.hpp"
-#include "gpu_actor/rank.hpp"
+#include "engine/executor/rank.hpp"
 #include "gpu_actor/rendezvous.hpp"
 
 namespace troupe::cli {
@@ -38,7 +38,7 @@ int run_rank_node(const node_options& o) {
   if (!rendezvous) return err(rendezvous.message());
   auto store = gpu_actor::make_caf_store(system, *rendezvous);
 
-  gpu_actor::rank_options ro;
+  engine::rank_options ro;
   ro.model = *m;
   ro.rank = o.rank;
   ro.tp = o.tp;
@@ -58,7 +58,7 @@ int run_rank_node(const node_options& o) {
   if (::pipe2(done_pipe, O_CLOEXEC) != 0) return err("pipe2 failed");
   std::atomic<int> code{0};
   std::thread rank([&store, &ro, &code, &done_pipe]() {
-    auto ran = gpu_actor::run_follower_rank(*store, ro);
+    auto ran = engine::run_follower_rank(*store, ro);
     if (ran) {
       spdlog::info("rank {} of shard group {}: the leader stopped the group", ro.rank, ro.group);
     } else {

@@ -11,6 +11,7 @@
 #include "common/finish_reason.hpp"
 #include "common/request.hpp"
 #include "engine/llama_forward.hpp"
+#include "engine/llm_engine.hpp"
 #include "engine/sampler.hpp"
 #include "engine/tokenizer/tokenizer.hpp"
 
@@ -40,6 +41,14 @@ struct generation_result {
 
 // Runs the request to the end. `on_event` (may be empty) sees every token as it is sampled.
 [[nodiscard]] expected<generation_result> generate(llama_forward& fwd, const tokenizer& tok,
+                                                   const request& req,
+                                                   const std::function<void(const generation_event&)>& on_event);
+
+// The same generation as one request of a continuous-batching engine, stepped to its end: the
+// same result, events and stop rules (max_tokens capped at the context, as above). This is how
+// `troupe generate --tp` runs, on the shard group executor that serving uses. `engine` must be
+// idle and have been created with the model's eos ids; `c` is its model's config.
+[[nodiscard]] expected<generation_result> generate(llm_engine& engine, const model_config& c, const tokenizer& tok,
                                                    const request& req,
                                                    const std::function<void(const generation_event&)>& on_event);
 

@@ -5,14 +5,13 @@
 #include <algorithm>
 #include <random>
 
-#include "engine/step_batch.hpp"
-#include "engine/step_broadcast.hpp"
+#include "engine/executor/step_batch.hpp"
 
 namespace troupe::engine {
 
 expected<std::unique_ptr<llm_engine>> llm_engine::create(llama_forward& fwd, engine_config config,
                                                          std::vector<int32_t> eos_ids,
-                                                         parallel::communicator* group) {
+                                                         std::unique_ptr<step_executor> executor) {
   const model_config& c = fwd.config();
   if (config.block_size < 1) return fail("engine: block_size must be positive");
   if (config.max_batched_tokens < 1 || config.max_running < 1)
@@ -36,52 +35,28 @@ expected<std::unique_ptr<llm_engine>> llm_engine::create(llama_forward& fwd, eng
                 std::to_string(blocks_per_context * bytes_per_block) + " bytes)");
   }
   if (num_blocks > (int64_t(1) << 30)) return fail("engine: --kv-memory is too large");
-  auto kv = fwd.new_paged_kv(num_blocks, config.block_size);
+  if (!executor) executor = make_local_executor(fwd);
+  auto kv = executor->setup(num_blocks, config.block_size);
   if (!kv) return kv.err();
-  if (group != nullptr && group->size() == 1) group = nullptr;
-  if (group != nullptr) {
-    if (group->rank() != 0) return fail("engine: a shard group's engine runs on rank 0, not rank " + std::to_string(group->rank()));
-    group_message setup;
-    setup.kind = group_message_kind::setup;
-    setup.num_blocks = int32_t(num_blocks);
-    setup.block_size = config.block_size;
-    setup.graph_max_batch = int32_t(fwd.graph_max_batch());
-    if (auto sent = send_group_message(*group, setup); !sent) return fail("engine: shard group setup: " + sent.message());
-  }
-  return std::unique_ptr<llm_engine>(
-      new llm_engine(fwd, std::move(config), std::move(eos_ids), std::move(*kv), int32_t(num_blocks), group));
+  return std::unique_ptr<llm_engine>(new llm_engine(fwd, std::move(config), std::move(eos_ids), std::move(executor),
+                                                    std::move(*kv), int32_t(num_blocks)));
 }
 
-llm_engine::~llm_engine() {
-  if (group_ == nullptr || group_failure_) return;
-  group_message stop;
-  stop.kind = group_message_kind::stop;
-  (void)send_group_message(*group_, stop);  // a rank already gone has nothing left to stop
-}
-
-expected<void> llm_engine::keep_group_alive() {
-  if (group_ == nullptr) return {};
-  if (group_failure_) return fail(*group_failure_);
-  group_message m;
-  m.kind = group_message_kind::keepalive;
-  if (auto sent = send_group_message(*group_, m); !sent) {
-    group_failure_ = "shard group failed: " + sent.message();
-    return fail(*group_failure_);
-  }
-  return {};
-}
+// The paged cache goes before the executor (members in reverse), and a group executor's
+// destructor then sends the ranks stop.
+llm_engine::~llm_engine() = default;
 
 llm_engine::llm_engine(llama_forward& fwd, engine_config config, std::vector<int32_t> eos_ids,
-                       std::unique_ptr<paged_kv> kv, int32_t num_blocks, parallel::communicator* group)
+                       std::unique_ptr<step_executor> executor, std::unique_ptr<paged_kv> kv, int32_t num_blocks)
     : fwd_(fwd),
       config_(std::move(config)),
       eos_ids_(std::move(eos_ids)),
+      executor_(std::move(executor)),
       kv_(std::move(kv)),
       pool_(num_blocks, config_.block_size),
       cache_(pool_, kv_cache_config{config_.model_revision, config_.prefix_caching}),
       scheduler_(scheduler_config{config_.max_batched_tokens, config_.max_running, fwd.config().max_position},
-                 cache_, make_fcfs_priority_policy()),
-      group_(group) {}
+                 cache_, make_fcfs_priority_policy()) {}
 
 expected<int64_t> llm_engine::add_request(request r) {
   if (auto ok = validate(r.sampling); !ok) return ok.err();
@@ -174,11 +149,8 @@ std::vector<request_output> llm_engine::step() {
   const step_plan plan = scheduler_.schedule();
   if (plan.empty()) return out;
 
-  group_message m;
-  m.kind = group_message_kind::step;
   std::vector<int32_t> logit_rows;
-  m.batch = batch_of(plan, logit_rows);
-  const step_batch& b = m.batch;
+  const step_batch b = batch_of(plan, logit_rows);
   const int64_t vocab = fwd_.config().vocab_size;
   // Sampling on the device when the backend can and every sampling sequence asks only for what
   // it does: then only token ids leave the device, and the logits are never copied out.
@@ -187,23 +159,11 @@ std::vector<request_output> llm_engine::step() {
   const bool on_device = fwd_.samples_on_device() && device_sampling_for(plan, device_rows, penalties);
   std::vector<int32_t> device_ids(on_device ? logit_rows.size() : 0);
   logits_.resize(on_device ? 0 : logit_rows.size() * size_t(vocab));
-  if (group_failure_) {
-    fail_step(plan, *group_failure_, out);
-    return out;
-  }
-  if (group_ != nullptr) {
-    if (auto sent = send_group_message(*group_, m); !sent) {
-      group_failure_ = "shard group failed: " + sent.message();
-      fail_step(plan, *group_failure_, out);
-      return out;
-    }
-  }
-  auto ran = on_device ? run_step_batch_sampled(fwd_, *kv_, b, logit_rows, device_rows, penalties, device_ids)
-                       : run_step_batch(fwd_, *kv_, b, logit_rows, logits_);
+  // A group that failed fails every step (the executor says so without running it).
+  auto ran = on_device ? executor_->run_sampled(*kv_, b, logit_rows, device_rows, penalties, device_ids)
+                       : executor_->run(*kv_, b, logit_rows, logits_);
   if (!ran) {
-    // In a group the ranks are out of step now (some ran it, some did not): the group is done.
-    if (group_ != nullptr) group_failure_ = "shard group failed: " + ran.message();
-    fail_step(plan, group_failure_.value_or(ran.message()), out);
+    fail_step(plan, ran.message(), out);
     return out;
   }
 

@@ -2,8 +2,8 @@
 // over a paged KV cache with automatic prefix caching. add_request() queues, step() runs one forward
 // pass over the whole batch (the scheduler's plan) and returns every request's new tokens, abort()
 // ends a request and frees its KV blocks at once. Parts wired explicitly: block_pool ->
-// kv_cache_manager -> scheduler (FCFS with priority classes) -> llama_forward::forward_batch ->
-// one sampler per sequence.
+// kv_cache_manager -> scheduler (FCFS with priority classes) -> a step_executor (this process's
+// forward pass, or a shard group's) -> one sampler per sequence.
 //
 // Threading: not thread-safe; one thread (the step loop) owns the engine, the forward pass and
 // its backend.
@@ -23,7 +23,7 @@
 #include "engine/kv_cache/block_pool.hpp"
 #include "engine/kv_cache/kv_cache_manager.hpp"
 #include "engine/llama_forward.hpp"
-#include "engine/parallel/communicator.hpp"
+#include "engine/executor/executor.hpp"
 #include "engine/sampler.hpp"
 #include "engine/scheduler/scheduler.hpp"
 
@@ -68,15 +68,14 @@ class llm_engine {
   // max_tokens >= config.max_batched_tokens and must outlive the engine. `eos_ids` end every
   // request that does not ignore_eos.
   //
-  // Tensor parallelism: with `group` (size > 1), this engine is rank 0 of a shard group and `fwd`
-  // its shard over that communicator. It sends the ranks (run_follower) its setup here, each
-  // step's batch before running it, keepalives when asked, and stop when destroyed; all through
-  // `group`, which must outlive the engine. The KV budget is per rank: each rank's blocks hold
-  // only its kv heads, so the same number of blocks fits on every rank.
+  // Steps run through `executor` (executor/executor.hpp), which the engine owns; none: on `fwd`
+  // alone. A shard group's executor (make_group_executor over rank 0's `fwd`) sends the ranks the
+  // setup here, each step before running it and stop when the engine is destroyed. The KV budget
+  // is per rank: each rank's blocks hold only its kv heads, so the same number fits on every rank.
   [[nodiscard]] static expected<std::unique_ptr<llm_engine>> create(llama_forward& fwd, engine_config config,
                                                                     std::vector<int32_t> eos_ids,
-                                                                    parallel::communicator* group = nullptr);
-  ~llm_engine();  // a group's ranks are sent stop (bounded by the communicator's timeout)
+                                                                    std::unique_ptr<step_executor> executor = nullptr);
+  ~llm_engine();
   llm_engine(const llm_engine&) = delete;
   llm_engine& operator=(const llm_engine&) = delete;
 
@@ -99,12 +98,12 @@ class llm_engine {
 
   // Shard groups: the leader calls this at least every second while idle, so that its ranks'
   // waits stay within the timeout and a dead rank is noticed. A no-op without a group.
-  [[nodiscard]] expected<void> keep_group_alive();
+  [[nodiscard]] expected<void> keep_group_alive() { return executor_->keep_alive(); }
 
   // Why the shard group failed (a rank died or hung, or a step failed on some rank), once it has;
   // from then on every step fails its requests with this error, and the group must be torn down.
   // Without a group: always empty.
-  [[nodiscard]] const std::optional<std::string>& group_failure() const { return group_failure_; }
+  [[nodiscard]] const std::optional<std::string>& group_failure() const { return executor_->failure(); }
 
  private:
   struct request_state {
@@ -118,7 +117,7 @@ class llm_engine {
   };
 
   llm_engine(llama_forward& fwd, engine_config config, std::vector<int32_t> eos_ids,
-             std::unique_ptr<paged_kv> kv, int32_t num_blocks, parallel::communicator* group);
+             std::unique_ptr<step_executor> executor, std::unique_ptr<paged_kv> kv, int32_t num_blocks);
   // Drops the engine's state of a request the scheduler no longer runs.
   // One sampler per sample of the request, made before its first draw (seed + sample index when seeded).
   static void ensure_samplers(request_state& rs);
@@ -132,6 +131,7 @@ class llm_engine {
   llama_forward& fwd_;
   engine_config config_;
   std::vector<int32_t> eos_ids_;
+  std::unique_ptr<step_executor> executor_;  // destroyed last of the engine's parts: a group's ranks are sent stop
   std::unique_ptr<paged_kv> kv_;
   block_pool pool_;
   kv_cache_manager cache_;
@@ -143,8 +143,6 @@ class llm_engine {
   std::vector<float> logits_;
   int64_t generated_ = 0;
   std::chrono::steady_clock::duration step_time_{};
-  parallel::communicator* group_ = nullptr;  // rank 0 of a shard group; null alone
-  std::optional<std::string> group_failure_;
 };
 
 }  // namespace troupe::engine

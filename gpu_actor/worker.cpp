@@ -7,7 +7,7 @@
 
 #include "engine/make_backend.hpp"
 #include "engine/model_tokenizer.hpp"
-#include "gpu_actor/rank.hpp"
+#include "engine/executor/rank.hpp"
 
 namespace troupe::gpu_actor {
 
@@ -31,7 +31,7 @@ expected<std::shared_ptr<leader_resources>> load_worker(const worker_options& o,
     res->forward = std::move(*fwd);
     if (o.engine.enforce_eager) res->forward->set_graph_max_batch(0);
   } else {
-    rank_options ro;
+    engine::rank_options ro;
     ro.model = res->model;
     ro.tp = o.tp;
     ro.group = o.group_name;
@@ -47,15 +47,15 @@ expected<std::shared_ptr<leader_resources>> load_worker(const worker_options& o,
     auto store = o.rank_store ? o.rank_store : engine::parallel::make_memory_store();
     if (!o.rank_store) {
       for (int r = 1; r < o.tp; ++r) {
-        rank_options mine = ro;
+        engine::rank_options mine = ro;
         mine.rank = r;
         res->ranks.emplace_back([mine, store]() {
-          if (auto done = run_follower_rank(*store, mine); !done)
+          if (auto done = engine::run_follower_rank(*store, mine); !done)
             spdlog::error("{}", done.message());
         });
       }
     }
-    auto rank0 = make_rank(*store, ro);  // joins when every rank has
+    auto rank0 = engine::make_rank(*store, ro);  // joins when every rank has
     if (!rank0) return rank0.err();      // res's destructor joins the thread ranks (they fail within the timeout)
     res->control = std::move(rank0->control);
     res->backend = std::move(rank0->backend);
@@ -64,7 +64,13 @@ expected<std::shared_ptr<leader_resources>> load_worker(const worker_options& o,
   }
   engine::engine_config cfg = o.engine;
   cfg.model_revision = o.revision;
-  auto eng = engine::llm_engine::create(*res->forward, cfg, std::move(eos), res->control.get());
+  std::unique_ptr<engine::step_executor> executor;  // none: this process's forward pass alone
+  if (res->control) {
+    auto group = engine::make_group_executor(*res->forward, *res->control);
+    if (!group) return group.err();
+    executor = std::move(*group);
+  }
+  auto eng = engine::llm_engine::create(*res->forward, cfg, std::move(eos), std::move(executor));
   if (!eng) return eng.err();
   res->engine = std::move(*eng);
   const auto stats = res->engine->stats();

@@ -5,6 +5,7 @@
 #include <simdjson.h>
 
 #include <array>
+#include <cctype>
 #include <cstdio>
 #include <filesystem>
 #include <sys/wait.h>
@@ -99,6 +100,62 @@ TEST(cli, generate_with_tensor_parallel_ranks_gives_the_same_greedy_tokens) {
   const auto bad = run(base + " --tp 3");
   EXPECT_NE(bad.code, 0);
   EXPECT_NE(bad.out.find("num_attention_heads = 4 is not divisible by tp"), std::string::npos) << bad.out;
+}
+
+// `generate --tp` runs rank 0's continuous-batching engine over the shard group executor (as
+// serving does) where `--tp 1` runs the single-sequence loop: the same tokens, text and finish,
+// with a stop string cutting the text (the engine's request is aborted there), with logprobs, and
+// with max_tokens beyond the context (both stop at its end).
+TEST(cli, generate_tp_through_the_serving_engine_keeps_text_stops_and_limits) {
+  struct gen {
+    std::vector<int64_t> tokens;
+    std::string text, finish;
+    size_t logprobs = 0;
+  };
+  const auto parse = [](const process_result& r) {
+    gen g;
+    simdjson::dom::parser p;
+    simdjson::dom::element doc;
+    EXPECT_EQ(p.parse(r.out).get(doc), simdjson::SUCCESS) << r.out;
+    if (!doc.is_object()) return g;
+    for (auto t : simdjson::dom::array(doc["tokens"])) g.tokens.push_back(int64_t(t));
+    g.text = std::string(std::string_view(doc["text"]));
+    g.finish = std::string(std::string_view(doc["finish_reason"]));
+    g.logprobs = simdjson::dom::array(doc["logprobs"]).size();
+    return g;
+  };
+  const std::string base = "generate --model " + model_dir() + " --prompt 'Tensor parallel' --temperature 0 "
+                           "--ignore-eos --json";
+  const gen one = parse(run(base + " --max-tokens 24 --logprobs 2"));
+  const gen two = parse(run(base + " --max-tokens 24 --logprobs 2 --tp 2"));
+  ASSERT_EQ(one.tokens.size(), 24u);
+  EXPECT_EQ(two.tokens, one.tokens);
+  EXPECT_EQ(two.text, one.text);
+  EXPECT_EQ(two.finish, "length");
+  EXPECT_EQ(two.logprobs, 24u);
+
+  // A stop string from the middle of the text: the first 3 letters in a row after its start (the
+  // random model's text is mostly not letters; a cut UTF-8 character would not pass the shell).
+  size_t at = 1;
+  const auto letter = [&one](size_t i) { return i < one.text.size() && std::isalpha((unsigned char)one.text[i]); };
+  while (at + 3 <= one.text.size() && !(letter(at) && letter(at + 1) && letter(at + 2))) ++at;
+  ASSERT_LT(at + 3, one.text.size()) << one.text;
+  const std::string stop = one.text.substr(at, 3);
+  const gen stop_one = parse(run(base + " --max-tokens 24 --stop " + stop));
+  const gen stop_two = parse(run(base + " --max-tokens 24 --stop " + stop + " --tp 2"));
+  EXPECT_EQ(stop_one.finish, "stop");
+  EXPECT_EQ(stop_two.finish, "stop");
+  EXPECT_EQ(stop_two.text, stop_one.text);
+  EXPECT_EQ(stop_two.tokens, stop_one.tokens);
+  EXPECT_EQ(stop_two.text.find(stop), std::string::npos) << stop_two.text;
+
+  // max_tokens past the context (256 positions): both end at the context's end.
+  const gen long_one = parse(run(base + " --max-tokens 1000"));
+  const gen long_two = parse(run(base + " --max-tokens 1000 --tp 2"));
+  EXPECT_EQ(long_one.finish, "length");
+  EXPECT_EQ(long_two.finish, "length");
+  EXPECT_EQ(long_two.tokens.size(), long_one.tokens.size());
+  EXPECT_LT(long_one.tokens.size(), 256u);
 }
 
 TEST(cli, a_device_that_is_not_there_is_a_clear_error) {

@@ -11,9 +11,9 @@
 
 #include "engine/cpu_backend.hpp"
 #include "engine/llm_engine.hpp"
-#include "engine/step_broadcast.hpp"
-#include "engine/tp_follower.hpp"
-#include "engine/tp_forward.hpp"
+#include "engine/executor/step_broadcast.hpp"
+#include "engine/executor/follower.hpp"
+#include "engine/executor/tp_forward.hpp"
 #include "tests/engine/parallel/thread_ranks.hpp"
 #include "tests/engine/test_models.hpp"
 
@@ -44,7 +44,13 @@ expected<std::unique_ptr<llm_engine>> make_engine(llama_forward& fwd, int64_t bl
   cfg.max_batched_tokens = step_tokens;
   cfg.max_running = 16;
   cfg.model_revision = "tp_engine";
-  return llm_engine::create(fwd, cfg, {}, group);
+  std::unique_ptr<step_executor> executor;
+  if (group != nullptr) {
+    auto g = make_group_executor(fwd, *group);
+    if (!g) return g.err();
+    executor = std::move(*g);
+  }
+  return llm_engine::create(fwd, cfg, {}, std::move(executor));
 }
 
 // 12 greedy requests of 3 .. 40 prompt tokens and 20 new tokens each.

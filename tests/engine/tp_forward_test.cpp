@@ -10,7 +10,7 @@
 #include "engine/cpu_backend.hpp"
 #include "engine/llama_forward.hpp"
 #include "engine/parallel/communicator.hpp"
-#include "engine/tp_forward.hpp"
+#include "engine/executor/tp_forward.hpp"
 #include "tests/engine/parallel/thread_ranks.hpp"
 #include "tests/engine/test_models.hpp"
 

@@ -12,7 +12,7 @@
 
 #include "common/expected.hpp"
 #include "engine/parallel/communicator.hpp"
-#include "engine/step_batch.hpp"
+#include "engine/executor/step_batch.hpp"
 
 namespace troupe::engine {
 

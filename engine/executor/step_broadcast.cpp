@@ -1,7 +1,7 @@
 // The group protocol's encoding: a header of int32 words (magic, kind, setup fields, array
 // lengths), then the batch's arrays back to back as int32s. Both sides know the payload size from
 // the header, as a broadcast needs.
-#include "engine/step_broadcast.hpp"
+#include "engine/executor/step_broadcast.hpp"
 
 #include <array>
 #include <cstring>

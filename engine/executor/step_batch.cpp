@@ -1,5 +1,5 @@
 // step_batch: validation and execution (see step_batch.hpp).
-#include "engine/step_batch.hpp"
+#include "engine/executor/step_batch.hpp"
 
 #include <string>
 

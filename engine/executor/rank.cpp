@@ -1,12 +1,12 @@
 // A rank's parts (see rank.hpp).
-#include "gpu_actor/rank.hpp"
+#include "engine/executor/rank.hpp"
 
 #include <cstring>
 
 #include "engine/make_backend.hpp"
 #include "engine/parallel/gloo_communicator.hpp"
-#include "engine/tp_follower.hpp"
-#include "engine/tp_forward.hpp"
+#include "engine/executor/follower.hpp"
+#include "engine/executor/tp_forward.hpp"
 #if TROUPE_HAVE_CUDA
 #include <cuda_runtime_api.h>
 
@@ -14,16 +14,16 @@
 #include "engine/parallel/nccl_communicator.hpp"
 #endif
 
-namespace troupe::gpu_actor {
+namespace troupe::engine {
 
 namespace {
 
 // The NCCL communicator of a GPU rank: rank 0 makes the unique id and publishes it in the store,
 // the others wait for it; every rank then joins on its backend's stream.
-expected<std::unique_ptr<engine::parallel::communicator>> make_nccl(engine::parallel::rendezvous_store& store,
-                                                                    const rank_options& o, engine::backend& be) {
+expected<std::unique_ptr<parallel::communicator>> make_nccl(parallel::rendezvous_store& store,
+                                                                    const rank_options& o, backend& be) {
 #if TROUPE_HAVE_CUDA
-  namespace par = engine::parallel;
+  namespace par = parallel;
   const std::string key = "group/" + o.group + "/nccl_id";
   par::nccl_unique_id id{};
   if (o.rank == 0) {
@@ -41,7 +41,7 @@ expected<std::unique_ptr<engine::parallel::communicator>> make_nccl(engine::para
   par::nccl_options no;
   no.rank = o.rank;
   no.size = o.tp;
-  if (auto r = engine::cuda::check(cudaGetDevice(&no.device), "cudaGetDevice"); !r) return r.err();
+  if (auto r = cuda::check(cudaGetDevice(&no.device), "cudaGetDevice"); !r) return r.err();
   // (make_backend made the rank's device current on this thread.)
   no.stream = static_cast<cudaStream_t>(be.native_stream());
   no.timeout = o.timeout;
@@ -55,28 +55,28 @@ expected<std::unique_ptr<engine::parallel::communicator>> make_nccl(engine::para
 
 }  // namespace
 
-expected<rank_resources> make_rank(engine::parallel::rendezvous_store& store, const rank_options& o) {
+expected<rank_resources> make_rank(parallel::rendezvous_store& store, const rank_options& o) {
   const std::string who = "rank " + std::to_string(o.rank) + " of group " + o.group;
   rank_resources r;
-  engine::parallel::gloo_options go;
+  parallel::gloo_options go;
   go.rank = o.rank;
   go.size = o.tp;
   go.address = o.address;
   go.timeout = o.timeout;
   go.connect_timeout = o.connect_timeout;
   go.prefix = "group/" + o.group;
-  auto control = engine::parallel::make_gloo_communicator(go, store);
+  auto control = parallel::make_gloo_communicator(go, store);
   if (!control) return fail(who + ": " + control.message());
   r.control = std::move(*control);
-  auto be = engine::make_backend(o.device, o.threads, o.rank);
+  auto be = make_backend(o.device, o.threads, o.rank);
   if (!be) return fail(who + ": " + be.message());
   r.backend = std::move(*be);
-  if (engine::is_cuda_device(o.device)) {
+  if (is_cuda_device(o.device)) {
     auto nccl = make_nccl(store, o, *r.backend);
     if (!nccl) return fail(who + ": " + nccl.message());
     r.comm = std::move(*nccl);
   }
-  auto fwd = engine::create_tp_forward(o.model, *r.backend, o.max_tokens, r.data());
+  auto fwd = create_tp_forward(o.model, *r.backend, o.max_tokens, r.data());
   if (!fwd) return fail(who + ": " + fwd.message());
   r.forward = std::move(*fwd);
   if (o.enforce_eager) r.forward->set_graph_max_batch(0);
@@ -86,10 +86,10 @@ expected<rank_resources> make_rank(engine::parallel::rendezvous_store& store, co
   return r;
 }
 
-expected<void> run_follower_rank(engine::parallel::rendezvous_store& store, const rank_options& o) {
+expected<void> run_follower_rank(parallel::rendezvous_store& store, const rank_options& o) {
   auto r = make_rank(store, o);
   if (!r) return r.err();
-  return engine::run_follower(*r->forward, *r->control);
+  return run_follower(*r->forward, *r->control);
 }
 
-}  // namespace troupe::gpu_actor
+}  // namespace troupe::engine

@@ -1,6 +1,6 @@
 // One tensor-parallel rank of a shard group: its communicator (Gloo, connected through the group's
 // rendezvous), its backend and its shard's forward pass. Rank 0 drives an engine over it (the
-// leader); the others run the leader's steps (engine::run_follower).
+// leader); the others run the leader's steps (run_follower).
 #pragma once
 
 #include <chrono>
@@ -14,7 +14,7 @@
 #include "engine/parallel/communicator.hpp"
 #include "engine/parallel/rendezvous_store.hpp"
 
-namespace troupe::gpu_actor {
+namespace troupe::engine {
 
 struct rank_options {
   std::shared_ptr<const engine::model> model;  // the whole checkpoint, mapped; the rank keeps its slices
@@ -34,21 +34,21 @@ struct rank_options {
 // On CPU one Gloo communicator carries both the leader's plans and the forward pass's all-reduces;
 // on GPUs the all-reduces go through NCCL on device memory and the plans through Gloo (`control`).
 struct rank_resources {
-  std::unique_ptr<engine::parallel::communicator> control;  // Gloo: the leader's plans (and the CPU all-reduces)
+  std::unique_ptr<parallel::communicator> control;  // Gloo: the leader's plans (and the CPU all-reduces)
   std::unique_ptr<engine::backend> backend;
-  std::unique_ptr<engine::parallel::communicator> comm;     // the forward pass's all-reduces: `control` itself on CPU (null here), NCCL on GPUs
-  std::unique_ptr<engine::llama_forward> forward;
-  [[nodiscard]] engine::parallel::communicator& data() const { return comm ? *comm : *control; }
+  std::unique_ptr<parallel::communicator> comm;     // the forward pass's all-reduces: `control` itself on CPU (null here), NCCL on GPUs
+  std::unique_ptr<llama_forward> forward;
+  [[nodiscard]] parallel::communicator& data() const { return comm ? *comm : *control; }
 };
 
 // Connects to the group (blocks until every rank has joined, or fails after the timeout) and
 // builds the rank's shard. With a CUDA device, rank 0 also makes the NCCL unique id and hands it
 // to the others through the same store. Errors name the rank and what failed (rendezvous,
 // divisibility, device, load).
-[[nodiscard]] expected<rank_resources> make_rank(engine::parallel::rendezvous_store& store, const rank_options& o);
+[[nodiscard]] expected<rank_resources> make_rank(parallel::rendezvous_store& store, const rank_options& o);
 
 // A rank > 0 for its whole life: make_rank, then run_follower until the leader stops the group
 // (returns {}) or the group fails (the error).
-[[nodiscard]] expected<void> run_follower_rank(engine::parallel::rendezvous_store& store, const rank_options& o);
+[[nodiscard]] expected<void> run_follower_rank(parallel::rendezvous_store& store, const rank_options& o);
 
-}  // namespace troupe::gpu_actor
+}  // namespace troupe::engine

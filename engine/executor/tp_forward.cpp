@@ -1,5 +1,5 @@
 // create_tp_forward: shard plan -> shard model -> llama_forward with the rank's communicator.
-#include "engine/tp_forward.hpp"
+#include "engine/executor/tp_forward.hpp"
 
 #include "engine/parallel/shard_model.hpp"
 #include "engine/parallel/shard_plan.hpp"

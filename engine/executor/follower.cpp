@@ -1,9 +1,9 @@
-// run_follower: setup, then steps until stop (see tp_follower.hpp).
-#include "engine/tp_follower.hpp"
+// run_follower: setup, then steps until stop (see follower.hpp).
+#include "engine/executor/follower.hpp"
 
 #include <string>
 
-#include "engine/step_broadcast.hpp"
+#include "engine/executor/step_broadcast.hpp"
 
 namespace troupe::engine {
 

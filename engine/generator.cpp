@@ -20,6 +20,50 @@ std::vector<int32_t> stop_ids_of(const request& req, const model_config& c, cons
   return ids;
 }
 
+// What both generation loops do with each sampled token: the result's tokens, text (a stop token
+// adds none; a stop string cuts the text where it begins), logprobs and finish, and the event.
+class result_builder {
+ public:
+  result_builder(const request& req, const model_config& c, const tokenizer& tok,
+                 const std::function<void(const generation_event&)>& on_event)
+      : req_(req),
+        stop_ids_(stop_ids_of(req, c, tok)),
+        // The generated text continues the prompt: a SentencePiece "▁word" keeps its space.
+        text_(tok, req.stop.strings, req.skip_special_tokens, req.prompt.empty()),
+        on_event_(on_event) {
+    out_.prompt_tokens = req.prompt;
+  }
+
+  // Adds a token; `at_length` when it is the last one the limits allow. True when the generation
+  // has ended (result() is then complete).
+  bool add(sample_result s, bool at_length) {
+    out_.tokens.push_back(s.token);
+    const bool stop_token = std::find(stop_ids_.begin(), stop_ids_.end(), s.token) != stop_ids_.end();
+    auto d = text_.push(s.token, stop_token);
+    const bool stopped = stop_token || d.stop_string;
+    if (at_length && !stopped) d.text += text_.finish();
+    generation_event ev{s.token, std::move(d.text), nullptr};
+    if (req_.sampling.logprobs >= 0) {
+      out_.logprobs.push_back(std::move(s));
+      ev.sample = &out_.logprobs.back();
+    }
+    if (on_event_) on_event_(ev);
+    if (!stopped && !at_length) return false;
+    out_.text = text_.text();
+    out_.finish = stopped ? finish_reason::stop : finish_reason::length;
+    return true;
+  }
+
+  [[nodiscard]] generation_result& result() { return out_; }
+
+ private:
+  const request& req_;
+  const std::vector<int32_t> stop_ids_;
+  text_stream text_;
+  const std::function<void(const generation_event&)>& on_event_;
+  generation_result out_;
+};
+
 }  // namespace
 
 expected<void> validate(const request& r, const model_config& c) {
@@ -48,12 +92,8 @@ expected<generation_result> generate(llama_forward& fwd, const tokenizer& tok, c
   auto kv = fwd.new_kv(capacity);
   if (!kv) return kv.err();
 
-  const std::vector<int32_t> stop_ids = stop_ids_of(req, c, tok);
-  generation_result out;
-  out.prompt_tokens = req.prompt;
+  result_builder out(req, c, tok, on_event);
   sampler samp(req.sampling);
-  // The generated text continues the prompt: a SentencePiece "▁word" keeps its space.
-  text_stream text(tok, req.stop.strings, req.skip_special_tokens, req.prompt.empty());
   std::vector<float> logits(size_t(c.vocab_size));
 
   auto ran = fwd.forward(req.prompt, 0, **kv, logits);
@@ -62,28 +102,10 @@ expected<generation_result> generate(llama_forward& fwd, const tokenizer& tok, c
   while (true) {
     sample_result s = samp.sample(logits, req.prompt);
     samp.accept(s.token);
-    out.tokens.push_back(s.token);
-    const bool stop_token = std::find(stop_ids.begin(), stop_ids.end(), s.token) != stop_ids.end();
-    // Text: a stop token adds none; a stop string cuts the text where it begins.
-    auto d = text.push(s.token, stop_token);
-    const bool stopped = stop_token || d.stop_string;
+    const int32_t next = s.token;
     // prompt + output never exceeds the context (the last sampled token needs no KV slot).
-    const bool at_length = int64_t(out.tokens.size()) >= req.max_tokens || pos + 1 >= capacity;
-    if (at_length && !stopped) d.text += text.finish();
-    generation_event ev{s.token, std::move(d.text), nullptr};
-    if (req.sampling.logprobs >= 0) out.logprobs.push_back(std::move(s));
-    ev.sample = req.sampling.logprobs >= 0 ? &out.logprobs.back() : nullptr;
-    if (on_event) on_event(ev);
-    if (stopped || at_length) out.text = text.text();
-    if (stopped) {
-      out.finish = finish_reason::stop;
-      return out;
-    }
-    if (at_length) {
-      out.finish = finish_reason::length;
-      return out;
-    }
-    const int32_t next = out.tokens.back();
+    const bool at_length = int64_t(out.result().tokens.size()) + 1 >= req.max_tokens || pos + 1 >= capacity;
+    if (out.add(std::move(s), at_length)) return std::move(out.result());
     ran = fwd.forward(std::span<const int32_t>(&next, 1), pos, **kv, logits);
     if (!ran) return ran.err();
     ++pos;
@@ -100,33 +122,17 @@ expected<generation_result> generate(llm_engine& engine, const model_config& c, 
   r.n = 1;
   auto id = engine.add_request(r);
   if (!id) return id.err();
-  const std::vector<int32_t> stop_ids = stop_ids_of(req, c, tok);
-  generation_result out;
-  out.prompt_tokens = req.prompt;
-  text_stream text(tok, req.stop.strings, req.skip_special_tokens, req.prompt.empty());
+  result_builder out(req, c, tok, on_event);
   while (engine.has_unfinished()) {
     for (request_output& o : engine.step()) {
       if (o.request != *id) continue;
       if (o.finish == finish_reason::error) return fail(o.error);
       for (size_t i = 0; i < o.tokens.size(); ++i) {
-        const int32_t token = o.tokens[i];
-        out.tokens.push_back(token);
-        const bool stop_token = std::find(stop_ids.begin(), stop_ids.end(), token) != stop_ids.end();
-        auto d = text.push(token, stop_token);
-        const bool stopped = stop_token || d.stop_string;
-        const bool at_length = !stopped && o.finish == finish_reason::length && i + 1 == o.tokens.size();
-        if (at_length) d.text += text.finish();
-        generation_event ev{token, std::move(d.text), nullptr};
-        if (req.sampling.logprobs >= 0 && i < o.logprobs.size()) {
-          out.logprobs.push_back(std::move(o.logprobs[i]));
-          ev.sample = &out.logprobs.back();
-        }
-        if (on_event) on_event(ev);
-        if (stopped || at_length) {
-          out.text = text.text();
-          out.finish = stopped ? finish_reason::stop : finish_reason::length;
-          if (!o.finish) engine.abort(*id);  // a stop string: the engine would have gone on
-          return out;
+        sample_result s = i < o.logprobs.size() ? std::move(o.logprobs[i]) : sample_result{o.tokens[i], 0, {}};
+        const bool at_length = o.finish == finish_reason::length && i + 1 == o.tokens.size();
+        if (out.add(std::move(s), at_length)) {
+          if (!o.finish) (void)engine.abort(*id);  // a stop string: the engine would have gone on
+          return std::move(out.result());
         }
       }
     }

@@ -72,15 +72,11 @@ class group_executor final : public step_executor {
  private:
   expected<void> send(const group_message& m) {
     if (failure_) return fail(*failure_);
-    if (auto sent = send_group_message(group_, m); !sent) return failed_if(sent);
-    return {};
+    return failed_if(send_group_message(group_, m));
   }
-  // The step's batch goes to the ranks as a copy: group_message owns its batch.
   expected<void> send_step(const step_batch& b) {
-    group_message m;
-    m.kind = group_message_kind::step;
-    m.batch = b;
-    return send(m);
+    if (failure_) return fail(*failure_);
+    return failed_if(send_group_step(group_, b));
   }
   expected<void> failed_if(expected<void> r) {
     if (r) return r;

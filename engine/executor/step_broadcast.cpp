@@ -31,28 +31,39 @@ void for_each_array(Batch& b, F&& f) {
   f(b.tables, w_tables);
 }
 
-}  // namespace
-
-expected<void> send_group_message(parallel::communicator& comm, const group_message& m) {
+// A message's header fields (`m`'s batch unused) with `batch` as its arrays.
+expected<void> send(parallel::communicator& comm, const group_message& m, const step_batch& batch) {
   header h{};
   h[w_magic] = magic;
   h[w_kind] = int32_t(m.kind);
   h[w_blocks] = m.num_blocks;
   h[w_block_size] = m.block_size;
   h[w_graphs] = m.graph_max_batch;
-  h[w_copies] = int32_t(m.batch.copies.size());
-  h[w_tokens] = int32_t(m.batch.tokens.size());
-  h[w_offsets] = int32_t(m.batch.table_offsets.size());
-  h[w_tables] = int32_t(m.batch.tables.size());
-  if (m.batch.pos.size() != m.batch.tokens.size() || m.batch.token_seq.size() != m.batch.tokens.size())
+  h[w_copies] = int32_t(batch.copies.size());
+  h[w_tokens] = int32_t(batch.tokens.size());
+  h[w_offsets] = int32_t(batch.table_offsets.size());
+  h[w_tables] = int32_t(batch.tables.size());
+  if (batch.pos.size() != batch.tokens.size() || batch.token_seq.size() != batch.tokens.size())
     return fail("group message: tokens, pos and token_seq differ in length");
   std::vector<int32_t> payload;
-  for_each_array(m.batch, [&payload](const std::vector<int32_t>& a, int) {
+  for_each_array(batch, [&payload](const std::vector<int32_t>& a, int) {
     payload.insert(payload.end(), a.begin(), a.end());
   });
   if (int64_t(payload.size()) > max_payload_words) return fail("group message: a step of over 64 MiB");
   if (auto ok = comm.broadcast(bytes_of(h), 0); !ok) return ok;
   return comm.broadcast(bytes_of(payload), 0);
+}
+
+}  // namespace
+
+expected<void> send_group_message(parallel::communicator& comm, const group_message& m) {
+  return send(comm, m, m.batch);
+}
+
+expected<void> send_group_step(parallel::communicator& comm, const step_batch& batch) {
+  group_message m;
+  m.kind = group_message_kind::step;
+  return send(comm, m, batch);
 }
 
 expected<group_message> receive_group_message(parallel::communicator& comm) {

@@ -31,6 +31,9 @@ struct group_message {
 // Rank 0: sends `m` to every rank (two broadcasts: a fixed header, then the batch's arrays).
 [[nodiscard]] expected<void> send_group_message(parallel::communicator& comm, const group_message& m);
 
+// Rank 0: a `step` message with `batch`, without copying it into a group_message.
+[[nodiscard]] expected<void> send_group_step(parallel::communicator& comm, const step_batch& batch);
+
 // Ranks > 0: the next message from rank 0. Errors: the communicator's (peer gone, timeout), or a
 // header that is not ours or announces more than 64 MiB (a broken group, never an allocation).
 [[nodiscard]] expected<group_message> receive_group_message(parallel::communicator& comm);

@@ -24,7 +24,7 @@ using load_sink_actor = caf::typed_actor<
 using gpu_leader_actor = caf::typed_actor<
     caf::reacts_to<generate_atom, request, token_sink_actor>,          // queue a request; its tokens go to the sink
     caf::reacts_to<abort_atom, int64_t>,                                // end a request now and free its KV blocks
-    caf::reacts_to<stop_atom>,                                          // drained: quit (normally) once nothing runs
+    caf::reacts_to<stop_atom>,                                          // drained: quit (normally) once nothing runs (from its router only)
     caf::replies_to<load_atom>::with<load_report>,                      // the current load
     caf::reacts_to<step_atom>,                                          // internal: run one engine step
     caf::reacts_to<tick_atom>>;                                         // internal: publish the load report
@@ -46,7 +46,9 @@ using registry_subscriber_actor = caf::typed_actor<
     caf::reacts_to<registry_atom, registry_event>>;  // a group joined, left, reported its load or changed state
 
 // The cluster's registry of shard groups, as other roles see it (the router implements it). Groups
-// are named by group_info::name; an unknown name is an error naming it.
+// are named by group_info::name; an unknown name is an error naming it. It answers actors of the
+// router's own node only (a remote sender gets an error; unsubscribe is ignored), and takes at most
+// 64 subscribers.
 using registry_actor = caf::typed_actor<
     caf::replies_to<list_atom>::with<std::vector<group_status>>,  // every group now, by name
     // Follow changes (monitored: a subscriber that goes away is dropped); the reply is the list now,

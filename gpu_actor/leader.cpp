@@ -163,6 +163,11 @@ gpu_leader_actor spawn_leader(caf::actor_system& system, std::shared_ptr<leader_
           queue_step(self);  // the engine reports the abort at its next step
         },
         [self](stop_atom) {
+          // Only the router this group registered with drains it (it sends stop once the group is empty).
+          if (caf::actor_cast<caf::actor_addr>(self->current_sender()) != self->state.load_sink.address()) {
+            spdlog::warn("shard group {}: stop from another actor than its router ignored", self->state.info.name);
+            return;
+          }
           self->state.stopping = true;
           quit_if_stopped(self);
         },

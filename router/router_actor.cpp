@@ -3,6 +3,7 @@
 
 #include <caf/all.hpp>
 #include <map>
+#include <optional>
 #include <unordered_map>
 #include <xxhash.h>
 
@@ -162,6 +163,19 @@ void on_chunks(router_ptr self, std::vector<token_chunk>& chunks) {
   }
 }
 
+// At most this many registry subscribers (the autoscaler, admin consoles): each gets every event.
+constexpr size_t max_subscribers = 64;
+
+// The registry answers the roles of the router's own node only (the autoscaler, the admin console):
+// a cluster peer (a worker, or anyone who reached the cluster port) may not list, follow or steer
+// the shard groups. None when the sender may; else the error naming the message.
+std::optional<caf::error> refuse_remote(router_ptr self, const char* what) {
+  const auto& sender = self->current_sender();
+  if (sender && sender->node() == self->node()) return std::nullopt;
+  return caf::make_error(caf::sec::runtime_error,
+                         std::string("registry ") + what + ": refused, it answers roles of the router's own node only");
+}
+
 // The group named `name`, or an error naming it.
 caf::expected<group_entry*> find_group(router_state& st, const std::string& name) {
   auto g = st.groups.find(name);
@@ -170,7 +184,8 @@ caf::expected<group_entry*> find_group(router_state& st, const std::string& name
 }
 
 // Moves a group to `to` (draining is final: it cannot be cordoned or uncordoned back).
-caf::result<group_status> set_state(router_ptr self, const std::string& name, group_state to) {
+caf::result<group_status> set_state(router_ptr self, const char* verb, const std::string& name, group_state to) {
+  if (auto refused = refuse_remote(self, verb)) return std::move(*refused);
   auto g = find_group(self->state, name);
   if (!g) return std::move(g.error());
   group_entry& e = **g;
@@ -326,23 +341,31 @@ router_actor spawn_router(caf::actor_system& system, router_options options, chu
           settle(self, it->second);
           st.flights.erase(it);
         },
-        [self](list_atom) -> std::vector<group_status> { return statuses(self->state); },
+        [self](list_atom) -> caf::result<std::vector<group_status>> {
+          if (auto refused = refuse_remote(self, "list")) return std::move(*refused);
+          return statuses(self->state);
+        },
         [self](subscribe_atom, registry_subscriber_actor& who) -> caf::result<std::vector<group_status>> {
+          if (auto refused = refuse_remote(self, "subscribe")) return std::move(*refused);
           if (!who) return caf::make_error(caf::sec::runtime_error, "subscribe: no subscriber given");
           auto& subs = self->state.subscribers;
           if (std::find(subs.begin(), subs.end(), who) == subs.end()) {
+            if (subs.size() >= max_subscribers)
+              return caf::make_error(caf::sec::runtime_error, "subscribe: the registry already has " +
+                                                                  std::to_string(max_subscribers) + " subscribers");
             self->monitor(who);
             subs.push_back(std::move(who));
           }
           return statuses(self->state);
         },
         [self](unsubscribe_atom, const registry_subscriber_actor& who) {
+          if (refuse_remote(self, "unsubscribe")) return;
           auto& subs = self->state.subscribers;
           subs.erase(std::remove(subs.begin(), subs.end(), who), subs.end());
         },
-        [self](cordon_atom, const std::string& name) { return set_state(self, name, group_state::cordoned); },
-        [self](uncordon_atom, const std::string& name) { return set_state(self, name, group_state::serving); },
-        [self](drain_atom, const std::string& name) { return set_state(self, name, group_state::draining); },
+        [self](cordon_atom, const std::string& name) { return set_state(self, "cordon", name, group_state::cordoned); },
+        [self](uncordon_atom, const std::string& name) { return set_state(self, "uncordon", name, group_state::serving); },
+        [self](drain_atom, const std::string& name) { return set_state(self, "drain", name, group_state::draining); },
         [self](rendezvous_atom, std::string& group, rendezvous_actor& store) {
           if (!store) return;
           self->monitor(store);

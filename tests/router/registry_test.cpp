@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <caf/all.hpp>
+#include <caf/io/all.hpp>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -231,7 +232,7 @@ TEST_F(registry_test, a_subscriber_gets_the_list_then_joins_loads_state_changes_
   EXPECT_FALSE(left->reason.empty());
 
   // After unsubscribe, nothing more arrives.
-  caf::anon_send(caf::actor_cast<registry_actor>(router_), unsubscribe_atom::value, sub);
+  self->send(caf::actor_cast<registry_actor>(router_), unsubscribe_atom::value, sub);
   ASSERT_TRUE(ask(uncordon_atom::value, "g1"));
   EXPECT_FALSE(log->next([](const registry_event& e) { return e.change == registry_change::state; }, 1500ms));
   caf::anon_send_exit(sub, caf::exit_reason::user_shutdown);
@@ -339,6 +340,55 @@ TEST_F(registry_test, an_unknown_group_is_an_error_naming_it) {
     ASSERT_FALSE(e);
     EXPECT_NE(sys_.render(e.error()).find("'nope'"), std::string::npos) << sys_.render(e.error());
   }
+  EXPECT_EQ(list().size(), 1u);
+}
+
+TEST_F(registry_test, a_remote_node_is_refused_and_subscribers_are_bounded) {
+  add_group("g1");
+  // Another node that reached the cluster port (as a worker does) may not steer or read the registry.
+  auto port = sys_.middleman().publish(router_, 0, "127.0.0.1", true);
+  ASSERT_TRUE(port) << sys_.render(port.error());
+  node_config other_cfg;
+  caf::actor_system other{other_cfg};
+  auto remote = other.middleman().remote_actor<registry_actor>("127.0.0.1", *port);
+  ASSERT_TRUE(remote) << other.render(remote.error());
+  caf::scoped_actor peer{other};
+  for (const char* verb : {"drain", "list"}) {
+    std::string error;
+    if (std::string_view(verb) == "drain")
+      peer->request(*remote, 10s, drain_atom::value, std::string("g1"))
+          .receive([](group_status&) {}, [&error, &other](caf::error& e) { error = other.render(e); });
+    else
+      peer->request(*remote, 10s, list_atom::value)
+          .receive([](std::vector<group_status>&) {}, [&error, &other](caf::error& e) { error = other.render(e); });
+    EXPECT_NE(error.find(std::string("registry ") + verb + ": refused"), std::string::npos) << verb << ": " << error;
+  }
+  EXPECT_EQ(find(list(), "g1")->state, group_state::serving);
+
+  // At most 64 subscribers.
+  auto log = std::make_shared<event_log>();
+  std::vector<registry_subscriber_actor> subs;
+  caf::scoped_actor self{sys_};
+  std::string error;
+  for (int i = 0; i < 65; ++i) {
+    subs.push_back(spawn_subscriber(sys_, log));
+    self->request(caf::actor_cast<registry_actor>(router_), 10s, subscribe_atom::value, subs.back())
+        .receive([](std::vector<group_status>&) {}, [&error, this](caf::error& e) { error = sys_.render(e); });
+    if (i < 64) EXPECT_TRUE(error.empty()) << i << ": " << error;
+  }
+  EXPECT_NE(error.find("already has 64 subscribers"), std::string::npos) << error;
+  for (auto& s : subs) caf::anon_send_exit(s, caf::exit_reason::user_shutdown);
+}
+
+TEST_F(registry_test, a_leader_takes_stop_from_its_router_only) {
+  auto leader = add_group("g1");
+  caf::scoped_actor stranger{sys_};
+  stranger->send(leader, stop_atom::value);
+  std::this_thread::sleep_for(200ms);
+  // Still serving: a request runs to its end.
+  const outcome r = run(1, 3);
+  EXPECT_EQ(r.finish, finish_reason::length);
+  EXPECT_EQ(r.tokens.size(), 3u);
   EXPECT_EQ(list().size(), 1u);
 }
 

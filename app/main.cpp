@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
       troupe::cli::add_generate_command(app),
       troupe::bench::add_bench_command(app),
       troupe::cli::add_node_command(app),
+      troupe::cli::add_cluster_command(app),
       troupe::cli::add_up_command(app, logs),
   };
   const auto known = [&app](const char* name) {
@@ -28,7 +29,7 @@ int main(int argc, char** argv) {
     return false;
   };
   if (argc > 1 && argv[1][0] != '-' && !known(argv[1])) {
-    std::fprintf(stderr, "error: unknown command '%s' (commands: up, node, model, generate, bench; see --help)\n", argv[1]);
+    std::fprintf(stderr, "error: unknown command '%s' (commands: up, node, cluster, model, generate, bench; see --help)\n", argv[1]);
     return 2;
   }
   try {

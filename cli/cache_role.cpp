@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include "cache_actor/cache_actor.hpp"
+#include "common/tls/cluster_tls.hpp"
 
 namespace troupe::cli {
 
@@ -17,7 +18,7 @@ expected<std::unique_ptr<cache_role>> cache_role::start(node_env& env) {
   if (o.router && !o.cache_node.empty()) {  // the cache of a `--roles cache` node
     auto at = parse_host_port(o.cache_node, "--cache-node");
     if (!at) return at.err();
-    auto c = env.system.middleman().remote_actor<cache_actor>(at->host, at->port);
+    auto c = tls::connect_over_cluster<cache_actor>(env.system, *at);
     if (!c) return fail("--cache-node " + o.cache_node + ": " + env.system.render(c.error()));
     role->cache_ = *c;
     return role;
@@ -34,7 +35,7 @@ expected<std::unique_ptr<cache_role>> cache_role::start(node_env& env) {
   if (o.cache && !o.router) {  // a cache node: routers reach its actor on the cluster port
     auto listen = parse_host_port(o.listen, "--listen");
     if (!listen) return listen.err();
-    auto port = env.system.middleman().publish(role->cache_, listen->port, listen->host.c_str(), true);
+    auto port = tls::publish_on_cluster(env.system, role->cache_, *listen);
     if (!port) return fail("--listen " + o.listen + ": " + env.system.render(port.error()));
     env.ports.cluster = *port;
     spdlog::info("response cache on cluster port {}:{} ({} bytes, ttl {} s{}{})", listen->host, env.ports.cluster,

@@ -3,6 +3,8 @@
 
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
+
+#include "common/tls/cluster_tls.hpp"
 #include <memory>
 #include <thread>
 
@@ -30,7 +32,7 @@ expected<router_actor> join_router(caf::actor_system& system, const cluster::hos
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
   std::string last;
   while (true) {
-    auto r = system.middleman().remote_actor<router_actor>(where.host, where.port);
+    auto r = tls::connect_over_cluster<router_actor>(system, where);
     if (r) return *r;
     last = system.render(r.error());
     if (std::chrono::steady_clock::now() >= deadline) break;

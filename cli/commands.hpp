@@ -12,6 +12,7 @@ namespace troupe::cli {
 command_runner add_model_command(CLI::App& app);     // troupe model make-tiny | info
 command_runner add_generate_command(CLI::App& app);  // troupe generate
 command_runner add_node_command(CLI::App& app);      // troupe node
+command_runner add_cluster_command(CLI::App& app);   // troupe cluster certs
 // troupe up; its worker processes log as `logs` says (the options main parsed).
 command_runner add_up_command(CLI::App& app, const log_options& logs);
 

@@ -111,6 +111,8 @@ int run_node(const node_options& o, const std::function<void(const node_ports&)>
   }
   if (o.rank_timeout_s <= 0 || o.rank_timeout_s > 3600)
     return err("--rank-timeout must be in (0, 3600] seconds");
+  if (!(o.drain_timeout_s >= 0 && o.drain_timeout_s <= 3600))
+    return err("--drain-timeout must be in [0, 3600] seconds");
   if (!o.router && (!o.rpc.empty() || !o.api_keys.empty() || !o.api_key_file.empty()))
     return err("--rpc, --api-key and --api-key-file belong to the router role");
 
@@ -120,6 +122,7 @@ int run_node(const node_options& o, const std::function<void(const node_ports&)>
   // A worker's leader blocks a scheduler thread for each step: one more thread keeps the router,
   // the cache and CAF's own actors responsive meanwhile.
   node_config cfg(liveness{}, o.worker ? 3 : 2);
+  if (auto ok = secure_cluster_port(cfg, o); !ok) return err(ok.message());
   // Declared before the actor system, so destroyed after it: the system's destructor waits for the
   // actors (the router, the cache), and until then they still count into these.
   metrics_registry metrics;
@@ -154,26 +157,60 @@ int run_node(const node_options& o, const std::function<void(const node_ports&)>
   write_port_file(o.port_file, ports);
   if (on_ready) on_ready(ports);
 
-  // Wait for a stop: a signal, the router's loss (worker-only), or the HTTP server failing.
+  // Wait for a stop: a signal, the router's loss (worker-only), the group's end, or a server failing.
+  // The forks keep the servers and the watches alive past this wait, for the drain.
   int code = 0;
+  bool signalled = false;
   capture_stop_signals();
   kj::UnixEventPort::FdObserver stop_signal(io.unixEventPort, stop_pipe[0], kj::UnixEventPort::FdObserver::OBSERVE_READ);
+  auto serving_fork = serving.fork();
+  auto router_fork = router_lost.fork();
+  auto group_fork = group_lost.fork();
+  const auto on_router_lost = [&code](bool) {
+    spdlog::warn("the router is gone; this worker stops");
+    code = 3;
+  };
+  const auto on_group_lost = [&code](bool drained) {
+    if (drained) {
+      spdlog::info("the shard group was drained; this worker stops");
+      return;
+    }
+    spdlog::warn("the shard group stopped; this worker stops");
+    code = 4;
+  };
   auto stop = stop_signal.whenBecomesReadable()
-                  .exclusiveJoin(router_lost.then([&code](bool) {
-                    spdlog::warn("the router is gone; this worker stops");
-                    code = 3;
-                  }))
-                  .exclusiveJoin(group_lost.then([&code](bool drained) {
-                    if (drained) {
-                      spdlog::info("the shard group was drained; this worker stops");
-                      return;
-                    }
-                    spdlog::warn("the shard group stopped; this worker stops");
-                    code = 4;
-                  }))
-                  .exclusiveJoin(kj::mv(serving));
+                  .then([&signalled]() { signalled = true; })
+                  .exclusiveJoin(router_fork.addBranch().then(on_router_lost))
+                  .exclusiveJoin(group_fork.addBranch().then(on_group_lost))
+                  .exclusiveJoin(serving_fork.addBranch());
   try {
     stop.wait(io.waitScope);
+    if (signalled) {
+      // Drain: a router lets its open requests finish (new ones get 503), a worker asks its router to
+      // drain its group; both within --drain-timeout. A second signal stops at once.
+      char bytes[64];
+      while (::read(stop_pipe[0], bytes, sizeof bytes) > 0) {
+      }
+      auto& timer = io.provider->getTimer();
+      const auto timeout = std::chrono::milliseconds(int64_t(o.drain_timeout_s * 1000));
+      kj::Promise<void> drained = kj::READY_NOW;
+      if (router) {
+        drained = router->drain(timer, timeout);
+      } else if (worker) {
+        spdlog::info("stopping: the router drains this shard group for at most {} s", o.drain_timeout_s);
+        worker->leave(system);
+        drained = group_fork.addBranch()
+                      .then(on_group_lost)
+                      .exclusiveJoin(router_fork.addBranch().then(on_router_lost))
+                      .exclusiveJoin(timer.afterDelay(timeout.count() * kj::MILLISECONDS).then([]() {
+                        spdlog::warn("drain timeout: the shard group still runs requests; stopping it");
+                      }));
+      }
+      drained.exclusiveJoin(stop_signal.whenBecomesReadable().then([]() {
+               spdlog::warn("a second stop signal: stopping now");
+             }))
+          .wait(io.waitScope);
+    }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     code = 1;

@@ -4,10 +4,12 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <caf/actor_system_config.hpp>
 #include <functional>
 #include <string>
 #include <vector>
 
+#include "common/expected.hpp"
 #include "engine/llm_engine.hpp"
 
 namespace troupe::cli {
@@ -37,6 +39,10 @@ struct node_options {
   std::vector<std::string> api_keys;      // router: --api-key (repeatable)
   std::string api_key_file;               // router: --api-key-file
   bool protect_metrics = false;           // router: /health and /metrics need a key too
+  double http_header_timeout_s = 10;      // router: request line and headers, from the first byte
+  double http_body_timeout_s = 30;        // router: a request body, once its headers are in (408)
+  double http_idle_timeout_s = 5;         // router: a kept-alive connection between requests
+  int64_t http_max_connections = 1024;    // router: open HTTP connections at once (more: 503)
   // The response cache: in the router's node unless --no-cache or --cache-node names a cache node.
   bool no_cache = false;
   std::string cache_node;                 // router: HOST:PORT of a `--roles cache` node
@@ -45,6 +51,12 @@ struct node_options {
   std::string cache_redis;                // HOST:PORT of a Redis server shared by several routers
   bool cache_nondeterministic = false;    // also cache sampled requests without a seed
   engine::engine_config engine;
+  // The cluster port: mutual TLS with this node's folder of certificates (ca.pem, node.pem,
+  // node.key), unless insecure (then anyone who reaches the port is a peer).
+  std::string cluster_certs;
+  bool insecure_cluster = false;
+  // SIGTERM / Ctrl-C: how long requests in flight may run on before the node ends them and stops.
+  double drain_timeout_s = 30;
 };
 
 struct node_ports {
@@ -60,6 +72,11 @@ int run_node(const node_options& options, const std::function<void(const node_po
 
 // The engine options a worker takes (--threads, --kv-memory, ...), shared by `node` and `up`.
 void add_engine_options(CLI::App* command, node_options* options);
+// --cluster-certs, --insecure-cluster and --drain-timeout, shared by `node` and `up`.
+void add_cluster_options(CLI::App* command, node_options* options);
+// Sets `cfg` up for the cluster port as `options` say: mutual TLS, or plain with a warning.
+// An error when neither certificates nor --insecure-cluster are given.
+[[nodiscard]] expected<void> secure_cluster_port(caf::actor_system_config& cfg, const node_options& options);
 // The router's client-facing options (--rpc, --api-key, --cache-*, ...), shared by `node` and `up`.
 void add_router_options(CLI::App* command, node_options* options);
 

@@ -4,6 +4,9 @@
 
 #include "cli/commands.hpp"
 #include "cli/node.hpp"
+#include "common/tls/cluster_tls.hpp"
+
+#include <spdlog/spdlog.h>
 
 namespace troupe::cli {
 
@@ -21,11 +24,42 @@ void add_engine_options(CLI::App* c, node_options* o) {
   c->add_flag("--enforce-eager", o->engine.enforce_eager, "cuda: run decode steps op by op, not as captured CUDA graphs");
 }
 
+void add_cluster_options(CLI::App* c, node_options* o) {
+  c->add_option("--cluster-certs", o->cluster_certs,
+                "this node's certificate folder for mutual TLS on the cluster port (ca.pem, node.pem, node.key; "
+                "made by `troupe cluster certs`)");
+  c->add_flag("--insecure-cluster", o->insecure_cluster,
+              "run the cluster port without TLS: anyone who reaches it can join (tests, trusted networks only)");
+  c->add_option("--drain-timeout", o->drain_timeout_s,
+                "on SIGTERM / Ctrl-C: seconds requests in flight may run on before they are ended and the node stops")
+      ->capture_default_str();
+}
+
+expected<void> secure_cluster_port(caf::actor_system_config& cfg, const node_options& o) {
+  if (o.insecure_cluster) {
+    if (!o.cluster_certs.empty()) return fail("--insecure-cluster and --cluster-certs: give one of them");
+    spdlog::warn("--insecure-cluster: the cluster port runs without TLS; anyone who reaches it can join the cluster");
+    return {};
+  }
+  if (o.cluster_certs.empty())
+    return fail("the cluster port needs certificates: --cluster-certs DIR (a node's folder made by `troupe cluster "
+                "certs --out OUT --hosts ...`), or --insecure-cluster to run it without authentication");
+  return tls::use_cluster_tls(cfg, tls::node_files_in(o.cluster_certs));
+}
+
 void add_router_options(CLI::App* c, node_options* o) {
   c->add_option("--rpc", o->rpc, "router: Cap'n Proto API (HOST:PORT)");
   c->add_option("--api-key", o->api_keys, "router: a client API key (repeatable); none = open");
   c->add_option("--api-key-file", o->api_key_file, "router: file of API keys, one per line");
   c->add_flag("--protect-metrics", o->protect_metrics, "router: /health and /metrics need a key too");
+  c->add_option("--http-header-timeout", o->http_header_timeout_s,
+                "router: seconds for a request's line and headers, from its first byte")->capture_default_str();
+  c->add_option("--http-body-timeout", o->http_body_timeout_s,
+                "router: seconds for a request body once its headers are in (then 408)")->capture_default_str();
+  c->add_option("--http-idle-timeout", o->http_idle_timeout_s,
+                "router: seconds a kept-alive connection may wait for its next request")->capture_default_str();
+  c->add_option("--http-max-connections", o->http_max_connections,
+                "router: open HTTP connections at once (more get 503 and are closed)")->capture_default_str();
   c->add_flag("--no-cache", o->no_cache, "router: no response cache");
   c->add_option("--cache-node", o->cache_node, "router: use the cache of a `--roles cache` node (HOST:PORT)");
   c->add_option("--cache-max-bytes", o->cache_max_bytes, "response cache: memory bound in bytes")->capture_default_str();
@@ -58,6 +92,7 @@ command_runner add_node_command(CLI::App& app) {
   c->add_option("--port-file", o->port_file, "write the bound ports here once listening");
   add_engine_options(c, o.get());
   add_router_options(c, o.get());
+  add_cluster_options(c, o.get());
   return [o, roles]() {
     std::stringstream ss(*roles);
     std::string role;

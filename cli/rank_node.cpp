@@ -30,6 +30,7 @@ int run_rank_node(const node_options& o) {
   if (!m) return err(m.message());
 
   cluster::node_config cfg;
+  if (auto ok = secure_cluster_port(cfg, o); !ok) return err(ok.message());
   caf::actor_system system{cfg};
   auto router = join_router(system, *join_at, o.join_timeout_s);
   if (!router) return err(router.message());

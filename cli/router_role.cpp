@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include "frontend/rpc/rpc_server.hpp"
+#include "common/tls/cluster_tls.hpp"
 #include "router/router_actor.hpp"
 #include "router/routing_policy.hpp"
 
@@ -41,13 +42,14 @@ expected<std::unique_ptr<router_role>> router_role::start(node_env& env, cache_a
   role->router_ = router::spawn_router(
       env.system, std::move(ro),
       [streams = role->streams_](token_chunk c) { return streams->deliver(std::move(c)); }, role->view_);
-  auto port = env.system.middleman().publish(role->router_, listen->port, listen->host.c_str(), true);
+  auto port = tls::publish_on_cluster(env.system, role->router_, *listen);
   if (!port) return fail("--listen " + o.listen + ": " + env.system.render(port.error()));
   env.ports.cluster = *port;
 
   frontend::frontend_context ctx;
   ctx.model = role->model_.get();
-  ctx.router = role->router_;
+  role->door_ = std::make_unique<router::router_door>(env.system, role->router_);
+  ctx.door = role->door_.get();
   ctx.streams = role->streams_;
   ctx.view = role->view_;
   ctx.metrics = &env.metrics;
@@ -56,7 +58,21 @@ expected<std::unique_ptr<router_role>> router_role::start(node_env& env, cache_a
   ctx.cache.enabled = static_cast<bool>(cache);
   ctx.cache.allow_nondeterministic = o.cache_nondeterministic;
   ctx.protect_metrics = o.protect_metrics;
-  role->http_ = std::make_unique<frontend::http::http_frontend>(ctx);
+  ctx.insecure_cluster = o.insecure_cluster;
+  ctx.gate = &role->gate_;
+  frontend::http::http_options http;
+  const auto ms = [](double s) { return std::chrono::milliseconds(int64_t(s * 1000)); };
+  for (auto [value, flag] : {std::pair{o.http_header_timeout_s, "--http-header-timeout"},
+                             std::pair{o.http_body_timeout_s, "--http-body-timeout"},
+                             std::pair{o.http_idle_timeout_s, "--http-idle-timeout"}})
+    if (!(value > 0 && value <= 3600)) return fail(std::string(flag) + " must be in (0, 3600] seconds");
+  if (o.http_max_connections < 1 || o.http_max_connections > 1000000)
+    return fail("--http-max-connections must be in [1, 1000000]");
+  http.header_timeout = ms(o.http_header_timeout_s);
+  http.body_timeout = ms(o.http_body_timeout_s);
+  http.idle_timeout = ms(o.http_idle_timeout_s);
+  http.max_connections = size_t(o.http_max_connections);
+  role->http_ = std::make_unique<frontend::http::http_frontend>(ctx, http);
   node_ports& ports = env.ports;
   role->serving_ =
       role->http_->listen(env.io, *http_at, [&ports](uint16_t p) { ports.http = p; }).eagerlyEvaluate(nullptr);
@@ -79,6 +95,41 @@ expected<std::unique_ptr<router_role>> router_role::start(node_env& env, cache_a
                cache ? "response cache on" : "no response cache",
                role->keys_.enabled() ? "API keys required" : "no API keys");
   return role;
+}
+
+namespace {
+
+// Resolves once `streams` has no open request, or at `deadline`.
+kj::Promise<void> until_closed(kj::Timer& timer, const frontend::stream_registry& streams,
+                               kj::TimePoint deadline) {
+  if (streams.size() == 0 || timer.now() >= deadline) return kj::READY_NOW;
+  return timer.afterDelay(20 * kj::MILLISECONDS).then([&timer, &streams, deadline]() {
+    return until_closed(timer, streams, deadline);
+  });
+}
+
+}  // namespace
+
+kj::Promise<void> router_role::drain(kj::Timer& timer, std::chrono::milliseconds timeout) {
+  const int32_t retry_after = int32_t(std::max<int64_t>(1, timeout.count() / 1000));
+  gate_.start_draining(retry_after);
+  spdlog::info("draining: {} open requests may finish within {} s; new requests get 503", streams_->size(),
+               timeout.count() / 1000.0);
+  const kj::TimePoint deadline = timer.now() + timeout.count() * kj::MILLISECONDS;
+  return until_closed(timer, *streams_, deadline)
+      .then([this, &timer]() {
+        if (const size_t open = streams_->size(); open > 0) {
+          spdlog::warn("drain timeout: ending {} open requests with an error", open);
+          streams_->fail_all({failure_code::unavailable,
+                              "the server shut down before this request finished (its drain timeout passed)", {}, 0});
+        }
+        return until_closed(timer, *streams_, timer.now() + 2 * kj::SECONDS);
+      })
+      .then([this, &timer]() {
+        return http_->drain().exclusiveJoin(timer.afterDelay(2 * kj::SECONDS).then([]() {
+          spdlog::warn("drain: HTTP connections still open after 2 s; closing them");
+        }));
+      });
 }
 
 router_role::~router_role() {

@@ -3,6 +3,7 @@
 // Cap'n Proto with --rpc). Destroyed: the servers close, then the router actor is stopped.
 #pragma once
 
+#include <chrono>
 #include <memory>
 
 #include "cli/node_env.hpp"
@@ -13,6 +14,7 @@
 #include "frontend/core/stream_channel.hpp"
 #include "frontend/http/http_server.hpp"
 #include "router/cluster_view.hpp"
+#include "router/router_door.hpp"
 
 namespace troupe::cli {
 
@@ -27,8 +29,15 @@ class router_role {
   router_role& operator=(const router_role&) = delete;
 
   [[nodiscard]] const cluster::router_actor& handle() const { return router_; }
-  // Resolves (rejects) when a server fails; never while they serve. Taken once.
+  // Resolves (rejects) when a server fails; never while they serve. Taken once; the servers live
+  // as long as the promise (or what holds it) does.
   [[nodiscard]] kj::Promise<void> take_serving() { return kj::mv(serving_); }
+
+  // The node stops: new requests get 503 (Retry-After) and /health says "draining"; the open
+  // requests run on until they end or `timeout` passes, when each still open is ended with an error
+  // (an error event and [DONE] on a stream); then the HTTP server finishes writing and closes its
+  // connections (at most 2 s more). The serving promise must still be alive.
+  [[nodiscard]] kj::Promise<void> drain(kj::Timer& timer, std::chrono::milliseconds timeout);
 
  private:
   router_role() = default;
@@ -38,6 +47,8 @@ class router_role {
   std::shared_ptr<frontend::stream_registry> streams_ = std::make_shared<frontend::stream_registry>();
   std::shared_ptr<router::cluster_view> view_ = std::make_shared<router::cluster_view>();
   cluster::router_actor router_;
+  std::unique_ptr<router::router_door> door_;  // the front ends' way in (after router_: gone before it)
+  frontend::admission gate_;
   std::unique_ptr<frontend::http::http_frontend> http_;
   kj::Promise<void> serving_ = kj::NEVER_DONE;  // the servers' listen promises (the RPC server rides on it)
 };

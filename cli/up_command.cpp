@@ -1,6 +1,8 @@
 // `troupe up [--model PATH] [--workers N] [--http HOST:PORT]`: a whole local cluster in one command.
 // This process is the router; N worker processes (this binary, `node --roles worker`) join it and
 // are stopped with it. Without --model it serves the default model, generated on first use.
+// The cluster port speaks mutual TLS: up makes a fresh CA for its own cluster in its state folder
+// and a certificate for itself and each worker, so even a local cluster admits only its own processes.
 #include <spdlog/spdlog.h>
 #include <cstdlib>
 #include <filesystem>
@@ -10,6 +12,7 @@
 #include "cli/commands.hpp"
 #include "cli/node.hpp"
 #include "engine/make_backend.hpp"
+#include "common/tls/certificates.hpp"
 #include "engine/tiny_model.hpp"
 
 namespace troupe::cli {
@@ -40,6 +43,22 @@ expected<std::string> ensure_default_model() {
   return dir;
 }
 
+// The state folder: --state-dir, else a fresh private one under the temporary folder (removed at exit).
+expected<std::string> make_state_dir(const std::string& given, bool& temporary) {
+  std::error_code ec;
+  if (!given.empty()) {
+    std::filesystem::create_directories(given, ec);
+    if (ec) return fail("--state-dir " + given + ": " + ec.message());
+    std::filesystem::permissions(given, std::filesystem::perms::owner_all, ec);
+    temporary = false;
+    return given;
+  }
+  std::string tmpl = (std::filesystem::temp_directory_path(ec) / "troupe-up-XXXXXX").string();
+  if (!::mkdtemp(tmpl.data())) return fail("cannot make a state folder " + tmpl);
+  temporary = true;
+  return tmpl;
+}
+
 }  // namespace
 
 namespace {
@@ -66,9 +85,12 @@ command_runner add_up_command(CLI::App& app, const log_options& logs) {
   c->add_option("--routing", o->routing, "least-outstanding | prefix-affinity")->capture_default_str();
   c->add_option("--tp", o->tp, "ranks per shard group")->capture_default_str();
   c->add_option("--port-file", o->port_file, "write the bound ports here once listening");
+  auto state_dir = std::make_shared<std::string>();
+  c->add_option("--state-dir", *state_dir, "the cluster's state (its CA and certificates); default: a fresh temporary folder");
+  add_cluster_options(c, o.get());
   add_engine_options(c, o.get());
   add_router_options(c, o.get());
-  return [o, workers, &logs]() {
+  return [o, workers, state_dir, &logs]() {
     if (*workers < 1 || *workers > 64) {
       std::fprintf(stderr, "error: --workers %d: give 1 to 64\n", *workers);
       return 2;
@@ -89,9 +111,28 @@ command_runner add_up_command(CLI::App& app, const log_options& logs) {
     if (o->threads == 0) o->threads = std::max(1, int(std::thread::hardware_concurrency()) / *workers);
     o->router = true;
     o->worker = false;
+    bool temporary = false;
+    auto state = make_state_dir(*state_dir, temporary);
+    if (!state) {
+      std::fprintf(stderr, "error: %s\n", state.message().c_str());
+      return 1;
+    }
+    const std::string ca = *state + "/certs/ca";
+    // --cluster-certs: the router and its workers use that folder (a cluster shared with other nodes,
+    // e.g. a cache node); else this cluster's own CA and a certificate per process.
+    const bool own_ca = !o->insecure_cluster && o->cluster_certs.empty();
+    if (own_ca) {
+      o->cluster_certs = *state + "/certs/router";
+      auto ok = tls::ensure_ca(ca);
+      if (ok) ok = tls::issue(ca, {"127.0.0.1", true, 825}, o->cluster_certs);
+      if (!ok) {
+        std::fprintf(stderr, "error: the cluster's certificates: %s\n", ok.message().c_str());
+        return 1;
+      }
+    }
     capture_stop_signals();
     child_processes children;
-    const auto start_workers = [o, workers, &children, &device, &logs](const node_ports& ports) {
+    const auto start_workers = [o, workers, own_ca, &children, &device, &logs, &ca, &state](const node_ports& ports) {
       for (int i = 0; i < *workers; ++i) {
         std::vector<std::string> args = {"node", "--roles", "worker", "--join",
                                          "127.0.0.1:" + std::to_string(ports.cluster), "--model", o->model,
@@ -103,6 +144,18 @@ command_runner add_up_command(CLI::App& app, const log_options& logs) {
                                          "--block-size", std::to_string(o->engine.block_size),
                                          "--device", worker_device(*device, i * o->tp)};
         if (o->engine.enforce_eager) args.push_back("--enforce-eager");
+        if (o->insecure_cluster) {
+          args.push_back("--insecure-cluster");
+        } else if (!own_ca) {
+          args.insert(args.end(), {"--cluster-certs", o->cluster_certs});
+        } else {
+          const std::string certs = *state + "/certs/worker-" + std::to_string(i);
+          if (auto ok = tls::issue(ca, {"127.0.0.1", true, 825}, certs); !ok) {
+            std::fprintf(stderr, "error: worker %d's certificate: %s\n", i, ok.message().c_str());
+            continue;
+          }
+          args.insert(args.end(), {"--cluster-certs", certs});
+        }
         args.insert(args.end(), {"--log-level", logs.level, "--log-format", logs.format});
         if (auto pid = children.spawn(args); !pid)
           std::fprintf(stderr, "error: %s\n", pid.message().c_str());
@@ -114,6 +167,10 @@ command_runner add_up_command(CLI::App& app, const log_options& logs) {
       spdlog::info("stopping {} workers", children.pids().size());
       children.stop_all(std::chrono::seconds(5));
     });
+    if (temporary) {
+      std::error_code ec;
+      std::filesystem::remove_all(*state, ec);
+    }
     return code;
   };
 }

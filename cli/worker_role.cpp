@@ -79,6 +79,12 @@ expected<std::unique_ptr<worker_role>> worker_role::start(node_env& env, router_
   return role;
 }
 
+void worker_role::leave(caf::actor_system& system) {
+  // Sent as an actor of this node: the leader takes leave from its own node only.
+  caf::scoped_actor self{system};
+  self->send(leader_, leave_atom::value);
+}
+
 worker_role::~worker_role() {
   for (const caf::actor& w : {router_watcher_, group_watcher_})
     if (w) caf::anon_send_exit(w, caf::exit_reason::user_shutdown);

@@ -24,6 +24,10 @@ class worker_role {
   // Resolves when the group's leader has quit: true when it was drained, false when it failed.
   [[nodiscard]] kj::Promise<bool> take_group_lost() { return kj::mv(group_lost_); }
 
+  // The node stops: the leader asks the router to drain the group (nothing new is routed to it; it
+  // quits once what it runs has finished, and the group-lost promise resolves with true).
+  void leave(caf::actor_system& system);
+
  private:
   worker_role() = default;
   cluster::gpu_leader_actor leader_;

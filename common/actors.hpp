@@ -16,15 +16,18 @@ namespace troupe::cluster {
 using token_sink_actor = caf::typed_actor<
     caf::reacts_to<tokens_atom, std::vector<token_chunk>>>;  // the chunks of one step
 
-// Receives shard groups' load reports (the router, which passes them on to the registry's subscribers).
+// What a shard group's leader sends its router besides tokens: its load reports (passed on to the
+// registry's subscribers) and its leaving.
 using load_sink_actor = caf::typed_actor<
-    caf::reacts_to<load_atom, load_report>>;  // one group's load, every second
+    caf::reacts_to<load_atom, load_report>,     // one group's load, every second
+    caf::reacts_to<leave_atom, std::string>>;   // group G's node stops: drain it (from G's leader only)
 
 // A shard group's leader (gpu_actor rank 0): runs the engine's step loop on its own thread.
 using gpu_leader_actor = caf::typed_actor<
     caf::reacts_to<generate_atom, request, token_sink_actor>,          // queue a request; its tokens go to the sink
     caf::reacts_to<abort_atom, int64_t>,                                // end a request now and free its KV blocks
     caf::reacts_to<stop_atom>,                                          // drained: quit (normally) once nothing runs (from its router only)
+    caf::reacts_to<leave_atom>,                                         // its node stops: ask the router to drain the group (from its own node only)
     caf::replies_to<load_atom>::with<load_report>,                      // the current load
     caf::reacts_to<step_atom>,                                          // internal: run one engine step
     caf::reacts_to<tick_atom>>;                                         // internal: publish the load report
@@ -66,6 +69,7 @@ using router_actor = registry_actor::extend<
     caf::replies_to<register_atom, group_info, gpu_leader_actor>::with<bool>,  // a shard group joins (error: refused, and why)
     caf::reacts_to<load_atom, load_report>,                                    // a group's load report
     caf::reacts_to<tokens_atom, std::vector<token_chunk>>,                     // tokens streamed by a group
+    caf::reacts_to<leave_atom, std::string>,                                   // group G's leader leaves: drain it (from that leader only)
     caf::reacts_to<submit_atom, request, cache_key>,                          // route a request from this node's front end (key empty: not cached)
     caf::reacts_to<cancel_atom, int64_t>,                                      // the client is gone or stopped: abort at the group
     caf::reacts_to<rendezvous_atom, std::string, rendezvous_actor>,            // a group's leader publishes where its ranks meet

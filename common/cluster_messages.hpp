@@ -42,6 +42,7 @@ using cordon_atom = caf::atom_constant<caf::atom("cordon")>;
 using uncordon_atom = caf::atom_constant<caf::atom("uncordon")>;
 using drain_atom = caf::atom_constant<caf::atom("drain")>;
 using stop_atom = caf::atom_constant<caf::atom("stop")>;
+using leave_atom = caf::atom_constant<caf::atom("leave")>;
 
 // The logprob of one generated token and, when asked for, the top alternatives (best first).
 struct token_logprob {

@@ -27,13 +27,14 @@ struct failure {
   failure_code code = failure_code::none;
   std::string message;  // one line for the client: what was wrong, with the allowed range or type
   std::string param;    // the offending request field as a path ("messages[2].role"); empty: none
+  int32_t retry_after_s = 0;  // overloaded / unavailable: when to try again (HTTP Retry-After); 0: no hint
 
   friend bool operator==(const failure&, const failure&) = default;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, failure& x) {
-  return f(caf::meta::type_name("failure"), x.code, x.message, x.param);
+  return f(caf::meta::type_name("failure"), x.code, x.message, x.param, x.retry_after_s);
 }
 
 [[nodiscard]] inline bool failed(const failure& f) { return f.code != failure_code::none; }

@@ -28,7 +28,7 @@ typename Inspector::result_type inspect(Inspector& f, stop_rules& x) {
 }
 
 struct request {
-  int64_t id = 0;                    // unique in the cluster: the router's 32-bit nonce << 32 | a counter
+  int64_t id = 0;                    // unique in the cluster: a random positive 63-bit number per request
                                      // (the engine keys its own requests apart)
   std::vector<int32_t> prompt;       // token ids, within the model's vocabulary
   int32_t max_tokens = 16;           // >= 1 generated tokens per sample
@@ -37,6 +37,11 @@ struct request {
   bool skip_special_tokens = true;   // leave special tokens out of the text
   int32_t n = 1;                     // parallel samples sharing the prompt's KV blocks
   int32_t priority = 0;              // lower runs first; the last-arrived of the lowest class is preempted first
+  // A request resumed on another group after its first failed mid-stream: the last `resumed` prompt
+  // tokens are what it had generated. They count as generated for the penalties, and draws go on
+  // at their positions (the draw depends on seed and position), so the rest continues that stream.
+  // Needs n = 1.
+  int32_t resumed = 0;
   // A deadline and a tenant join when something honours them (the trust issue's timeouts and
   // fairness): a field on the wire that nobody reads would promise what the cluster does not do.
   friend bool operator==(const request&, const request&) = default;
@@ -45,7 +50,7 @@ struct request {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, request& x) {
   return f(caf::meta::type_name("request"), x.id, x.prompt, x.max_tokens, x.sampling, x.stop,
-           x.skip_special_tokens, x.n, x.priority);
+           x.skip_special_tokens, x.n, x.priority, x.resumed);
 }
 
 }  // namespace troupe

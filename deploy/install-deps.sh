@@ -12,6 +12,7 @@ packages=(
   libopenblas-dev libhwy-dev
   libxxhash-dev                       # XXH3 block hashes (engine/kv_cache)
   libcaf-dev libcapnp-dev capnproto libgloo-dev libhiredis-dev redis-server
+  libssl-dev                          # the cluster CA and certificates, mutual TLS on the cluster port
 )
 # Node.js + npm run test-only reference implementations from npm; a machine that already has them
 # (e.g. from NodeSource, which conflicts with Debian's npm package) keeps its own.

@@ -31,6 +31,18 @@ struct penalty_entry {
   int32_t generated = 0;
 };
 
+// The uniform number in [0, 1) that the draw at `counter` (the position of the token drawn) uses for
+// `seed`: splitmix64 of their mix. The host sampler and the device kernel both draw with it, so a
+// draw depends on (seed, position) alone: a recomputed step, or a request resumed on another group
+// after its first one failed, draws what the undisturbed run would have drawn there.
+TROUPE_HOST_DEVICE inline double counter_uniform(uint64_t seed, uint64_t counter) {
+  uint64_t z = seed + 0x9e3779b97f4a7c15ull * (counter + 1);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  z ^= z >> 31;
+  return double(z >> 11) * (1.0 / 9007199254740992.0);
+}
+
 // A touched token's logit after the penalties: HF's repetition penalty (divide a positive logit,
 // multiply a negative one), then OpenAI's presence and frequency penalties for generated tokens.
 // The host sampler and the device kernel both apply exactly this.

@@ -100,7 +100,7 @@ expected<generation_result> generate(llama_forward& fwd, const tokenizer& tok, c
   if (!ran) return ran.err();
   int64_t pos = int64_t(req.prompt.size());
   while (true) {
-    sample_result s = samp.sample(logits, req.prompt);
+    sample_result s = samp.sample(logits, req.prompt, uint64_t(pos));
     samp.accept(s.token);
     const int32_t next = s.token;
     // prompt + output never exceeds the context (the last sampled token needs no KV slot).

@@ -60,6 +60,8 @@ llm_engine::llm_engine(llama_forward& fwd, engine_config config, std::vector<int
 
 expected<int64_t> llm_engine::add_request(request r) {
   if (auto ok = validate(r.sampling); !ok) return ok.err();
+  if (r.resumed < 0 || (r.resumed > 0 && (size_t(r.resumed) >= r.prompt.size() || r.n != 1)))
+    return fail("resumed " + std::to_string(r.resumed) + ": a resumed request keeps part of its prompt and has n = 1");
   const int64_t vocab = fwd_.config().vocab_size;
   for (const int32_t t : r.prompt) {
     if (t < 0 || t >= vocab)
@@ -111,6 +113,9 @@ void llm_engine::ensure_samplers(request_state& rs) {
     sampling_params p = rs.req.sampling;
     if (p.seed) p.seed = *p.seed + uint64_t(k);
     rs.samplers.emplace_back(p);
+    // A resumed request's earlier output is the end of its prompt: the penalties count it as generated.
+    const size_t resumed = size_t(std::clamp<int32_t>(rs.req.resumed, 0, int32_t(rs.req.prompt.size())));
+    for (size_t i = rs.req.prompt.size() - resumed; i < rs.req.prompt.size(); ++i) rs.samplers.back().accept(rs.req.prompt[i]);
   }
 }
 
@@ -193,7 +198,8 @@ std::vector<request_output> llm_engine::step() {
         l = copy;
       }
       sample_result r = on_device ? sample_result{device_ids[my_row], 0.0f, {}}
-                                  : rs.samplers[size_t(sample)].sample(l, rs.req.prompt);
+                                  : rs.samplers[size_t(sample)].sample(
+                                        l, rs.req.prompt, uint64_t(s.start_pos) + uint64_t(s.tokens.size()));
       rs.samplers[size_t(sample)].accept(r.token);
       o.tokens.push_back(r.token);
       rs_results.push_back(std::move(r));

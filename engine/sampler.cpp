@@ -27,12 +27,6 @@ namespace {
   return static_cast<int32_t>(best);
 }
 
-// Uniform double in [0, 1) from the top 53 bits. Written out rather than
-// std::uniform_real_distribution so one seed gives the same tokens with every standard library.
-[[nodiscard]] double unit_draw(std::mt19937_64& rng) {
-  return static_cast<double>(rng() >> 11) * 0x1.0p-53;
-}
-
 // The k-th largest value (1-based) of `v`, using `work` as storage. For the usual small k a
 // min-heap of the best k seen is one pass that mostly compares against its top; for k near the
 // vocab size (where the heap would do n log k work) nth_element on a copy.
@@ -103,7 +97,7 @@ namespace {
 }  // namespace
 
 sampler::sampler(sampling_params params)
-    : params_(params), rng_(params.seed ? *params.seed : fresh_seed()) {
+    : params_(params), seed_(params.seed ? *params.seed : fresh_seed()) {
   // vLLM spells "off" as -1, HF as 0; one spelling inside.
   if (params_.top_k < 0) params_.top_k = 0;
 }
@@ -156,7 +150,7 @@ device_sampling sampler::device_rule(std::span<const int32_t> prompt, int32_t vo
   return d;
 }
 
-sample_result sampler::sample(std::span<float> logits, std::span<const int32_t> prompt) {
+sample_result sampler::sample(std::span<float> logits, std::span<const int32_t> prompt, uint64_t position) {
   const size_t n = logits.size();
   if (n == 0) return {-1, -std::numeric_limits<float>::infinity(), {}};
   const auto vocab = static_cast<int32_t>(n);
@@ -249,7 +243,7 @@ sample_result sampler::sample(std::span<float> logits, std::span<const int32_t> 
 
     total = 0.0;
     for (size_t i = 0; i < count; ++i) total += scratch_[index_[i]];
-    const double u = unit_draw(rng_) * total;
+    const double u = counter_uniform(seed_, position) * total;
     double cum = 0.0;
     chosen = index_[count - 1];  // rounding can leave u just past the last partial sum
     for (size_t i = 0; i < count; ++i) {

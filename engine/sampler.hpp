@@ -33,7 +33,9 @@ class sampler {
   // Samples from `logits` (vocab entries; modified in place). `prompt` feeds the repetition
   // penalty (which, as in HF, covers prompt and generated tokens); generated tokens are tracked
   // internally through accept().
-  [[nodiscard]] sample_result sample(std::span<float> logits, std::span<const int32_t> prompt);
+  // `position`: the position of the token drawn (prompt length + tokens generated before it); the
+  // draw depends on (seed, position) alone (counter_uniform).
+  [[nodiscard]] sample_result sample(std::span<float> logits, std::span<const int32_t> prompt, uint64_t position);
 
   // Records a generated token (for presence/frequency/repetition penalties).
   void accept(int32_t token);
@@ -54,7 +56,7 @@ class sampler {
 
  private:
   sampling_params params_;
-  std::mt19937_64 rng_;
+  uint64_t seed_;
   std::vector<std::pair<int32_t, int32_t>> counts_;  // generated token -> count, sorted by token
   std::vector<penalty_entry> entries_;
   std::vector<float> scratch_;

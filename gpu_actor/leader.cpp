@@ -5,6 +5,8 @@
 // a request joins the batch at the next step and an abort frees its blocks before it.
 #include "gpu_actor/leader.hpp"
 
+#include "common/refusal_log.hpp"
+
 #include <spdlog/spdlog.h>
 #include <caf/all.hpp>
 #include <algorithm>
@@ -39,6 +41,7 @@ struct leader_state {
   std::shared_ptr<leader_resources> res;
   group_info info;
   load_sink_actor load_sink;
+  refusal_log refusals{"shard group"};
   std::unordered_map<int64_t, owner> owners;       // engine id -> owner
   std::unordered_map<int64_t, int64_t> engine_ids; // router id -> engine id
   bool step_queued = false;
@@ -113,6 +116,18 @@ bool quit_if_stopped(leader_ptr self) {
   return true;
 }
 
+// The group takes requests, aborts and stop from the router it registered with only: anyone else who
+// reached the cluster port could otherwise run requests on it or end other clients' requests.
+bool from_router(leader_ptr self) {
+  return caf::actor_cast<caf::actor_addr>(self->current_sender()) == self->state.load_sink.address();
+}
+
+void refuse(leader_ptr self, const char* what) {
+  const auto& sender = self->current_sender();
+  self->state.refusals.refused(std::string(what) + " from another actor than its router",
+                               sender ? "node " + caf::to_string(sender->node()) : std::string("anonymous"));
+}
+
 load_report make_report(const leader_state& st) {
   const auto s = st.res->engine->stats();
   load_report r;
@@ -141,6 +156,7 @@ gpu_leader_actor spawn_leader(caf::actor_system& system, std::shared_ptr<leader_
     return {
         [self](generate_atom, request& r, token_sink_actor& sink) {
           auto& st = self->state;
+          if (!from_router(self)) return refuse(self, "a request");
           const int64_t request_id = r.id;
           const int32_t samples = std::max(r.n, 1);
           auto id = st.res->engine->add_request(std::move(r));
@@ -155,6 +171,7 @@ gpu_leader_actor spawn_leader(caf::actor_system& system, std::shared_ptr<leader_
         },
         [self](abort_atom, int64_t request) {
           auto& st = self->state;
+          if (!from_router(self)) return refuse(self, "an abort");
           auto it = st.engine_ids.find(request);
           if (it == st.engine_ids.end()) return;
           st.res->engine->abort(it->second);  // frees its blocks now
@@ -164,12 +181,21 @@ gpu_leader_actor spawn_leader(caf::actor_system& system, std::shared_ptr<leader_
         },
         [self](stop_atom) {
           // Only the router this group registered with drains it (it sends stop once the group is empty).
-          if (caf::actor_cast<caf::actor_addr>(self->current_sender()) != self->state.load_sink.address()) {
-            spdlog::warn("shard group {}: stop from another actor than its router ignored", self->state.info.name);
-            return;
-          }
+          if (!from_router(self)) return refuse(self, "a stop");
           self->state.stopping = true;
           quit_if_stopped(self);
+        },
+        [self](leave_atom) {
+          const auto& sender = self->current_sender();
+          if (!sender || sender->node() != self->node()) return refuse(self, "a leave");
+          auto& st = self->state;
+          if (!st.load_sink) {  // no router to drain through: finish what runs, then quit
+            st.stopping = true;
+            quit_if_stopped(self);
+            return;
+          }
+          spdlog::info("shard group {} leaving: the router drains it", st.info.name);
+          self->send(st.load_sink, leave_atom::value, st.info.name);
         },
         [self](load_atom) -> load_report { return make_report(self->state); },
         [self](step_atom) {

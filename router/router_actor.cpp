@@ -1,6 +1,10 @@
 // The router actor (see router_actor.hpp).
 #include "router/router_actor.hpp"
 
+#include "common/refusal_log.hpp"
+
+#include <spdlog/spdlog.h>
+
 #include <caf/all.hpp>
 #include <map>
 #include <optional>
@@ -26,7 +30,9 @@ struct flight {
   std::vector<token_chunk> stored;  // with a key: each sample's whole output so far, to store at the end
   std::chrono::steady_clock::time_point looked_up;  // when the cache lookup was sent
   std::string group;         // where it runs (empty while the cache is being asked)
-  bool streamed = false;     // a token reached the client: it cannot be retried elsewhere
+  std::string avoid;         // a group that failed it: not routed there again
+  bool streamed = false;     // a token reached the client: a retry must resume after it
+  std::vector<int32_t> sent; // n = 1: every token sent to the client so far (what a resume prefills)
   int32_t unfinished = 1;    // samples still running
   int32_t retries = 0;
   int64_t outstanding = 0;   // what it still adds to its group's outstanding_tokens
@@ -44,10 +50,32 @@ struct router_state {
   // Where the ranks of each forming or running tensor-parallel group meet, by group name (the
   // leader's store actor, monitored: removed when its node goes away).
   std::map<std::string, rendezvous_actor> rendezvous;
+  refusal_log refusals{"router"};
   static inline const char* name = "troupe.router";
 };
 
 using router_ptr = router_actor::stateful_pointer<router_state>;
+
+// Who sent the message being handled, for the log: its node ("anonymous" when it gave no sender).
+std::string peer_of(router_ptr self) {
+  const auto& sender = self->current_sender();
+  if (!sender) return "anonymous";
+  return sender->node() == self->node() ? "this node" : "node " + caf::to_string(sender->node());
+}
+
+void log_refusal(router_ptr self, const std::string& what) { self->state.refusals.refused(what, peer_of(self)); }
+
+// True when the message being handled comes from an actor of the router's own node (a front end,
+// the autoscaler, the admin console). An anonymous message proves nothing: a remote peer can send one.
+bool from_this_node(router_ptr self) {
+  const auto& sender = self->current_sender();
+  return sender && sender->node() == self->node();
+}
+
+// True when the message being handled comes from the leader of group `g`.
+bool from_leader(router_ptr self, const group_entry& g) {
+  return caf::actor_cast<caf::actor_addr>(self->current_sender()) == g.leader.address();
+}
 
 std::vector<group_status> statuses(const router_state& st) {
   std::vector<group_status> out;
@@ -93,6 +121,7 @@ bool dispatch(router_ptr self, flight& f) {
   std::vector<group_entry*> entries;
   for (auto& [name, g] : st.groups) {
     if (g.status.state != group_state::serving) continue;  // cordoned or draining: nothing new
+    if (g.status.info.name == f.avoid) continue;
     const load_report& l = g.status.load;
     const double kv = l.kv_blocks_total > 0 ? double(l.kv_blocks_used) / l.kv_blocks_total : 0;
     loads.push_back({g.key, g.status.outstanding_tokens, l.running, l.waiting, kv});
@@ -106,7 +135,16 @@ bool dispatch(router_ptr self, flight& f) {
   g.status.outstanding_tokens += f.outstanding;
   g.status.in_flight += 1;
   g.status.routed += 1;
-  self->send(g.leader, generate_atom::value, f.req, caf::actor_cast<token_sink_actor>(self));
+  if (f.sent.empty()) {
+    self->send(g.leader, generate_atom::value, f.req, caf::actor_cast<token_sink_actor>(self));
+  } else {
+    // Resumed: the prompt and what the client already has, and only the rest of its tokens.
+    request r = f.req;
+    r.prompt.insert(r.prompt.end(), f.sent.begin(), f.sent.end());
+    r.resumed = int32_t(f.sent.size());
+    r.max_tokens -= int32_t(f.sent.size());
+    self->send(g.leader, generate_atom::value, std::move(r), caf::actor_cast<token_sink_actor>(self));
+  }
   publish(self);  // a few groups' figures: cheap, and /metrics and routing stats stay current
   return true;
 }
@@ -135,17 +173,51 @@ void store(router_ptr self, flight& f) {
   if (st.stores) st.stores->inc();
 }
 
+// The group ended `f` with an internal error (a broken collective, a device fault) while it was
+// still live: route it to another group, resumed after what its client already has. False when it
+// cannot be (n > 1, retries spent, nothing left to generate, no other group); the error then
+// reaches the client.
+bool resume_elsewhere(router_ptr self, flight& f, int64_t id) {
+  if (f.req.n > 1 || f.retries >= self->state.options.max_retries || int32_t(f.sent.size()) >= f.req.max_tokens)
+    return false;
+  const std::string failed = f.group;
+  settle(self, f);
+  f.group.clear();  // off the failed group's books: a later settle finds nothing
+  ++f.retries;
+  f.avoid = failed;
+  if (!dispatch(self, f)) return false;
+  spdlog::warn("router: shard group {} failed request {}: resumed on {} after {} tokens", failed, id, f.group,
+               f.sent.size());
+  return true;
+}
+
 void on_chunks(router_ptr self, std::vector<token_chunk>& chunks) {
   auto& st = self->state;
   for (auto& c : chunks) {
     auto it = st.flights.find(c.id);
     if (it == st.flights.end()) continue;  // cancelled meanwhile
     flight& f = it->second;
+    // Only the group the request was routed to writes into its stream.
+    auto from = st.groups.find(f.group);
+    if (from == st.groups.end() || !from_leader(self, from->second)) {
+      log_refusal(self, "a token chunk for a request that was not routed to the sender");
+      continue;
+    }
     if (!c.tokens.empty()) {
       f.streamed = true;
+      if (f.req.n <= 1) f.sent.insert(f.sent.end(), c.tokens.begin(), c.tokens.end());
       const int64_t n = std::min<int64_t>(int64_t(c.tokens.size()), f.outstanding);
       f.outstanding -= n;
       if (auto g = st.groups.find(f.group); g != st.groups.end()) g->second.status.outstanding_tokens -= n;
+    }
+    if (c.finish == finish_reason::error && c.error.code == failure_code::internal && resume_elsewhere(self, f, c.id)) {
+      if (!c.tokens.empty()) {  // the tokens before the failure still reach the client
+        c.finish = finish_reason::none;
+        c.error = {};
+        if (!f.key.bytes.empty()) remember(f, c);
+        st.deliver(std::move(c));
+      }
+      continue;
     }
     if (!f.key.bytes.empty()) remember(f, c);
     const bool done = c.finish != finish_reason::none && --f.unfinished <= 0;
@@ -170,8 +242,8 @@ constexpr size_t max_subscribers = 64;
 // a cluster peer (a worker, or anyone who reached the cluster port) may not list, follow or steer
 // the shard groups. None when the sender may; else the error naming the message.
 std::optional<caf::error> refuse_remote(router_ptr self, const char* what) {
-  const auto& sender = self->current_sender();
-  if (sender && sender->node() == self->node()) return std::nullopt;
+  if (from_this_node(self)) return std::nullopt;
+  log_refusal(self, std::string("registry ") + what);
   return caf::make_error(caf::sec::runtime_error,
                          std::string("registry ") + what + ": refused, it answers roles of the router's own node only");
 }
@@ -241,24 +313,48 @@ void on_down(router_ptr self, const caf::actor_addr& who, const caf::error& reas
   st.groups.erase(g);
   notify(self, registry_change::left, last, drained ? "drained" : caf::to_string(reason));
   std::vector<int64_t> ended;
+  int resumed = 0, lost = 0;
   for (auto& [id, f] : st.flights) {
     if (f.group != name) continue;
     f.outstanding = 0;
-    if (!f.streamed && f.retries < st.options.max_retries) {
+    // A request that had streamed is resumed after what its client has (n = 1 only: the samples of
+    // n > 1 share one prompt's blocks and cannot be continued one by one).
+    const bool resumable = !f.streamed || f.req.n <= 1;
+    if (resumable && f.streamed && int32_t(f.sent.size()) >= f.req.max_tokens) {
+      // Every token was sent; only the finish was lost with the group.
+      token_chunk last;
+      last.id = id;
+      last.finish = finish_reason::length;
+      if (!f.key.bytes.empty()) remember(f, last);
+      st.deliver(std::move(last));
+      if (!f.key.bytes.empty()) store(self, f);
+      ended.push_back(id);
+      continue;
+    }
+    if (resumable && f.retries < st.options.max_retries) {
       ++f.retries;
-      if (dispatch(self, f)) continue;
+      if (dispatch(self, f)) {
+        resumed += f.streamed ? 1 : 0;
+        continue;
+      }
+      ++lost;
       fail_request(self, id, failure_code::unavailable, "shard group " + name + " failed (" + caf::to_string(reason) +
                                       ") and no other live shard group can take the request");
-    } else if (f.streamed) {
+    } else if (!resumable) {
+      ++lost;
       fail_request(self, id, failure_code::internal, "shard group " + name + " failed (" + caf::to_string(reason) +
-                                      ") after the request had started streaming; its output cannot be resumed");
+                                      ") after the request had started streaming; a request with n > 1 cannot be resumed");
     } else {
+      ++lost;
       fail_request(self, id, failure_code::unavailable, "shard group " + name + " failed and the request was already retried " +
                                       std::to_string(f.retries) + " times");
     }
     ended.push_back(id);
   }
   for (int64_t id : ended) st.flights.erase(id);
+  if (resumed > 0 || lost > 0)
+    spdlog::warn("router: shard group {} left ({}): {} streaming requests resumed on other groups, {} ended with an error",
+                 name, drained ? "drained" : caf::to_string(reason), resumed, lost);
   publish(self);
 }
 
@@ -281,11 +377,21 @@ router_actor spawn_router(caf::actor_system& system, router_options options, chu
     return {
         [self](register_atom, group_info& info, gpu_leader_actor& leader) -> caf::result<bool> {
           auto& st = self->state;
+          // The refusals name what is wrong but never the router's model path or revision: the
+          // sender may be anyone who reached the cluster port. The log has the details.
+          const auto refuse = [self](const std::string& why, const std::string& detail) {
+            log_refusal(self, "a shard group's registration: " + why + (detail.empty() ? "" : " (" + detail + ")"));
+            return caf::make_error(caf::sec::runtime_error, why);
+          };
           if (info.revision != st.options.revision)
-            return caf::make_error(caf::sec::runtime_error,
-                                   "shard group " + info.name + " serves model revision '" + info.revision +
-                                       "' but this router serves '" + st.options.revision + "'");
-          if (!leader) return caf::make_error(caf::sec::runtime_error, "shard group " + info.name + " sent no leader");
+            return refuse("shard group '" + info.name + "' serves another model revision than this router",
+                          "it serves '" + info.revision + "', the router '" + st.options.revision + "'");
+          if (!leader) return refuse("shard group '" + info.name + "' sent no leader", {});
+          const auto& sender = self->current_sender();
+          if (!sender || sender->node() != leader.node())
+            return refuse("shard group '" + info.name + "': a group registers its own leader (one on the sender's node)", {});
+          if (st.groups.count(info.name))
+            return refuse("a shard group named '" + info.name + "' is already registered", {});
           self->monitor(leader);
           group_entry e;
           e.key = XXH3_64bits(info.name.data(), info.name.size());
@@ -301,13 +407,29 @@ router_actor spawn_router(caf::actor_system& system, router_options options, chu
         [self](load_atom, load_report& r) {
           auto g = self->state.groups.find(r.group);
           if (g == self->state.groups.end()) return;
+          if (!from_leader(self, g->second)) return log_refusal(self, "a load report for another group than the sender's");
           g->second.status.load = std::move(r);
           publish(self);
           notify(self, registry_change::load, g->second.status);
         },
         [self](tokens_atom, std::vector<token_chunk>& chunks) { on_chunks(self, chunks); },
+        [self](leave_atom, const std::string& name) {
+          auto g = self->state.groups.find(name);
+          if (g == self->state.groups.end() || !from_leader(self, g->second))
+            return log_refusal(self, "a leave for another group than the sender's");
+          if (g->second.status.state != group_state::draining) {
+            g->second.status.state = group_state::draining;
+            publish(self);
+            notify(self, registry_change::state, g->second.status);
+          }
+          stop_if_drained(self, g->second);
+        },
         [self](submit_atom, request& req, cache_key& key) {
           auto& st = self->state;
+          if (!from_this_node(self)) return log_refusal(self, "a request submitted from outside this node");
+          if (st.flights.count(req.id)) {  // ids are random 63-bit numbers: a clash is a bug or a replay
+            return log_refusal(self, "a request whose id is in flight already");
+          }
           flight f;
           f.unfinished = std::max(req.n, 1);
           f.req = std::move(req);
@@ -334,6 +456,7 @@ router_actor spawn_router(caf::actor_system& system, router_options options, chu
         },
         [self](cancel_atom, int64_t id) {
           auto& st = self->state;
+          if (!from_this_node(self)) return log_refusal(self, "a cancel from outside this node");
           auto it = st.flights.find(id);
           if (it == st.flights.end()) return;
           if (auto g = st.groups.find(it->second.group); g != st.groups.end())
@@ -368,8 +491,10 @@ router_actor spawn_router(caf::actor_system& system, router_options options, chu
         [self](drain_atom, const std::string& name) { return set_state(self, "drain", name, group_state::draining); },
         [self](rendezvous_atom, std::string& group, rendezvous_actor& store) {
           if (!store) return;
+          auto [it, added] = self->state.rendezvous.emplace(std::move(group), store);
+          if (!added && it->second != store)
+            return log_refusal(self, "a second rendezvous for shard group '" + it->first + "'");
           self->monitor(store);
-          self->state.rendezvous[std::move(group)] = std::move(store);
         },
         [self](rendezvous_atom, const std::string& group) -> caf::result<rendezvous_actor> {
           auto it = self->state.rendezvous.find(group);

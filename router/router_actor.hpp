@@ -1,7 +1,8 @@
 // The router actor: the cluster's registry of shard groups (each monitored: a group whose node dies
 // or disconnects is removed at once), routing through a routing_policy, and the streams back to the
-// front ends of this node. A request that had not yet received a token when its group died is
-// routed again; one that had is ended with an error (its partial output cannot be resumed).
+// front ends of this node. A request whose group dies (or stops at its drain deadline) is routed
+// again: one that had streamed is resumed after the tokens its client already has (n = 1; the
+// prompt plus those tokens is prefilled on the new group), so the client sees one stream.
 // With a cache, a request that carries a cache key is looked up first: a hit is replayed to the
 // front end and never reaches a group; a request that ends normally (every sample by stop or
 // length, none cut short at the front end) is stored.

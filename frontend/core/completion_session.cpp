@@ -10,13 +10,13 @@ namespace troupe::frontend {
 using namespace cluster;
 
 completion_session::completion_session(const model_frontend& model, request prepared, bool allow_cache, int64_t id,
-                                       router_actor router, std::shared_ptr<stream_registry> streams,
+                                       const router::router_door& door, std::shared_ptr<stream_registry> streams,
                                        cache_policy cache)
     : model_(model),
       request_(std::move(prepared)),
       allow_cache_(allow_cache),
       id_(id),
-      router_(std::move(router)),
+      door_(door),
       streams_(std::move(streams)),
       cache_(cache) {
   request_.id = id_;
@@ -31,7 +31,7 @@ completion_session::completion_session(const model_frontend& model, request prep
 completion_session::~completion_session() {
   if (!started_flag_) return;
   streams_->close(id_);
-  if (!done_) caf::anon_send(router_, cancel_atom::value, id_);
+  if (!done_) door_.cancel(id_);
 }
 
 void completion_session::start() {
@@ -41,7 +41,7 @@ void completion_session::start() {
   cache_key key;
   if (cache_.enabled && allow_cache_ && router::cacheable(request_, cache_.allow_nondeterministic))
     key = router::make_cache_key(model_.revision(), request_);
-  caf::anon_send(router_, submit_atom::value, request_, std::move(key));
+  door_.submit(request_, std::move(key));
 }
 
 choice_delta& completion_session::delta_for(int32_t sample, std::vector<choice_delta>& deltas) {
@@ -135,7 +135,7 @@ session_update completion_session::poll() {
   if (u.error || unfinished_ <= 0) {
     u.done = true;
     // Samples cut by a stop string here may still run at the group: end them there.
-    if (!u.error && cut_here_) caf::anon_send(router_, cancel_atom::value, id_);
+    if (!u.error && cut_here_) door_.cancel(id_);
     done_ = true;
     streams_->close(id_);
   }

@@ -17,6 +17,7 @@
 #include "frontend/core/model_frontend.hpp"
 #include "frontend/core/stream_channel.hpp"
 #include "frontend/core/text_delta.hpp"
+#include "router/router_door.hpp"
 
 namespace troupe::frontend {
 
@@ -37,7 +38,7 @@ class completion_session {
  public:
   // `allow_cache`: the client allows a cached answer (no "cache": false, no no-cache header).
   completion_session(const model_frontend& model, request prepared, bool allow_cache, int64_t id,
-                     cluster::router_actor router, std::shared_ptr<stream_registry> streams, cache_policy cache = {});
+                     const router::router_door& door, std::shared_ptr<stream_registry> streams, cache_policy cache = {});
   ~completion_session();
   completion_session(const completion_session&) = delete;
   completion_session& operator=(const completion_session&) = delete;
@@ -71,7 +72,7 @@ class completion_session {
   request request_;
   bool allow_cache_ = true;
   int64_t id_;
-  cluster::router_actor router_;
+  const router::router_door& door_;
   std::shared_ptr<stream_registry> streams_;
   std::shared_ptr<stream_channel> channel_;
   cache_policy cache_;

@@ -1,5 +1,5 @@
-// What a node's client-facing servers (HTTP and Cap'n Proto RPC) share: the model, the router
-// actor, the streams back from it, the cluster snapshot, metrics, request ids, API keys and the
+// What a node's client-facing servers (HTTP and Cap'n Proto RPC) share: the model, the door to
+// the router actor, the streams back from it, the cluster snapshot, metrics, request ids, API keys and the
 // cache policy. Owned by the node's router role (cli/router_role.cpp), whose members it refers to;
 // everything referenced outlives the servers.
 #pragma once
@@ -8,18 +8,20 @@
 
 #include "common/actors.hpp"
 #include "common/metrics.hpp"
+#include "frontend/core/admission.hpp"
 #include "frontend/core/api_keys.hpp"
 #include "frontend/core/completion_session.hpp"
 #include "frontend/core/model_frontend.hpp"
 #include "frontend/core/request_ids.hpp"
 #include "frontend/core/stream_channel.hpp"
 #include "router/cluster_view.hpp"
+#include "router/router_door.hpp"
 
 namespace troupe::frontend {
 
 struct frontend_context {
   const model_frontend* model = nullptr;
-  cluster::router_actor router;
+  const router::router_door* door = nullptr;  // submit and cancel reach the router through it
   std::shared_ptr<stream_registry> streams;
   std::shared_ptr<router::cluster_view> view;
   metrics_registry* metrics = nullptr;
@@ -27,6 +29,8 @@ struct frontend_context {
   const api_keys* keys = nullptr;
   cache_policy cache;
   bool protect_metrics = false;  // /health and /metrics need a key too
+  bool insecure_cluster = false; // the cluster port runs without TLS: /health warns
+  const admission* gate = nullptr;  // new requests refused while the node drains
 };
 
 }  // namespace troupe::frontend

@@ -52,6 +52,15 @@ bool stream_registry::deliver(cluster::token_chunk chunk) {
   return true;
 }
 
+void stream_registry::fail_all(const failure& why) {
+  std::vector<std::pair<int64_t, std::shared_ptr<stream_channel>>> open;
+  {
+    std::lock_guard lock(mutex_);
+    open.assign(channels_.begin(), channels_.end());
+  }
+  for (auto& [id, channel] : open) channel->push(cluster::failed_chunk(id, why));
+}
+
 size_t stream_registry::size() const {
   std::lock_guard lock(mutex_);
   return channels_.size();

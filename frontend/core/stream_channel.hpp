@@ -41,6 +41,8 @@ class stream_registry {
   // Delivers each chunk to its channel; false when no channel is open for it (nobody listens).
   bool deliver(cluster::token_chunk chunk);
   [[nodiscard]] size_t size() const;
+  // Ends every open request with `why` (the node's drain deadline has passed).
+  void fail_all(const failure& why);
 
  private:
   mutable std::mutex mutex_;

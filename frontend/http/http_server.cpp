@@ -16,8 +16,15 @@ namespace {
 
 using clock = std::chrono::steady_clock;
 
-std::string status_json(std::string_view status, size_t groups) {
-  return std::string("{\"status\":\"") + std::string(status) + "\",\"live_groups\":" + std::to_string(groups) + "}";
+constexpr const char* body_timeout_marker = "troupe: request body timeout";
+
+// `insecure`: the cluster port runs without TLS (--insecure-cluster); said here so that monitoring sees it.
+std::string status_json(std::string_view status, size_t groups, bool insecure) {
+  return std::string("{\"status\":\"") + std::string(status) + "\",\"live_groups\":" + std::to_string(groups) +
+         ",\"cluster_transport\":\"" + (insecure ? "insecure" : "mutual-tls") + "\"" +
+         (insecure ? ",\"warning\":\"the cluster port runs without TLS (--insecure-cluster): anyone who reaches it can join\""
+                   : "") +
+         "}";
 }
 
 const char* reason_phrase(int status) {
@@ -161,6 +168,9 @@ class http_frontend::error_handler final : public kj::HttpServerErrorHandler {
 
 class http_frontend::service final : public kj::HttpService {
  public:
+  // The event loop's timer (set by listen(), before the first request).
+  void use_timer(kj::Timer& timer) { timer_ = &timer; }
+
   service(const kj::HttpHeaderTable& table, kj::HttpHeaderId authorization, kj::HttpHeaderId cache_control,
           frontend_context context, http_options options)
       : table_(table),
@@ -168,7 +178,6 @@ class http_frontend::service final : public kj::HttpService {
         cache_control_(cache_control),
         ctx_(std::move(context)),
         model_(*ctx_.model),
-        router_(ctx_.router),
         streams_(ctx_.streams),
         view_(ctx_.view),
         metrics_(*ctx_.metrics),
@@ -220,9 +229,13 @@ class http_frontend::service final : public kj::HttpService {
     session_writer write;               // renders the session's updates (write_update)
   };
 
-  kj::Promise<void> send_text(Response& response, int status, std::string body, kj::StringPtr content_type) {
+  // `retry_after_s` > 0: a Retry-After header (503 while draining, 429 when full).
+  kj::Promise<void> send_text(Response& response, int status, std::string body, kj::StringPtr content_type,
+                              int32_t retry_after_s = 0) {
     kj::HttpHeaders h(table_);
     h.set(kj::HttpHeaderId::CONTENT_TYPE, content_type);
+    const auto retry = kj::str(retry_after_s);
+    if (retry_after_s > 0) h.add("Retry-After", retry);
     auto text = kj::heapString(body.data(), body.size());
     auto out = response.send(uint(status), reason_phrase(status), h, text.size());
     auto done = out->write(text.begin(), text.size());
@@ -231,7 +244,7 @@ class http_frontend::service final : public kj::HttpService {
 
   kj::Promise<void> send_error(Response& response, const api_error& e, std::string_view endpoint) {
     fm_.count(endpoint, e.status);
-    return send_text(response, e.status, error_json(e), "application/json");
+    return send_text(response, e.status, error_json(e), "application/json", e.retry_after_s);
   }
 
   kj::Promise<void> not_allowed(Response& response, const char* allowed) {
@@ -242,8 +255,12 @@ class http_frontend::service final : public kj::HttpService {
 
   kj::Promise<void> health(Response& response) {
     const size_t live = view_->live_groups();
+    if (ctx_.gate->draining()) {
+      fm_.count("health", 503);
+      return send_text(response, 503, status_json("draining", live, ctx_.insecure_cluster), "application/json");
+    }
     fm_.count("health", live ? 200 : 503);
-    return send_text(response, live ? 200 : 503, status_json(live ? "ok" : "no live shard group", live),
+    return send_text(response, live ? 200 : 503, status_json(live ? "ok" : "no live shard group", live, ctx_.insecure_cluster),
                      "application/json");
   }
 
@@ -267,6 +284,7 @@ class http_frontend::service final : public kj::HttpService {
   kj::Promise<void> generate(api_endpoint endpoint, const kj::HttpHeaders& headers, kj::AsyncInputStream& body,
                              Response& response) {
     const std::string label = endpoint == api_endpoint::completions ? "completions" : "chat_completions";
+    if (auto refused = ctx_.gate->admit()) return send_error(response, to_api_error(*refused), label);
     // Content-Length is checked before the body is read: a huge declared body is refused unread.
     KJ_IF_MAYBE(length, headers.get(kj::HttpHeaderId::CONTENT_LENGTH)) {
       uint64_t n = 0;
@@ -281,7 +299,13 @@ class http_frontend::service final : public kj::HttpService {
     KJ_IF_MAYBE(cc, headers.get(cache_control_)) {
       no_cache = std::string_view(cc->cStr(), cc->size()).find("no-cache") != std::string_view::npos;
     }
+    // The whole body within the body timeout: a client that trickles it is answered 408 and closed.
+    auto timed_out = timer_->afterDelay(options_.body_timeout.count() * kj::MILLISECONDS).then([]() -> kj::String {
+      kj::throwFatalException(kj::Exception(kj::Exception::Type::OVERLOADED, __FILE__, __LINE__,
+                                            kj::heapString(body_timeout_marker)));
+    });
     return body.readAllText(options_.max_body_bytes + 1)
+        .exclusiveJoin(kj::mv(timed_out))
         .then(
             [this, endpoint, label, no_cache, &response](kj::String text) -> kj::Promise<void> {
               if (text.size() > options_.max_body_bytes) return send_error(response, too_large(text.size()), label);
@@ -289,6 +313,11 @@ class http_frontend::service final : public kj::HttpService {
             },
             [this, label, &response](kj::Exception&& e) -> kj::Promise<void> {
               if (e.getType() == kj::Exception::Type::DISCONNECTED) return kj::READY_NOW;
+              if (e.getType() == kj::Exception::Type::OVERLOADED && e.getDescription() == body_timeout_marker)
+                return send_error(response, api_error{408, "the request body did not arrive within " +
+                                                               std::to_string(options_.body_timeout.count() / 1000.0) +
+                                                               " s", "invalid_request_error", {}, {}},
+                                  label);
               // readAllText's limit, or a body cut short.
               return send_error(response, api_error{413, "request body unreadable or larger than " +
                                                              std::to_string(options_.max_body_bytes) + " bytes: " +
@@ -319,7 +348,7 @@ class http_frontend::service final : public kj::HttpService {
 
     auto x = kj::heap<exchange>();
     x->session = std::make_unique<completion_session>(model_, std::move(std::get<troupe::request>(prepared)),
-                                                      req.cache && !no_cache, ctx_.ids->next(), router_, streams_,
+                                                      req.cache && !no_cache, ctx_.ids->next(), *ctx_.door, streams_,
                                                       ctx_.cache);
     x->response = &response;
     x->stream = req.stream;
@@ -410,12 +439,12 @@ class http_frontend::service final : public kj::HttpService {
   const kj::HttpHeaderId authorization_, cache_control_;
   frontend_context ctx_;
   const model_frontend& model_;
-  cluster::router_actor router_;
   std::shared_ptr<stream_registry> streams_;
   std::shared_ptr<router::cluster_view> view_;
   metrics_registry& metrics_;
   frontend_metrics fm_{metrics_};
   http_options options_;
+  kj::Timer* timer_ = nullptr;
   const int64_t created_ = unix_seconds();
 };
 
@@ -435,10 +464,43 @@ header_table make_header_table() {
 
 }  // namespace
 
-http_frontend::http_frontend(frontend_context context, http_options options) {
+// Accepts connections for the HTTP server while fewer than `max` are open; over the bound a new
+// connection is answered 503 (Retry-After: 1) and closed, so a flood of idle connections cannot
+// take every file descriptor. Lives as long as the listen() promise.
+class http_frontend::connection_cap final : private kj::TaskSet::ErrorHandler {
+ public:
+  connection_cap(kj::HttpServer& server, size_t max) : server_(server), max_(max) {}
+
+  kj::Promise<void> accept_from(kj::ConnectionReceiver& receiver) {
+    return receiver.accept().then([this, &receiver](kj::Own<kj::AsyncIoStream>&& connection) {
+      if (open_ >= max_) {
+        auto& c = *connection;
+        tasks_.add(c.write(refusal.begin(), refusal.size()).attach(kj::mv(connection)));
+      } else {
+        ++open_;
+        tasks_.add(server_.listenHttp(kj::mv(connection)).attach(kj::defer([this]() { --open_; })));
+      }
+      return accept_from(receiver);
+    });
+  }
+
+ private:
+  static constexpr kj::StringPtr refusal =
+      "HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nRetry-After: 1\r\nContent-Type: "
+      "application/json\r\nContent-Length: 115\r\n\r\n{\"error\":{\"message\":\"too many open connections\",\"type\":"
+      "\"server_error\",\"param\":null,\"code\":\"too_many_connections\"}}\n"_kj;
+  void taskFailed(kj::Exception&&) override {}  // a connection's end, as the server's own loop ignores it
+
+  kj::HttpServer& server_;
+  size_t max_;
+  size_t open_ = 0;
+  kj::TaskSet tasks_{*this};
+};
+
+http_frontend::http_frontend(frontend_context context, http_options options) : options_(options) {
   auto t = make_header_table();
   table_ = kj::mv(t.table);
-  service_ = kj::heap<service>(*table_, t.authorization, t.cache_control, std::move(context), options);
+  service_ = kj::heap<service>(*table_, t.authorization, t.cache_control, std::move(context), options_);
   errors_ = kj::heap<error_handler>(*table_);
 }
 
@@ -454,10 +516,21 @@ kj::Promise<void> http_frontend::listen(kj::AsyncIoContext& io, const cluster::h
         if (on_bound) on_bound(uint16_t(receiver->getPort()));
         kj::HttpServerSettings settings;
         settings.errorHandler = *errors_;
+        settings.headerTimeout = options_.header_timeout.count() * kj::MILLISECONDS;
+        settings.pipelineTimeout = options_.idle_timeout.count() * kj::MILLISECONDS;
+        service_->use_timer(io.provider->getTimer());
         auto server = kj::heap<kj::HttpServer>(io.provider->getTimer(), *table_, *service_, settings);
-        auto listening = server->listenHttp(*receiver);
-        return listening.attach(kj::mv(server), kj::mv(receiver), kj::mv(addr));
+        server_ = server.get();
+        auto connections = kj::heap<connection_cap>(*server, options_.max_connections);
+        auto listening = connections->accept_from(*receiver);
+        return listening.attach(kj::defer([this]() { server_ = nullptr; }), kj::mv(connections), kj::mv(server),
+                                kj::mv(receiver), kj::mv(addr));
       });
+}
+
+kj::Promise<void> http_frontend::drain() {
+  if (!server_) return kj::READY_NOW;
+  return server_->drain();
 }
 
 }  // namespace troupe::frontend::http

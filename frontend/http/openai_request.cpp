@@ -355,7 +355,7 @@ std::variant<api_request, api_error> parse_api_request(api_endpoint endpoint, st
 }
 
 api_error to_api_error(const failure& f) {
-  api_error e{400, f.message, "invalid_request_error", f.param, {}};
+  api_error e{400, f.message, "invalid_request_error", f.param, {}, f.retry_after_s};
   switch (f.code) {
     case failure_code::invalid_request: break;
     case failure_code::context_length: e.code = "context_length_exceeded"; break;

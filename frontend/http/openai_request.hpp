@@ -22,6 +22,7 @@ struct api_error {
   std::string type = "invalid_request_error";
   std::string param;                              // empty = null
   std::string code;                               // empty = null
+  int32_t retry_after_s = 0;                      // > 0: sent as the Retry-After header
 };
 
 // Nesting deeper than this is refused before any field is read.

@@ -95,7 +95,10 @@ std::variant<api_request, failure> from_rpc(schema::ChatRequest::Reader request)
 kj::Exception to_exception(const failure& e) {
   const bool retry = e.code == failure_code::overloaded || e.code == failure_code::unavailable;
   const auto type = retry ? kj::Exception::Type::OVERLOADED : kj::Exception::Type::FAILED;
-  return kj::Exception(type, __FILE__, __LINE__, kj::heapString(e.message.data(), e.message.size()));
+  // Cap'n Proto exceptions carry a type and a text only: the retry hint goes into the text.
+  std::string text = e.message;
+  if (retry && e.retry_after_s > 0) text += " (retry after " + std::to_string(e.retry_after_s) + " s)";
+  return kj::Exception(type, __FILE__, __LINE__, kj::heapString(text.data(), text.size()));
 }
 
 }  // namespace troupe::frontend::rpc

@@ -150,7 +150,7 @@ class session_impl final : public schema::Session::Server {
   kj::Promise<void> health(HealthContext context) override {
     const size_t live = state_.ctx.view->live_groups();
     auto results = context.getResults();
-    results.setReady(live > 0);
+    results.setReady(live > 0 && !state_.ctx.gate->draining());
     results.setLiveGroups(uint32_t(live));
     state_.count("health", "ok");
     return kj::READY_NOW;
@@ -162,6 +162,7 @@ class session_impl final : public schema::Session::Server {
                         const char* method) {
     // Everything is copied out of the request: free its message (a prompt may be megabytes).
     context.releaseParams();
+    if (auto refused = state_.ctx.gate->admit()) return refuse(method, *refused);
     if (auto* e = std::get_if<failure>(&parsed)) return refuse(method, *e);
     const auto& model = *state_.ctx.model;
     auto prepared = model.prepare(std::get<api_request>(parsed));
@@ -179,7 +180,7 @@ class session_impl final : public schema::Session::Server {
     g->finish.resize(size_t(std::max(p.n, 1)));
     g->sink = kj::mv(sink);
     g->session = std::make_unique<completion_session>(model, std::move(p), allow_cache, state_.ctx.ids->next(),
-                                                      state_.ctx.router, state_.ctx.streams, state_.ctx.cache);
+                                                      *state_.ctx.door, state_.ctx.streams, state_.ctx.cache);
     g->session->start();
     auto& ref = *g;
     ref.write = [&ref](session_update& u) { return write_update(ref, u); };

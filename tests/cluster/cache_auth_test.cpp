@@ -126,7 +126,8 @@ TEST(cache, a_cache_node_of_its_own_serves_the_router) {
   const std::string dir = process_tmp() + "/cache-node";
   std::filesystem::create_directories(dir);
   const pid_t cache_pid = spawn_troupe({"node", "--roles", "cache", "--listen", "127.0.0.1:0", "--port-file",
-                                        dir + "/ports", "--cache-max-bytes", std::to_string(1 << 20)},
+                                        dir + "/ports", "--cache-max-bytes", std::to_string(1 << 20), "--cluster-certs",
+                                        node_certs("cache")},
                                        dir + "/cache.log");
   uint16_t cache_port = 0;
   for (int i = 0; i < 200 && cache_port == 0; ++i) {
@@ -136,7 +137,8 @@ TEST(cache, a_cache_node_of_its_own_serves_the_router) {
   }
   ASSERT_NE(cache_port, 0) << read_file(dir + "/cache.log");
   {
-    local_cluster cluster(model_dir(), 1, {"--cache-node", "127.0.0.1:" + std::to_string(cache_port)});
+    local_cluster cluster(model_dir(), 1,
+                          {"--cache-node", "127.0.0.1:" + std::to_string(cache_port), "--cluster-certs", node_certs()});
     ASSERT_NE(cluster.port(), 0);
     auto first = http_request(cluster.port(), "POST", "/v1/completions", body("Remote cache"));
     ASSERT_EQ(first.status, 200) << first.body;

@@ -107,6 +107,17 @@ inline std::map<std::string, double> group_gauge(const std::string& metrics, con
   return out;
 }
 
+// This test process's cluster CA and the node folder `name` it issued (`troupe cluster certs`), for
+// `--cluster-certs`: nodes started by hand speak mutual TLS as by default.
+inline std::string node_certs(const std::string& name = "node") {
+  const std::string out = process_tmp() + "/certs";
+  if (!std::filesystem::exists(out + "/" + name + "/node.pem")) {
+    const std::string log = run_capture(std::string(TROUPE_BIN) + " cluster certs --out " + out + " --hosts " + name + " 2>&1");
+    EXPECT_TRUE(std::filesystem::exists(out + "/" + name + "/node.pem")) << log;
+  }
+  return out + "/" + name;
+}
+
 class local_cluster {
  public:
   // Starts `troupe up` and waits until `workers` shard groups are live (or fails the test).
@@ -149,6 +160,21 @@ class local_cluster {
   }
 
   [[nodiscard]] uint16_t port() const { return port_; }
+  [[nodiscard]] pid_t pid() const { return pid_; }
+  // Waits up to `timeout` for the process to exit (after a signal the test sent): its wait status,
+  // or -1 when it is still running (then the destructor stops it).
+  int wait_exit(std::chrono::milliseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    int status = 0;
+    while (pid_ > 0 && std::chrono::steady_clock::now() < deadline) {
+      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        return status;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return -1;
+  }
   // The Cap'n Proto API's port ("rpc=" in the port file; 0 when not started with --rpc).
   [[nodiscard]] uint16_t rpc_port() const {
     const std::string ports = read_file(dir_ + "/ports");

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "tests/cluster/cluster_fixture.hpp"
+#include "tests/cluster/streams.hpp"
 
 namespace troupe::test {
 namespace {
@@ -17,65 +18,6 @@ namespace {
 const std::string& cluster_model() {
   static const std::string dir = test::cluster_model("cluster-model", 2048);
   return dir;
-}
-
-
-
-// Text of a streamed completion: the concatenated "text" deltas; `finish` gets the finish reason,
-// `error` the error message of an error event.
-struct streamed {
-  std::string text, finish, error;
-  int64_t completion_tokens = -1;
-  bool done = false;  // ended with [DONE]
-  int status = 0;
-};
-
-streamed parse_stream(int status, const std::string& body) {
-  streamed s;
-  s.status = status;
-  simdjson::dom::parser parser;
-  for (const auto& ev : sse_events(body)) {
-    if (ev == "[DONE]") {
-      s.done = true;
-      continue;
-    }
-    auto doc = parser.parse(ev);
-    if (doc.error()) continue;
-    simdjson::dom::element err;
-    if (!doc["error"].get(err)) {
-      std::string_view m;
-      if (!err["message"].get(m)) s.error = std::string(m);
-      continue;
-    }
-    int64_t ct = 0;
-    if (!doc["usage"]["completion_tokens"].get(ct)) s.completion_tokens = ct;
-    simdjson::dom::array choices;
-    if (doc["choices"].get(choices)) continue;
-    for (auto c : choices) {
-      std::string_view t;
-      if (!c["text"].get(t)) s.text += t;
-      if (!c["delta"]["content"].get(t)) s.text += t;
-      std::string_view f;
-      if (!c["finish_reason"].get(f)) s.finish = std::string(f);
-    }
-  }
-  return s;
-}
-
-streamed stream_completion(uint16_t port, const std::string& body) {
-  auto r = http_request(port, "POST", "/v1/completions", body);
-  if (r.status != 200) {
-    streamed s;
-    s.status = r.status;
-    s.error = r.body + r.error;
-    return s;
-  }
-  return parse_stream(r.status, r.body);
-}
-
-std::string completion_body(const std::string& prompt, int max_tokens, bool stream, const std::string& extra = {}) {
-  return "{\"model\":\"cluster-model\",\"prompt\":\"" + prompt + "\",\"max_tokens\":" + std::to_string(max_tokens) +
-         ",\"temperature\":0,\"stream\":" + (stream ? "true" : "false") + extra + "}";
 }
 
 TEST(cluster, concurrent_streams_match_generate_and_use_both_groups) {
@@ -129,53 +71,40 @@ TEST(cluster, concurrent_streams_match_generate_and_use_both_groups) {
   EXPECT_EQ(parse_stream(c.status, c.body).text, json_string_field(chat, "text"));
 }
 
-TEST(cluster, killed_worker_retries_unstarted_requests_and_fails_started_ones_cleanly) {
+// kill -9 of a worker under 16 streams, greedy and seeded, on two workers: the requests waiting in
+// its queue are routed again and those streaming on it are resumed on the other worker after the
+// tokens already sent, so every stream completes with every token it asked for and no error.
+TEST(cluster, a_killed_workers_streams_are_resumed_and_its_queued_requests_routed_again) {
   // Few sequences per step, so that some requests wait in a group's queue (never started).
   local_cluster cluster(cluster_model(), 2, {"--max-running", "2"});
   ASSERT_NE(cluster.port(), 0);
   const auto pids = cluster.worker_pids();
   ASSERT_EQ(pids.size(), 2u);
   constexpr int requests = 16;
-  std::vector<streamed> results(requests);
-  std::vector<std::thread> threads;
-  std::atomic<int> started{0};
-  for (int i = 0; i < requests; ++i)
-    threads.emplace_back([&, i]() {
-      http_connection conn(cluster.port(), 120);
-      const std::string body = completion_body("Request number " + std::to_string(i), 300, true, ",\"ignore_eos\":true");
-      conn.send_raw("POST /v1/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: " +
-                    std::to_string(body.size()) + "\r\n\r\n" + body);
-      const int status = conn.read_head();
-      if (status == 200) {
-        conn.read_body_until([](const std::string& b) { return b.find("\"text\"") != std::string::npos; });
-        started.fetch_add(1);
-      }
-      results[size_t(i)] = parse_stream(status, conn.read_body_until([](const std::string&) { return false; }));
-    });
+  // Half greedy, half sampled with a seed.
+  stream_load load(cluster.port(), requests, [](int i) {
+    const std::string temperature = i % 2 ? "0.8,\"seed\":" + std::to_string(100 + i) : "0";
+    return "{\"model\":\"cluster-model\",\"prompt\":\"Request number " + std::to_string(i) +
+           "\",\"max_tokens\":300,\"stream\":true,\"ignore_eos\":true,\"temperature\":" + temperature +
+           ",\"stream_options\":{\"include_usage\":true}}";
+  });
   // Kill one worker once both groups stream (2 running each; the other 12 requests wait in queues).
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (started.load() < 4 && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  ASSERT_GE(started.load(), 4);
+  ASSERT_TRUE(load.started_at_least(4));
   ::kill(pids[0], SIGKILL);
-  for (auto& t : threads) t.join();  // none hangs: each ends (socket timeout 120 s would fail it)
-  int completed = 0, failed = 0;
-  for (const auto& r : results) {
-    if (r.status == 200 && r.error.empty()) {
-      EXPECT_TRUE(r.done);
-      EXPECT_EQ(r.finish, "length");
-      ++completed;
-    } else {
-      // Ended with a clear error: its group failed after it had started streaming.
-      EXPECT_NE(r.error.find("failed"), std::string::npos) << r.error;
-      EXPECT_NE(r.error.find("after the request had started streaming"), std::string::npos) << r.error;
-      EXPECT_TRUE(r.done);
-      ++failed;
-    }
+  load.join();
+  for (const auto& r : load.results) {
+    EXPECT_EQ(r.status, 200);
+    EXPECT_EQ(r.error, "") << "a stream on the killed worker was not resumed";
+    EXPECT_TRUE(r.done);
+    EXPECT_EQ(r.finish, "length");
+    EXPECT_EQ(r.completion_tokens, 300) << "usage counts every token the client was sent";
   }
-  EXPECT_EQ(completed + failed, requests);
-  EXPECT_GT(completed, requests / 2) << "the unstarted requests of the dead group were not retried";
-  EXPECT_GE(failed, 1) << "no request was streaming on the killed group";
+  // Requests were streaming on the killed group (2 running): they were resumed.
+  const std::regex resumed("([0-9]+) streaming requests resumed on other groups, 0 ended with an error");
+  std::smatch m;
+  const std::string log = cluster.log();
+  ASSERT_TRUE(std::regex_search(log, m, resumed)) << log;
+  EXPECT_GE(std::stoi(m[1]), 1) << log;
   EXPECT_EQ(cluster.live_groups(), 1);
   // New requests keep working on the surviving group.
   auto r = stream_completion(cluster.port(), completion_body("After the failure", 8, true));
@@ -229,7 +158,8 @@ TEST(cluster, client_hanging_up_mid_stream_aborts_its_request_at_the_worker) {
 
 TEST(cluster, one_node_with_both_roles_serves_and_stops_cleanly) {
   local_cluster node(1, {"node", "--roles", "router,worker", "--model", cluster_model(), "--listen", "127.0.0.1:0",
-                         "--http", "127.0.0.1:0", "--threads", "1", "--kv-memory", std::to_string(32 << 20)});
+                         "--http", "127.0.0.1:0", "--threads", "1", "--kv-memory", std::to_string(32 << 20),
+                         "--cluster-certs", node_certs()});
   ASSERT_NE(node.port(), 0);
   const auto out = run_capture(std::string(TROUPE_BIN) + " generate --model " + cluster_model() +
                                " --prompt 'Hello there' --max-tokens 16 --temperature 0 --json 2>&1");
@@ -246,13 +176,13 @@ TEST(cluster, one_node_with_both_roles_serves_and_stops_cleanly) {
 // a detached leader alive forever once the router held its handle; the leader is scheduled now).
 TEST(cluster, a_worker_node_stops_cleanly_on_sigterm_every_time) {
   local_cluster router(0, {"node", "--roles", "router", "--model", cluster_model(), "--listen", "127.0.0.1:0",
-                           "--http", "127.0.0.1:0", "--no-cache"});
+                           "--http", "127.0.0.1:0", "--no-cache", "--cluster-certs", node_certs("router")});
   ASSERT_NE(router.cluster_port(), 0);
   for (int i = 0; i < 4; ++i) {
     const std::string log = process_tmp() + "/sigterm-worker-" + std::to_string(i) + ".log";
     const pid_t worker = spawn_troupe({"node", "--roles", "worker", "--model", cluster_model(), "--join",
                                        "127.0.0.1:" + std::to_string(router.cluster_port()), "--threads", "1",
-                                       "--kv-memory", std::to_string(32 << 20)},
+                                       "--kv-memory", std::to_string(32 << 20), "--cluster-certs", node_certs()},
                                       log);
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
     while (router.live_groups() != 1 && std::chrono::steady_clock::now() < deadline)
@@ -269,30 +199,31 @@ TEST(cluster, a_worker_node_stops_cleanly_on_sigterm_every_time) {
 }
 
 TEST(cluster, node_flags_are_checked_with_clear_errors) {
-  const std::string bin = TROUPE_BIN;
-  EXPECT_NE(run_capture(bin + " node --roles router,chef --model " + cluster_model() + " 2>&1").find("unknown role 'chef'"),
+  const std::string bin = std::string(TROUPE_BIN) + " node --cluster-certs " + node_certs();
+  EXPECT_NE(run_capture(bin + " --roles router,chef --model " + cluster_model() + " 2>&1").find("unknown role 'chef'"),
             std::string::npos);
-  EXPECT_NE(run_capture(bin + " node --roles worker --model " + cluster_model() + " 2>&1").find("needs --join"),
+  EXPECT_NE(run_capture(bin + " --roles worker --model " + cluster_model() + " 2>&1").find("needs --join"),
             std::string::npos);
-  EXPECT_NE(run_capture(bin + " node --roles router --model " + cluster_model() + " --http nowhere 2>&1")
+  EXPECT_NE(run_capture(bin + " --roles router --model " + cluster_model() + " --http nowhere 2>&1")
                 .find("is not HOST:PORT"),
             std::string::npos);
-  EXPECT_NE(run_capture(bin + " node --roles router,worker --model " + cluster_model() +
+  EXPECT_NE(run_capture(bin + " --roles router,worker --model " + cluster_model() +
                         " --listen 127.0.0.1:0 --http 127.0.0.1:0 --tp 65 2>&1")
                 .find("--tp 65: give 1 to 64 ranks"),
             std::string::npos);
-  EXPECT_NE(run_capture(bin + " node --roles router,worker --model " + cluster_model() +
+  EXPECT_NE(run_capture(bin + " --roles router,worker --model " + cluster_model() +
                         " --listen 127.0.0.1:0 --http 127.0.0.1:0 --device cuda:97 2>&1")
                 .find("--device cuda:97"),
             std::string::npos);
-  EXPECT_NE(run_capture(bin + " node --roles worker --model " + cluster_model() +
+  EXPECT_NE(run_capture(bin + " --roles worker --model " + cluster_model() +
                         " --join 127.0.0.1:1 --join-timeout 1 2>&1")
                 .find("no router reachable"),
             std::string::npos);
-  EXPECT_NE(run_capture(bin + " node --roles router --model /nonexistent/model 2>&1").find("/nonexistent/model"),
+  EXPECT_NE(run_capture(bin + " --roles router --model /nonexistent/model 2>&1").find("/nonexistent/model"),
             std::string::npos);
-  EXPECT_NE(run_capture(bin + " up --workers 0 2>&1").find("--workers 0"), std::string::npos);
-  EXPECT_NE(run_capture(bin + " up --model " + cluster_model() + " --device cuda:x 2>&1").find("--device 'cuda:x'"),
+  EXPECT_NE(run_capture(std::string(TROUPE_BIN) + " up --workers 0 2>&1").find("--workers 0"), std::string::npos);
+  EXPECT_NE(run_capture(std::string(TROUPE_BIN) + " up --model " + cluster_model() + " --device cuda:x 2>&1")
+                .find("--device 'cuda:x'"),
             std::string::npos);
 }
 

@@ -40,6 +40,7 @@ class http_connection {
   http_connection& operator=(const http_connection&) = delete;
 
   [[nodiscard]] bool ok() const { return ok_; }
+  [[nodiscard]] int fd() const { return fd_; }
   void close() {
     if (fd_ >= 0) ::close(fd_);
     fd_ = -1;

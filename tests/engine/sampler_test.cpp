@@ -39,7 +39,7 @@ std::vector<int32_t> draw(sampler& s, const std::vector<float>& logits, int n,
   out.reserve(static_cast<size_t>(n));
   for (int i = 0; i < n; ++i) {
     auto copy = logits;
-    out.push_back(s.sample(copy, prompt).token);
+    out.push_back(s.sample(copy, prompt, uint64_t(i)).token);
   }
   return out;
 }
@@ -133,11 +133,11 @@ TEST(Sampler, GreedyPicksArgmaxLowestIdOnTies) {
   p.temperature = 0.0f;
   sampler s(p);
   std::vector<float> logits = {0.1f, 2.0f, -1.0f, 2.5f, 2.5f, 1.0f};
-  EXPECT_EQ(s.sample(logits, {}).token, 3);
+  EXPECT_EQ(s.sample(logits, {}, 0).token, 3);
 
   auto big = random_logits(32000, 7);
   const auto want = static_cast<int32_t>(std::max_element(big.begin(), big.end()) - big.begin());
-  EXPECT_EQ(s.sample(big, {}).token, want);
+  EXPECT_EQ(s.sample(big, {}, 0).token, want);
 }
 
 TEST(Sampler, SameSeedSameSequenceDifferentSeedDifferent) {
@@ -153,6 +153,33 @@ TEST(Sampler, SameSeedSameSequenceDifferentSeedDifferent) {
   EXPECT_EQ(sa, sb);
   EXPECT_NE(sa, sc);
   EXPECT_GT(histogram(sa).size(), 10u);  // and it is not stuck on one token
+}
+
+// A draw depends on (seed, position) alone: a sampler made anew (a request resumed on another
+// group) that draws from position 120 on gets what the first one got there, whatever came before.
+TEST(Sampler, DrawsDependOnSeedAndPositionAlone) {
+  std::vector<float> logits(64, 0.0f);
+  sampling_params p;
+  p.temperature = 0.9f;
+  p.seed = 77;
+  sampler first(p);
+  std::vector<int32_t> undisturbed;
+  for (uint64_t pos = 100; pos < 160; ++pos) {
+    auto copy = logits;
+    undisturbed.push_back(first.sample(copy, {}, pos).token);
+  }
+  sampler resumed(p);
+  for (uint64_t pos = 120; pos < 160; ++pos) {
+    auto copy = logits;
+    EXPECT_EQ(resumed.sample(copy, {}, pos).token, undisturbed[pos - 100]) << pos;
+  }
+  // And the draw at a position does not depend on the order positions are drawn in.
+  sampler backwards(p);
+  for (uint64_t pos = 159; pos >= 100; --pos) {
+    auto copy = logits;
+    EXPECT_EQ(backwards.sample(copy, {}, pos).token, undisturbed[pos - 100]) << pos;
+  }
+  EXPECT_GT(histogram(undisturbed).size(), 20u);
 }
 
 TEST(Sampler, UnseededSamplersDiffer) {
@@ -193,7 +220,7 @@ TEST(Sampler, TopKOneEqualsGreedy) {
   for (uint64_t seed = 0; seed < 20; ++seed) {
     auto logits = random_logits(5000, seed, 0.1f);  // flat: without top_k the draw would wander
     const auto want = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
-    EXPECT_EQ(s.sample(logits, {}).token, want);
+    EXPECT_EQ(s.sample(logits, {}, 0).token, want);
   }
 }
 
@@ -355,11 +382,11 @@ TEST(Sampler, RepetitionPenaltyDividesPositiveMultipliesNegative) {
   const std::vector<int32_t> prompt = {0};
 
   std::vector<float> positive = {2.0f, 1.5f, -1.0f};  // 2.0 -> 1.0 < 1.5
-  EXPECT_EQ(s.sample(positive, prompt).token, 1);
+  EXPECT_EQ(s.sample(positive, prompt, 0).token, 1);
   EXPECT_FLOAT_EQ(positive[0], 1.0f);
 
   std::vector<float> negative = {-1.0f, -1.5f, -3.0f};  // -1.0 -> -2.0 < -1.5
-  EXPECT_EQ(s.sample(negative, prompt).token, 1);
+  EXPECT_EQ(s.sample(negative, prompt, 0).token, 1);
   EXPECT_FLOAT_EQ(negative[0], -2.0f);
 
   // Without the penalty the same logits pick token 0: the penalty is what changed the pick.
@@ -367,7 +394,7 @@ TEST(Sampler, RepetitionPenaltyDividesPositiveMultipliesNegative) {
   off.repetition_penalty = 1.0f;
   sampler plain(off);
   std::vector<float> again = {2.0f, 1.5f, -1.0f};
-  EXPECT_EQ(plain.sample(again, prompt).token, 0);
+  EXPECT_EQ(plain.sample(again, prompt, 0).token, 0);
 }
 
 TEST(Sampler, RepetitionPenaltyOncePerTokenAndCoversGenerated) {
@@ -377,16 +404,16 @@ TEST(Sampler, RepetitionPenaltyOncePerTokenAndCoversGenerated) {
   sampler s(p);
   const std::vector<int32_t> prompt = {0, 0, 0};
   std::vector<float> logits = {2.0f, 0.9f};  // once: 1.0 > 0.9; three times would be 0.25
-  EXPECT_EQ(s.sample(logits, prompt).token, 0);
+  EXPECT_EQ(s.sample(logits, prompt, 0).token, 0);
 
   s.accept(0);  // now generated too: still once
   std::vector<float> again = {2.0f, 0.9f};
-  EXPECT_EQ(s.sample(again, prompt).token, 0);
+  EXPECT_EQ(s.sample(again, prompt, 0).token, 0);
   EXPECT_FLOAT_EQ(again[0], 1.0f);
 
   // Generated tokens count without a prompt.
   std::vector<float> gen = {2.0f, 1.5f};
-  EXPECT_EQ(s.sample(gen, {}).token, 1);
+  EXPECT_EQ(s.sample(gen, {}, 0).token, 1);
 }
 
 TEST(Sampler, PresenceAndFrequencyAfterAccept) {
@@ -397,10 +424,10 @@ TEST(Sampler, PresenceAndFrequencyAfterAccept) {
   sampler pres(p);
   const std::vector<int32_t> prompt = {0};
   auto l = logits;
-  EXPECT_EQ(pres.sample(l, prompt).token, 0);  // the prompt does not count
+  EXPECT_EQ(pres.sample(l, prompt, 0).token, 0);  // the prompt does not count
   pres.accept(0);
   l = logits;
-  EXPECT_EQ(pres.sample(l, prompt).token, 1);  // 1.0 - 0.2 < 0.9
+  EXPECT_EQ(pres.sample(l, prompt, 0).token, 1);  // 1.0 - 0.2 < 0.9
   EXPECT_FLOAT_EQ(l[0], 0.8f);
 
   p.presence_penalty = 0.0f;
@@ -408,11 +435,11 @@ TEST(Sampler, PresenceAndFrequencyAfterAccept) {
   sampler freq(p);
   freq.accept(0);
   l = logits;
-  EXPECT_EQ(freq.sample(l, {}).token, 0);  // 1.0 - 0.06 > 0.9
+  EXPECT_EQ(freq.sample(l, {}, 0).token, 0);  // 1.0 - 0.06 > 0.9
   freq.accept(2);
   freq.accept(0);
   l = logits;
-  EXPECT_EQ(freq.sample(l, {}).token, 1);  // 1.0 - 0.12 < 0.9
+  EXPECT_EQ(freq.sample(l, {}, 0).token, 1);  // 1.0 - 0.12 < 0.9
   EXPECT_FLOAT_EQ(l[2], -0.06f);
 
   // A negative presence penalty encourages repeats.
@@ -421,10 +448,10 @@ TEST(Sampler, PresenceAndFrequencyAfterAccept) {
   sampler enc(p);
   enc.accept(2);
   l = logits;
-  EXPECT_EQ(enc.sample(l, {}).token, 0);
+  EXPECT_EQ(enc.sample(l, {}, 0).token, 0);
   enc.accept(1);
   l = logits;
-  EXPECT_EQ(enc.sample(l, {}).token, 1);  // 0.9 + 0.5 > 1.0
+  EXPECT_EQ(enc.sample(l, {}, 0).token, 1);  // 0.9 + 0.5 > 1.0
 }
 
 TEST(Sampler, PenaltyEntriesAreWhatSampleEdits) {
@@ -449,7 +476,7 @@ TEST(Sampler, PenaltyEntriesAreWhatSampleEdits) {
     for (const penalty_entry& e : entries) {
       want[size_t(e.token)] = penalized_logit(want[size_t(e.token)], rep, pres, freq, e.generated);
     }
-    (void)s.sample(logits, prompt);
+    (void)s.sample(logits, prompt, 0);
     EXPECT_EQ(logits, want) << "rep " << rep << " presence " << pres << " frequency " << freq;
     // The entries themselves: generated tokens with their counts; prompt tokens only under a
     // repetition penalty; none without penalties.
@@ -518,7 +545,7 @@ TEST(Sampler, LogprobsMatchDoubleLogSoftmaxAndTopNIsOrdered) {
   sampler s(p);
   for (int step = 0; step < 5; ++step) {
     auto copy = logits;
-    const auto r = s.sample(copy, {});
+    const auto r = s.sample(copy, {}, uint64_t(step));
     EXPECT_NEAR(r.logprob, ref[static_cast<size_t>(r.token)], 1e-5);
     ASSERT_EQ(r.top.size(), 20u);
     for (size_t i = 0; i < 20; ++i) {
@@ -533,7 +560,7 @@ TEST(Sampler, LogprobsMatchDoubleLogSoftmaxAndTopNIsOrdered) {
   p.logprobs = 0;
   sampler none(p);
   auto copy = logits;
-  const auto r = none.sample(copy, {});
+  const auto r = none.sample(copy, {}, 0);
   EXPECT_TRUE(r.top.empty());
   EXPECT_NEAR(r.logprob, ref[static_cast<size_t>(r.token)], 1e-5);
 }
@@ -550,7 +577,7 @@ TEST(Sampler, LogprobIsOfRawLogitsEvenWhenPenalized) {
   s.accept(1);
   const std::vector<int32_t> prompt = {1, 3};
   auto copy = logits;
-  const auto r = s.sample(copy, prompt);
+  const auto r = s.sample(copy, prompt, 0);
   EXPECT_EQ(r.token, 0);
   // Penalized token 1 (2.9 / 1.5 - 0.5) still reports its raw logprob among the top.
   ASSERT_EQ(r.top.size(), 2u);
@@ -563,7 +590,7 @@ TEST(Sampler, LogprobIsOfRawLogitsEvenWhenPenalized) {
   std::vector<float> neg = {-0.5f, -3.0f, -4.0f, -5.0f};
   const auto ref_neg = log_softmax(neg);
   t.accept(0);
-  const auto rn = t.sample(neg, std::vector<int32_t>{0});
+  const auto rn = t.sample(neg, std::vector<int32_t>{0}, 0);
   EXPECT_EQ(rn.token, 0);  // -0.5 * 1.5 - 0.5 = -1.25, still the best
   EXPECT_NEAR(rn.logprob, ref_neg[0], 1e-5);
 }
@@ -591,12 +618,12 @@ TEST(Sampler, NonFiniteLogitsStillGiveATokenInRange) {
   for (float bad : {NAN, INFINITY}) {
     auto logits = random_logits(4000, 3);
     logits[17] = bad;
-    const auto r = s.sample(logits, {});
+    const auto r = s.sample(logits, {}, 0);
     EXPECT_GE(r.token, 0);
     EXPECT_LT(r.token, 4000);
   }
   std::vector<float> masked(100, -INFINITY);
-  EXPECT_EQ(s.sample(masked, {}).token, 0);
+  EXPECT_EQ(s.sample(masked, {}, 0).token, 0);
 }
 
 TEST(Sampler, OutOfRangePromptTokensAreIgnoredAndEmptyLogitsGiveNoToken) {
@@ -606,9 +633,9 @@ TEST(Sampler, OutOfRangePromptTokensAreIgnoredAndEmptyLogitsGiveNoToken) {
   sampler s(p);
   std::vector<float> logits = {1.0f, 0.5f};
   const std::vector<int32_t> prompt = {-1, 2, 1000};
-  EXPECT_EQ(s.sample(logits, prompt).token, 0);
+  EXPECT_EQ(s.sample(logits, prompt, 0).token, 0);
   std::vector<float> empty;
-  EXPECT_EQ(s.sample(empty, {}).token, -1);
+  EXPECT_EQ(s.sample(empty, {}, 0).token, -1);
 }
 
 }  // namespace

@@ -65,14 +65,6 @@ __device__ int32_t block_argmax(const float* row, int64_t vocab) {
   return idx[0];
 }
 
-// A uniform number in [0, 1) from (seed, counter): splitmix64 of their mix.
-__device__ double uniform(uint64_t seed, uint64_t counter) {
-  uint64_t z = seed + 0x9e3779b97f4a7c15ull * (counter + 1);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  z ^= z >> 31;
-  return double(z >> 11) * (1.0 / 9007199254740992.0);
-}
 
 // The penalties, in place: one block per row, a thread per entry (a row's tokens are distinct).
 __global__ void penalty_kernel(float* __restrict__ logits, int64_t vocab, const sample_params* __restrict__ params,
@@ -160,7 +152,7 @@ __global__ void sample_kernel(const float* __restrict__ logits, int64_t vocab, c
     __syncthreads();
   }
   const float total = prefix[blockDim.x - 1];
-  const float target = float(uniform(p.seed, p.counter)) * total;
+  const float target = float(engine::counter_uniform(p.seed, p.counter)) * total;
   const float before = threadIdx.x > 0 ? prefix[threadIdx.x - 1] : 0.0f;
   __shared__ int32_t chosen;
   if (threadIdx.x == 0) chosen = -1;

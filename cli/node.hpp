@@ -43,6 +43,8 @@ struct node_options {
   double http_body_timeout_s = 30;        // router: a request body, once its headers are in (408)
   double http_idle_timeout_s = 5;         // router: a kept-alive connection between requests
   int64_t http_max_connections = 1024;    // router: open HTTP connections at once (more: 503)
+  int64_t max_queued_requests = 256;      // router: admitted requests without a first token (more: 429)
+  int64_t max_queued_tokens = 1 << 20;    // router: their prompt tokens (more: 429)
   // The response cache: in the router's node unless --no-cache or --cache-node names a cache node.
   bool no_cache = false;
   std::string cache_node;                 // router: HOST:PORT of a `--roles cache` node

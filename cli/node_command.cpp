@@ -58,6 +58,12 @@ void add_router_options(CLI::App* c, node_options* o) {
                 "router: seconds for a request body once its headers are in (then 408)")->capture_default_str();
   c->add_option("--http-idle-timeout", o->http_idle_timeout_s,
                 "router: seconds a kept-alive connection may wait for its next request")->capture_default_str();
+  c->add_option("--max-queued-requests", o->max_queued_requests,
+                "router: requests admitted and waiting for their first token; more get 429 with Retry-After")
+      ->capture_default_str();
+  c->add_option("--max-queued-tokens", o->max_queued_tokens,
+                "router: prompt tokens of the queued requests; more get 429 with Retry-After")
+      ->capture_default_str();
   c->add_option("--http-max-connections", o->http_max_connections,
                 "router: open HTTP connections at once (more get 503 and are closed)")->capture_default_str();
   c->add_flag("--no-cache", o->no_cache, "router: no response cache");

@@ -59,7 +59,13 @@ expected<std::unique_ptr<router_role>> router_role::start(node_env& env, cache_a
   ctx.cache.allow_nondeterministic = o.cache_nondeterministic;
   ctx.protect_metrics = o.protect_metrics;
   ctx.insecure_cluster = o.insecure_cluster;
-  ctx.gate = &role->gate_;
+  frontend::admission_limits limits;
+  limits.max_queued_requests = o.max_queued_requests;
+  limits.max_queued_tokens = o.max_queued_tokens;
+  if (limits.max_queued_requests < 1) return fail("--max-queued-requests must be at least 1");
+  if (limits.max_queued_tokens < 1) return fail("--max-queued-tokens must be at least 1");
+  role->gate_ = std::make_unique<frontend::admission>(limits);
+  ctx.gate = role->gate_.get();
   frontend::http::http_options http;
   const auto ms = [](double s) { return std::chrono::milliseconds(int64_t(s * 1000)); };
   for (auto [value, flag] : {std::pair{o.http_header_timeout_s, "--http-header-timeout"},
@@ -112,7 +118,7 @@ kj::Promise<void> until_closed(kj::Timer& timer, const frontend::stream_registry
 
 kj::Promise<void> router_role::drain(kj::Timer& timer, std::chrono::milliseconds timeout) {
   const int32_t retry_after = int32_t(std::max<int64_t>(1, timeout.count() / 1000));
-  gate_.start_draining(retry_after);
+  gate_->start_draining(retry_after);
   spdlog::info("draining: {} open requests may finish within {} s; new requests get 503", streams_->size(),
                timeout.count() / 1000.0);
   const kj::TimePoint deadline = timer.now() + timeout.count() * kj::MILLISECONDS;

@@ -48,7 +48,7 @@ class router_role {
   std::shared_ptr<router::cluster_view> view_ = std::make_shared<router::cluster_view>();
   cluster::router_actor router_;
   std::unique_ptr<router::router_door> door_;  // the front ends' way in (after router_: gone before it)
-  frontend::admission gate_;
+  std::unique_ptr<frontend::admission> gate_;
   std::unique_ptr<frontend::http::http_frontend> http_;
   kj::Promise<void> serving_ = kj::NEVER_DONE;  // the servers' listen promises (the RPC server rides on it)
 };

@@ -126,7 +126,10 @@ session_update completion_session::poll() {
   for (auto& c : chunks) {
     if (!c.tokens.empty()) {
       last_token_ = std::chrono::steady_clock::now();
-      if (!first_token_) first_token_ = last_token_;
+      if (!first_token_) {
+        first_token_ = last_token_;
+        slot_.started();  // out of the admission queue
+      }
     }
     apply(c, u.deltas, u);
     if (u.error) break;

@@ -14,6 +14,7 @@
 
 #include "common/actors.hpp"
 #include "engine/text_stream.hpp"
+#include "frontend/core/admission.hpp"
 #include "frontend/core/model_frontend.hpp"
 #include "frontend/core/stream_channel.hpp"
 #include "frontend/core/text_delta.hpp"
@@ -43,6 +44,8 @@ class completion_session {
   completion_session(const completion_session&) = delete;
   completion_session& operator=(const completion_session&) = delete;
 
+  // Keeps the request's place in the admission queue until its first token (or its end).
+  void hold(admission::ticket slot) { slot_ = std::move(slot); }
   // Opens the stream and submits the request (with its cache key when the cache may answer it).
   void start();
   // Resolves when poll() has news.
@@ -73,6 +76,7 @@ class completion_session {
   bool allow_cache_ = true;
   int64_t id_;
   const router::router_door& door_;
+  admission::ticket slot_;
   std::shared_ptr<stream_registry> streams_;
   std::shared_ptr<stream_channel> channel_;
   cache_policy cache_;

@@ -30,7 +30,7 @@ struct frontend_context {
   cache_policy cache;
   bool protect_metrics = false;  // /health and /metrics need a key too
   bool insecure_cluster = false; // the cluster port runs without TLS: /health warns
-  const admission* gate = nullptr;  // new requests refused while the node drains
+  admission* gate = nullptr;  // admission control: queue bounds, and refusals while the node drains
 };
 
 }  // namespace troupe::frontend

@@ -34,7 +34,9 @@ const char* reason_phrase(int status) {
     case 401: return "Unauthorized";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
     case 413: return "Payload Too Large";
+    case 429: return "Too Many Requests";
     case 503: return "Service Unavailable";
     default: return status >= 500 ? "Internal Server Error" : "Error";
   }
@@ -284,7 +286,10 @@ class http_frontend::service final : public kj::HttpService {
   kj::Promise<void> generate(api_endpoint endpoint, const kj::HttpHeaders& headers, kj::AsyncInputStream& body,
                              Response& response) {
     const std::string label = endpoint == api_endpoint::completions ? "completions" : "chat_completions";
-    if (auto refused = ctx_.gate->admit()) return send_error(response, to_api_error(*refused), label);
+    // A place in the queue before anything else is spent on the request (body, template, tokenizer).
+    auto admitted = ctx_.gate->admit();
+    if (auto* refused = std::get_if<failure>(&admitted)) return send_error(response, to_api_error(*refused), label);
+    auto slot = kj::heap<admission::ticket>(std::move(std::get<admission::ticket>(admitted)));
     // Content-Length is checked before the body is read: a huge declared body is refused unread.
     KJ_IF_MAYBE(length, headers.get(kj::HttpHeaderId::CONTENT_LENGTH)) {
       uint64_t n = 0;
@@ -307,9 +312,10 @@ class http_frontend::service final : public kj::HttpService {
     return body.readAllText(options_.max_body_bytes + 1)
         .exclusiveJoin(kj::mv(timed_out))
         .then(
-            [this, endpoint, label, no_cache, &response](kj::String text) -> kj::Promise<void> {
+            [this, endpoint, label, no_cache, &response, slot = kj::mv(slot)](kj::String text) mutable -> kj::Promise<void> {
               if (text.size() > options_.max_body_bytes) return send_error(response, too_large(text.size()), label);
-              return start(endpoint, label, std::string_view(text.cStr(), text.size()), no_cache, response);
+              return start(endpoint, label, std::string_view(text.cStr(), text.size()), no_cache, response,
+                           kj::mv(*slot));
             },
             [this, label, &response](kj::Exception&& e) -> kj::Promise<void> {
               if (e.getType() == kj::Exception::Type::DISCONNECTED) return kj::READY_NOW;
@@ -334,12 +340,14 @@ class http_frontend::service final : public kj::HttpService {
   }
 
   kj::Promise<void> start(api_endpoint endpoint, const std::string& label, std::string_view body, bool no_cache,
-                          Response& response) {
+                          Response& response, admission::ticket slot) {
     auto parsed = parse_api_request(endpoint, body);
     if (auto* e = std::get_if<api_error>(&parsed)) return send_error(response, *e, label);
     auto& req = std::get<api_request>(parsed);
     auto prepared = model_.prepare(req);
     if (auto* e = std::get_if<failure>(&prepared)) return send_error(response, to_api_error(*e), label);
+    if (auto full = slot.add_tokens(int64_t(std::get<troupe::request>(prepared).prompt.size())))
+      return send_error(response, to_api_error(*full), label);
     if (view_->serving_groups() == 0)
       return send_error(response, api_error{503, "no live shard group: the cluster has no worker serving '" +
                                                      model_.name() + "' yet",
@@ -350,6 +358,7 @@ class http_frontend::service final : public kj::HttpService {
     x->session = std::make_unique<completion_session>(model_, std::move(std::get<troupe::request>(prepared)),
                                                       req.cache && !no_cache, ctx_.ids->next(), *ctx_.door, streams_,
                                                       ctx_.cache);
+    x->session->hold(std::move(slot));
     x->response = &response;
     x->stream = req.stream;
     x->include_usage = req.include_usage;

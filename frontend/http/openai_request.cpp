@@ -364,7 +364,7 @@ api_error to_api_error(const failure& f) {
       if (f.param == "model") e.code = "model_not_found";
       break;
     case failure_code::unauthenticated: e.status = 401; break;
-    case failure_code::overloaded:
+    case failure_code::overloaded: e.status = 429; e.type = "server_error"; e.code = "overloaded"; break;
     case failure_code::unavailable: e.status = 503; e.type = "server_error"; break;
     default: e.status = 500; e.type = "server_error"; break;  // internal, or none where a failure was due
   }

@@ -162,11 +162,15 @@ class session_impl final : public schema::Session::Server {
                         const char* method) {
     // Everything is copied out of the request: free its message (a prompt may be megabytes).
     context.releaseParams();
-    if (auto refused = state_.ctx.gate->admit()) return refuse(method, *refused);
+    auto admitted = state_.ctx.gate->admit();
+    if (auto* refused = std::get_if<failure>(&admitted)) return refuse(method, *refused);
+    auto slot = std::move(std::get<admission::ticket>(admitted));
     if (auto* e = std::get_if<failure>(&parsed)) return refuse(method, *e);
     const auto& model = *state_.ctx.model;
     auto prepared = model.prepare(std::get<api_request>(parsed));
     if (auto* e = std::get_if<failure>(&prepared)) return refuse(method, *e);
+    if (auto full = slot.add_tokens(int64_t(std::get<troupe::request>(prepared).prompt.size())))
+      return refuse(method, *full);
     if (state_.ctx.view->serving_groups() == 0) {
       return refuse(method, failure{failure_code::unavailable,
                                     "no live shard group: the cluster has no worker serving '" + model.name() + "' yet",
@@ -181,6 +185,7 @@ class session_impl final : public schema::Session::Server {
     g->sink = kj::mv(sink);
     g->session = std::make_unique<completion_session>(model, std::move(p), allow_cache, state_.ctx.ids->next(),
                                                       *state_.ctx.door, state_.ctx.streams, state_.ctx.cache);
+    g->session->hold(std::move(slot));
     g->session->start();
     auto& ref = *g;
     ref.write = [&ref](session_update& u) { return write_update(ref, u); };

@@ -25,7 +25,7 @@ TEST(failure_mapping, every_code_has_its_http_status_and_rpc_exception_type) {
       {failure_code::context_length, 400, "invalid_request_error", "context_length_exceeded", kj_type::FAILED},
       {failure_code::not_found, 404, "invalid_request_error", "model_not_found", kj_type::FAILED},
       {failure_code::unauthenticated, 401, "invalid_request_error", "", kj_type::FAILED},
-      {failure_code::overloaded, 503, "server_error", "", kj_type::OVERLOADED},
+      {failure_code::overloaded, 429, "server_error", "overloaded", kj_type::OVERLOADED},
       {failure_code::unavailable, 503, "server_error", "", kj_type::OVERLOADED},
       {failure_code::internal, 500, "server_error", "", kj_type::FAILED},
       // A failure without a code (never sent on purpose; a corrupt chunk) is an internal error.
@@ -46,6 +46,12 @@ TEST(failure_mapping, every_code_has_its_http_status_and_rpc_exception_type) {
     EXPECT_EQ(x.getType(), c.rpc);
     EXPECT_EQ(std::string(x.getDescription().cStr()), "what was wrong");
   }
+}
+
+TEST(failure_mapping, a_retry_hint_becomes_retry_after_and_the_rpc_texts_hint) {
+  const failure f{failure_code::overloaded, "the server is at capacity", {}, 7};
+  EXPECT_EQ(http::to_api_error(f).retry_after_s, 7);
+  EXPECT_EQ(std::string(rpc::to_exception(f).getDescription().cStr()), "the server is at capacity (retry after 7 s)");
 }
 
 TEST(failure_mapping, the_error_body_is_openai_json_with_the_param) {

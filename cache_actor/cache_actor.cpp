@@ -178,7 +178,12 @@ cache_actor spawn_cache(caf::actor_system& system, cache_options options, metric
         },
     };
   };
-  return system.spawn<caf::detached>(fn, std::move(options), make_metrics(metrics));
+  // Scheduled, not detached (as the shard group's leader): CAF 0.17 can keep a stopped detached
+  // actor alive while a remote node held its handle, and ~actor_system then waits for it forever
+  // (a cache node hung on SIGTERM about once in 12 runs under load after a router had used it).
+  // A Redis call blocks its scheduler thread for at most the Redis timeout; nodes with a Redis tier
+  // run one scheduler thread more for it (cli/node.cpp).
+  return system.spawn(fn, std::move(options), make_metrics(metrics));
 }
 
 }  // namespace troupe::cache

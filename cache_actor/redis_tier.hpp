@@ -1,7 +1,7 @@
 // The response cache's optional shared tier: a Redis server that several routers read and write, so
 // a completion stored through one router is a hit through the others.
 //
-// Threading: none; blocking. One owner (the cache actor, a detached actor) calls it. Every Redis
+// Threading: none; blocking. One owner (the cache actor) calls it. Every Redis
 // call blocks for at most `timeout` (connect, and each command's send and receive), except that
 // resolving a host name (not an IP address) is not bounded by it.
 // Failure: never an error to the caller. Redis unreachable, slow or failing is a miss (get) or a

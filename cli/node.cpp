@@ -121,7 +121,9 @@ int run_node(const node_options& o, const std::function<void(const node_ports&)>
   auto io = kj::setupAsyncIo();
   // A worker's leader blocks a scheduler thread for each step: one more thread keeps the router,
   // the cache and CAF's own actors responsive meanwhile.
-  node_config cfg(liveness{}, o.worker ? 3 : 2);
+  // ... and a cache with a Redis tier blocks one for each Redis call (at most its timeout).
+  const bool redis = !o.cache_redis.empty() && (o.cache || (o.router && !o.no_cache && o.cache_node.empty()));
+  node_config cfg(liveness{}, 2 + (o.worker ? 1 : 0) + (redis ? 1 : 0));
   if (auto ok = secure_cluster_port(cfg, o); !ok) return err(ok.message());
   // Declared before the actor system, so destroyed after it: the system's destructor waits for the
   // actors (the router, the cache), and until then they still count into these.

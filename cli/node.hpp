@@ -43,6 +43,9 @@ struct node_options {
   double http_body_timeout_s = 30;        // router: a request body, once its headers are in (408)
   double http_idle_timeout_s = 5;         // router: a kept-alive connection between requests
   int64_t http_max_connections = 1024;    // router: open HTTP connections at once (more: 503)
+  int64_t rpc_max_connections = 1024;     // router: open Cap'n Proto connections at once (more: closed)
+  double rpc_auth_timeout_s = 10;         // router: a Cap'n Proto client must authenticate within it
+  int64_t rpc_preauth_bytes = 64 << 10;   // router: bytes a Cap'n Proto client may send or declare before that
   int64_t max_queued_requests = 256;      // router: admitted requests without a first token (more: 429)
   int64_t max_queued_tokens = 1 << 20;    // router: their prompt tokens (more: 429)
   // The response cache: in the router's node unless --no-cache or --cache-node names a cache node.

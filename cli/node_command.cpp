@@ -58,6 +58,12 @@ void add_router_options(CLI::App* c, node_options* o) {
                 "router: seconds for a request body once its headers are in (then 408)")->capture_default_str();
   c->add_option("--http-idle-timeout", o->http_idle_timeout_s,
                 "router: seconds a kept-alive connection may wait for its next request")->capture_default_str();
+  c->add_option("--rpc-max-connections", o->rpc_max_connections,
+                "router: open Cap'n Proto connections at once (more are closed)")->capture_default_str();
+  c->add_option("--rpc-auth-timeout", o->rpc_auth_timeout_s,
+                "router: seconds a Cap'n Proto client has to authenticate")->capture_default_str();
+  c->add_option("--rpc-preauth-bytes", o->rpc_preauth_bytes,
+                "router: bytes a Cap'n Proto client may send or declare before it authenticates")->capture_default_str();
   c->add_option("--max-queued-requests", o->max_queued_requests,
                 "router: requests admitted and waiting for their first token; more get 429 with Retry-After")
       ->capture_default_str();

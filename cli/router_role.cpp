@@ -89,7 +89,17 @@ expected<std::unique_ptr<router_role>> router_role::start(node_env& env, cache_a
   if (!o.rpc.empty()) {
     auto rpc_at = parse_host_port(o.rpc, "--rpc");
     if (!rpc_at) return rpc_at.err();
-    auto rpc = kj::heap<frontend::rpc::rpc_frontend>(ctx);
+    frontend::rpc::rpc_options ro;
+    if (!(o.rpc_auth_timeout_s > 0 && o.rpc_auth_timeout_s <= 3600))
+      return fail("--rpc-auth-timeout must be in (0, 3600] seconds");
+    if (o.rpc_max_connections < 1 || o.rpc_max_connections > 1000000)
+      return fail("--rpc-max-connections must be in [1, 1000000]");
+    if (o.rpc_preauth_bytes < 1024 || o.rpc_preauth_bytes > (int64_t(1) << 30))
+      return fail("--rpc-preauth-bytes must be in [1024, 2^30]");
+    ro.auth_timeout = ms(o.rpc_auth_timeout_s);
+    ro.max_connections = size_t(o.rpc_max_connections);
+    ro.preauth_bytes = size_t(o.rpc_preauth_bytes);
+    auto rpc = kj::heap<frontend::rpc::rpc_frontend>(ctx, ro);
     auto rpc_serving = rpc->listen(env.io, *rpc_at, [&ports](uint16_t p) { ports.rpc = p; }).eagerlyEvaluate(nullptr);
     if (auto bound = wait_bound(env.io, rpc_serving, ports.rpc); !bound)
       return fail("--rpc " + o.rpc + ": " + bound.message());

@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include "frontend/core/session_driver.hpp"
+#include "frontend/rpc/preauth_stream.hpp"
 #include "frontend/rpc/rpc_request.hpp"
 #include "schema/troupe.capnp.h"
 
@@ -216,7 +217,7 @@ class session_impl final : public schema::Session::Server {
 
 class troupe_impl final : public schema::Troupe::Server {
  public:
-  explicit troupe_impl(shared_state& state) : state_(state) {}
+  troupe_impl(shared_state& state, preauth_stream& stream) : state_(state), stream_(stream) {}
 
   kj::Promise<void> authenticate(AuthenticateContext context) override {
     const auto key = context.getParams().getApiKey();
@@ -225,21 +226,23 @@ class troupe_impl final : public schema::Troupe::Server {
       return KJ_EXCEPTION(FAILED, "invalid API key");
     }
     state_.count("authenticate", "ok");
+    stream_.authenticated();
     context.getResults().setSession(kj::heap<session_impl>(state_));
     return kj::READY_NOW;
   }
 
  private:
   shared_state& state_;
+  preauth_stream& stream_;  // the connection's: lifted bounds once authenticated
 };
 
 // One client connection: its stream, the two-party network over it and the RPC system serving the
 // bootstrap capability. Destroyed when the peer disconnects (or the listener is dropped).
 struct connection {
   connection(shared_state& state, kj::Own<kj::AsyncIoStream> s)
-      : stream(kj::mv(s)),
+      : stream(kj::heap<preauth_stream>(kj::mv(s), state.options.preauth_bytes)),
         network(*stream, capnp::rpc::twoparty::Side::SERVER, reader_options(state.options)),
-        rpc(capnp::makeRpcServer(network, kj::heap<troupe_impl>(state))) {
+        rpc(capnp::makeRpcServer(network, kj::heap<troupe_impl>(state, *stream))) {
     rpc.setFlowLimit(state.options.flow_limit_words);
   }
 
@@ -250,7 +253,7 @@ struct connection {
     return r;
   }
 
-  kj::Own<kj::AsyncIoStream> stream;
+  kj::Own<preauth_stream> stream;
   capnp::TwoPartyVatNetwork network;
   capnp::RpcSystem<capnp::rpc::twoparty::VatId> rpc;
 };
@@ -258,8 +261,8 @@ struct connection {
 // Accepts connections until destroyed; owns them, so that destroying it closes them all.
 class listener final : private kj::TaskSet::ErrorHandler {
  public:
-  listener(shared_state& state, kj::Own<kj::ConnectionReceiver> receiver)
-      : state_(state), receiver_(kj::mv(receiver)), connections_(*this) {}
+  listener(shared_state& state, kj::Own<kj::ConnectionReceiver> receiver, kj::Timer& timer)
+      : state_(state), receiver_(kj::mv(receiver)), timer_(timer), connections_(*this) {}
 
   kj::Promise<void> accept_loop() {
     return receiver_->accept().then([this](kj::Own<kj::AsyncIoStream> stream) {
@@ -268,9 +271,22 @@ class listener final : private kj::TaskSet::ErrorHandler {
       KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() { stream->setsockopt(IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); })) {
         (void)e;  // not TCP (e.g. a Unix socket): nothing to tune
       }
+      if (open_ >= state_.options.max_connections) {
+        spdlog::warn("rpc: {} connections open (the limit): a new one is closed", open_);
+        return accept_loop();  // `stream` goes out of scope: closed
+      }
+      ++open_;
       auto c = kj::heap<connection>(state_, kj::mv(stream));
       auto& ref = *c;
-      connections_.add(ref.network.onDisconnect().attach(kj::mv(c)));
+      // A client that has not authenticated within the timeout is closed.
+      auto deadline = timer_.afterDelay(state_.options.auth_timeout.count() * kj::MILLISECONDS).then([&ref]() {
+        if (ref.stream->is_authenticated()) return kj::Promise<void>(kj::NEVER_DONE);
+        return kj::Promise<void>(kj::Exception(kj::Exception::Type::DISCONNECTED, __FILE__, __LINE__,
+                                               kj::heapString("rpc: a client did not authenticate in time")));
+      });
+      connections_.add(ref.network.onDisconnect().exclusiveJoin(kj::mv(deadline)).attach(kj::mv(c), kj::defer([this]() {
+        --open_;
+      })));
       return accept_loop();
     });
   }
@@ -284,6 +300,8 @@ class listener final : private kj::TaskSet::ErrorHandler {
 
   shared_state& state_;
   kj::Own<kj::ConnectionReceiver> receiver_;
+  kj::Timer& timer_;
+  size_t open_ = 0;
   kj::TaskSet connections_;
 };
 
@@ -299,10 +317,10 @@ kj::Promise<void> rpc_frontend::listen(kj::AsyncIoContext& io, const cluster::ho
   const std::string address = where.host + ":" + std::to_string(where.port);
   return io.provider->getNetwork()
       .parseAddress(kj::StringPtr(address.c_str()))
-      .then([this, on_bound = std::move(on_bound)](kj::Own<kj::NetworkAddress> addr) mutable {
+      .then([this, &io, on_bound = std::move(on_bound)](kj::Own<kj::NetworkAddress> addr) mutable {
         auto receiver = addr->listen();
         if (on_bound) on_bound(uint16_t(receiver->getPort()));
-        auto l = kj::heap<listener>(*shared_, kj::mv(receiver));
+        auto l = kj::heap<listener>(*shared_, kj::mv(receiver), io.provider->getTimer());
         auto accepting = l->accept_loop();
         return accepting.attach(kj::mv(l), kj::mv(addr));
       });

@@ -12,6 +12,7 @@
 
 #include <kj/async-io.h>
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -30,6 +31,11 @@ struct rpc_options {
   // Words of unanswered calls per connection before it stops reading (see above): four maximal
   // requests, or thousands of ordinary ones.
   size_t flow_limit_words = size_t(4) * ((size_t(17) << 20) / 8);
+  // Before a client has authenticated: the bytes it may send or declare in all (preauth_stream.hpp),
+  // and the time it has to do so; then the connection is closed.
+  size_t preauth_bytes = 64 << 10;
+  std::chrono::milliseconds auth_timeout{10000};
+  size_t max_connections = 1024;  // open connections at once; more are closed at once
 };
 
 class rpc_frontend {

@@ -147,7 +147,13 @@ TEST(cluster_tls, garbage_huge_basp_headers_and_a_killed_peer_leave_the_rest_alo
   std::this_thread::sleep_for(1s);
   const long after = rss_kb(router.pid());
   for (int fd : fds) ::close(fd);
+#if defined(__SANITIZE_ADDRESS__)
+  // AddressSanitizer's quarantine and shadow memory keep what the 64 handshakes allocated and freed
+  // (CAF makes an OpenSSL context per session): the bound is checked in the normal build only.
+  std::printf("router RSS %ld -> %ld kB; the +16 MB bound is not checked under AddressSanitizer\n", before, after);
+#else
   EXPECT_LT(after - before, 16 * 1024) << "router RSS went from " << before << " kB to " << after << " kB";
+#endif
   EXPECT_EQ(router.live_groups(), 2);
   const auto pids = router.worker_pids();
   ASSERT_EQ(pids.size(), 2u);

@@ -53,8 +53,6 @@ class admission {
   // From now on new requests are refused; clients may retry (elsewhere) after `retry_after_s`.
   void start_draining(int32_t retry_after_s);
   [[nodiscard]] bool draining() const { return state_->draining; }
-  [[nodiscard]] int64_t queued_requests() const { return state_->queued; }
-  [[nodiscard]] int64_t queued_tokens() const { return state_->tokens; }
 
  private:
   struct state {

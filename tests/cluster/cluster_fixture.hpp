@@ -8,6 +8,7 @@
 #include <spawn.h>
 #include <sys/wait.h>
 
+#include <cerrno>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -96,6 +97,27 @@ inline std::string json_string_field(const std::string& json, const char* field)
 inline std::string read_file(const std::string& path) {
   std::ifstream f(path);
   return std::string(std::istreambuf_iterator<char>(f), {});
+}
+
+// Resident memory of process `pid` in kB (-1 if it is gone).
+inline long rss_kb(pid_t pid) {
+  const std::string status = read_file("/proc/" + std::to_string(pid) + "/status");
+  const auto at = status.find("VmRSS:");
+  return at == std::string::npos ? -1 : std::atol(status.c_str() + at + 6);
+}
+
+// Seconds until the peer closes socket `fd` (whatever it sends is appended to `received`); -1 if
+// it is still open after `within`. The socket needs a receive timeout (SO_RCVTIMEO).
+inline double seconds_until_closed(int fd, std::chrono::milliseconds within, std::string* received = nullptr) {
+  const auto start = std::chrono::steady_clock::now();
+  while (std::chrono::steady_clock::now() - start < within) {
+    char buf[4096];
+    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK))
+      return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (n > 0 && received) received->append(buf, size_t(n));
+  }
+  return -1;
 }
 
 // One gauge per group from /metrics: group name -> value.

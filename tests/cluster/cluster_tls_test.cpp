@@ -41,13 +41,6 @@ std::pair<int, std::string> try_worker(const local_cluster& router, const std::s
   return {at == std::string::npos ? -1 : std::atoi(out.c_str() + at + 5), out};
 }
 
-// Resident memory of `pid` in kB.
-long rss_kb(pid_t pid) {
-  const std::string status = read_file("/proc/" + std::to_string(pid) + "/status");
-  const auto at = status.find("VmRSS:");
-  return at == std::string::npos ? -1 : std::atol(status.c_str() + at + 6);
-}
-
 TEST(cluster_tls, only_a_node_certificate_of_the_clusters_ca_joins) {
   local_cluster router = tls_router();
   ASSERT_NE(router.cluster_port(), 0);

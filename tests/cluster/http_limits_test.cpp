@@ -21,19 +21,6 @@ local_cluster limited_router(const std::string& max_connections) {
                            "--http-max-connections", max_connections});
 }
 
-// Seconds until the server closes `c` (reading whatever it sends); -1 if still open after 10 s.
-double seconds_until_closed(http_connection& c, std::string* received = nullptr) {
-  const auto start = clock_type::now();
-  while (clock_type::now() - start < 10s) {
-    char buf[4096];
-    const ssize_t n = ::recv(c.fd(), buf, sizeof buf, 0);
-    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK))
-      return std::chrono::duration<double>(clock_type::now() - start).count();
-    if (n > 0 && received) received->append(buf, size_t(n));
-  }
-  return -1;
-}
-
 TEST(http_limits, unfinished_headers_and_trickled_bodies_are_cut_at_their_timeouts) {
   local_cluster router = limited_router("64");
   ASSERT_NE(router.port(), 0);
@@ -48,15 +35,15 @@ TEST(http_limits, unfinished_headers_and_trickled_bodies_are_cut_at_their_timeou
   ASSERT_TRUE(idle.send_raw("GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n"));
   EXPECT_EQ(idle.read_head(), 200);
 
-  const double header_cut = seconds_until_closed(headers);
+  const double header_cut = seconds_until_closed(headers.fd(), 10s);
   EXPECT_GT(header_cut, 0) << "a connection with unfinished headers stayed open";
   EXPECT_LT(header_cut, 3.0);
   std::string answer;
-  const double body_cut = seconds_until_closed(body, &answer);
+  const double body_cut = seconds_until_closed(body.fd(), 10s, &answer);
   EXPECT_GT(body_cut, 0) << "a trickled body kept its connection open";
   EXPECT_NE(answer.find("HTTP/1.1 408"), std::string::npos) << answer;
   EXPECT_NE(answer.find("did not arrive within 1"), std::string::npos) << answer;
-  const double idle_cut = seconds_until_closed(idle);
+  const double idle_cut = seconds_until_closed(idle.fd(), 10s);
   EXPECT_GT(idle_cut, 0) << "an idle kept-alive connection stayed open";
   EXPECT_LT(idle_cut, 3.0);
   // The server serves on.

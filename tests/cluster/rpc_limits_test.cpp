@@ -32,24 +32,6 @@ int connect_to(uint16_t port) {
   return fd;
 }
 
-// Seconds until the server closes `fd`; -1 if still open after `within`.
-double seconds_until_closed(int fd, std::chrono::seconds within) {
-  const auto start = clock_type::now();
-  while (clock_type::now() - start < within) {
-    char buf[256];
-    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK))
-      return std::chrono::duration<double>(clock_type::now() - start).count();
-  }
-  return -1;
-}
-
-long rss_kb(pid_t pid) {
-  const std::string status = read_file("/proc/" + std::to_string(pid) + "/status");
-  const auto at = status.find("VmRSS:");
-  return at == std::string::npos ? -1 : std::atol(status.c_str() + at + 6);
-}
-
 // A real client's greedy completion: its text, or the error.
 std::string served(uint16_t port) {
   auto c = client::client::connect("127.0.0.1", port, "");

@@ -58,7 +58,7 @@ token_chunk some_chunk() {
   c.tokens = {5, 6, 7};
   c.logprobs = {{5, -0.5f, {5, 9}, {-0.5f, -2.0f}}};
   c.finish = finish_reason::error;
-  c.error = {failure_code::context_length, "too long", "max_tokens"};
+  c.error = {failure_code::context_length, "too long", "max_tokens", 7};
   return c;
 }
 
@@ -96,6 +96,7 @@ void all_cases(messages_test& t) {
   r.skip_special_tokens = false;
   r.n = 3;
   r.priority = -1;
+  r.resumed = 2;
   t.round_trip("troupe.request", r);
 
   t.round_trip("troupe.token_logprob", token_logprob{11, -1.5f, {11, 12}, {-1.5f, -3.0f}});

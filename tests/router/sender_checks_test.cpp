@@ -169,6 +169,7 @@ TEST_F(sender_checks, a_peer_cannot_submit_cancel_or_write_into_a_stream_or_fake
     fake.group = "g1";
     fake.running = 999;
     peer->send(remote_, load_atom::value, fake);
+    peer->send(remote_, leave_atom::value, std::string("g1"));  // only g1's leader may drain g1
   }
   const outcome r = finish(7, channel, first);
   EXPECT_EQ(r.finish, finish_reason::length) << r.error.message;
@@ -184,6 +185,7 @@ TEST_F(sender_checks, a_peer_cannot_submit_cancel_or_write_into_a_stream_or_fake
   ASSERT_EQ(l.size(), 1u);
   EXPECT_EQ(l[0].routed, 2);  // requests 7 and 8 only
   EXPECT_NE(l[0].load.running, 999);
+  EXPECT_EQ(l[0].state, group_state::serving);
 }
 
 TEST_F(sender_checks, a_leader_takes_requests_and_aborts_from_its_router_only) {

@@ -70,6 +70,13 @@ void add_router_options(CLI::App* c, node_options* o) {
   c->add_option("--max-queued-tokens", o->max_queued_tokens,
                 "router: prompt tokens of the queued requests; more get 429 with Retry-After")
       ->capture_default_str();
+  c->add_option("--group-queue", o->group_queue,
+                "router: requests a shard group is sent beyond its --max-running; the rest wait at the router, "
+                "in the fair order of their API keys' weights")
+      ->capture_default_str();
+  c->add_option("--prepare-threads", o->prepare_threads,
+                "router: threads that run chat templates and tokenizers (off the HTTP and RPC thread)")
+      ->capture_default_str();
   c->add_option("--http-max-connections", o->http_max_connections,
                 "router: open HTTP connections at once (more get 503 and are closed)")->capture_default_str();
   c->add_flag("--no-cache", o->no_cache, "router: no response cache");

@@ -39,6 +39,9 @@ expected<std::unique_ptr<router_role>> router_role::start(node_env& env, cache_a
   ro.policy = std::shared_ptr<router::routing_policy>(std::move(*policy));
   ro.cache = cache;
   ro.metrics = &env.metrics;
+  if (o.group_queue < 0 || o.group_queue > 100000) return fail("--group-queue must be in [0, 100000]");
+  ro.group_queue = o.group_queue;
+  for (const auto& k : role->keys_.entries()) ro.tenant_weights[k.label] = k.weight;
   role->router_ = router::spawn_router(
       env.system, std::move(ro),
       [streams = role->streams_](token_chunk c) { return streams->deliver(std::move(c)); }, role->view_);
@@ -66,6 +69,9 @@ expected<std::unique_ptr<router_role>> router_role::start(node_env& env, cache_a
   if (limits.max_queued_tokens < 1) return fail("--max-queued-tokens must be at least 1");
   role->gate_ = std::make_unique<frontend::admission>(limits);
   ctx.gate = role->gate_.get();
+  if (o.prepare_threads < 1 || o.prepare_threads > 64) return fail("--prepare-threads must be in [1, 64]");
+  role->pool_ = std::make_unique<frontend::work_pool>(o.prepare_threads);
+  ctx.pool = role->pool_.get();
   frontend::http::http_options http;
   const auto ms = [](double s) { return std::chrono::milliseconds(int64_t(s * 1000)); };
   for (auto [value, flag] : {std::pair{o.http_header_timeout_s, "--http-header-timeout"},

@@ -12,6 +12,7 @@
 #include "frontend/core/model_frontend.hpp"
 #include "frontend/core/request_ids.hpp"
 #include "frontend/core/stream_channel.hpp"
+#include "frontend/core/work_pool.hpp"
 #include "frontend/http/http_server.hpp"
 #include "router/cluster_view.hpp"
 #include "router/router_door.hpp"
@@ -49,6 +50,7 @@ class router_role {
   cluster::router_actor router_;
   std::unique_ptr<router::router_door> door_;  // the front ends' way in (after router_: gone before it)
   std::unique_ptr<frontend::admission> gate_;
+  std::unique_ptr<frontend::work_pool> pool_;  // before http_: its jobs end before the servers go
   std::unique_ptr<frontend::http::http_frontend> http_;
   kj::Promise<void> serving_ = kj::NEVER_DONE;  // the servers' listen promises (the RPC server rides on it)
 };

@@ -42,15 +42,18 @@ struct request {
   // at their positions (the draw depends on seed and position), so the rest continues that stream.
   // Needs n = 1.
   int32_t resumed = 0;
-  // A deadline and a tenant join when something honours them (the trust issue's timeouts and
-  // fairness): a field on the wire that nobody reads would promise what the cluster does not do.
+  // Whom the request is for: the label of the API key it came with (empty: the node has no keys).
+  // The router's fair queue shares the groups among tenants by the weights of their keys (VTC).
+  std::string tenant;
+  // A deadline joins when something honours it: a field on the wire that nobody reads would
+  // promise what the cluster does not do.
   friend bool operator==(const request&, const request&) = default;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, request& x) {
   return f(caf::meta::type_name("request"), x.id, x.prompt, x.max_tokens, x.sampling, x.stop,
-           x.skip_special_tokens, x.n, x.priority, x.resumed);
+           x.skip_special_tokens, x.n, x.priority, x.resumed, x.tenant);
 }
 
 }  // namespace troupe

@@ -5,6 +5,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <caf/all.hpp>
 #include <map>
 #include <optional>
@@ -22,6 +23,7 @@ struct group_entry {
   gpu_leader_actor leader;
   uint64_t key = 0;     // for the policy's hash ring
   bool stop_sent = false;  // draining and empty: the leader was told to stop
+  int64_t seqs = 0;        // sequences sent and not finished (running or waiting at the group)
 };
 
 struct flight {
@@ -29,13 +31,14 @@ struct flight {
   cache_key key;             // empty: not to be cached
   std::vector<token_chunk> stored;  // with a key: each sample's whole output so far, to store at the end
   std::chrono::steady_clock::time_point looked_up;  // when the cache lookup was sent
-  std::string group;         // where it runs (empty while the cache is being asked)
+  std::string group;         // where it runs (empty while the cache is asked or it waits in the fair queue)
   std::string avoid;         // a group that failed it: not routed there again
   bool streamed = false;     // a token reached the client: a retry must resume after it
   std::vector<int32_t> sent; // n = 1: every token sent to the client so far (what a resume prefills)
   int32_t unfinished = 1;    // samples still running
   int32_t retries = 0;
   int64_t outstanding = 0;   // what it still adds to its group's outstanding_tokens
+  int32_t seqs = 0;          // what it adds to its group's seqs
 };
 
 struct router_state {
@@ -51,6 +54,8 @@ struct router_state {
   // leader's store actor, monitored: removed when its node goes away).
   std::map<std::string, rendezvous_actor> rendezvous;
   refusal_log refusals{"router"};
+  fair_queue held;                   // requests waiting for room in a group
+  gauge* held_gauge = nullptr;
   static inline const char* name = "troupe.router";
 };
 
@@ -110,18 +115,35 @@ void settle(router_ptr self, flight& f) {
   if (g == self->state.groups.end()) return;
   g->second.status.outstanding_tokens -= f.outstanding;
   g->second.status.in_flight -= 1;
+  g->second.seqs -= f.seqs;
   f.outstanding = 0;
+  f.seqs = 0;
   stop_if_drained(self, g->second);
 }
 
-// Routes `f` (not yet on any group's books) and sends it; false when no group is live.
-bool dispatch(router_ptr self, flight& f) {
+// True when `g` may be sent `seqs` more sequences now: within its max_running plus the group queue
+// (a group that runs nothing takes any request, however many samples it has).
+bool has_room(const router_state& st, const group_entry& g, int32_t seqs) {
+  const int32_t cap = g.status.info.max_running;
+  return cap <= 0 || g.seqs == 0 || g.seqs + seqs <= int64_t(cap) + st.options.group_queue;
+}
+
+bool any_serving(const router_state& st) {
+  return std::any_of(st.groups.begin(), st.groups.end(),
+                     [](const auto& e) { return e.second.status.state == group_state::serving; });
+}
+
+// Routes `f` (not yet on any group's books) and sends it; false when no group is live (or, with
+// `within_room`, none has room).
+bool dispatch(router_ptr self, flight& f, bool within_room = false) {
   auto& st = self->state;
   std::vector<group_load> loads;
   std::vector<group_entry*> entries;
+  const int32_t seqs = std::max(f.req.n, 1);
   for (auto& [name, g] : st.groups) {
     if (g.status.state != group_state::serving) continue;  // cordoned or draining: nothing new
     if (g.status.info.name == f.avoid) continue;
+    if (within_room && !has_room(st, g, seqs)) continue;
     const load_report& l = g.status.load;
     const double kv = l.kv_blocks_total > 0 ? double(l.kv_blocks_used) / l.kv_blocks_total : 0;
     loads.push_back({g.key, g.status.outstanding_tokens, l.running, l.waiting, kv});
@@ -135,6 +157,8 @@ bool dispatch(router_ptr self, flight& f) {
   g.status.outstanding_tokens += f.outstanding;
   g.status.in_flight += 1;
   g.status.routed += 1;
+  f.seqs = seqs;
+  g.seqs += seqs;
   if (f.sent.empty()) {
     self->send(g.leader, generate_atom::value, f.req, caf::actor_cast<token_sink_actor>(self));
   } else {
@@ -147,6 +171,52 @@ bool dispatch(router_ptr self, flight& f) {
   }
   publish(self);  // a few groups' figures: cheap, and /metrics and routing stats stay current
   return true;
+}
+
+void count_held(router_ptr self) {
+  if (self->state.held_gauge) self->state.held_gauge->set(double(self->state.held.size()));
+}
+
+// Sends waiting requests, fairest first, while a group has room.
+void pump(router_ptr self) {
+  auto& st = self->state;
+  while (auto next = st.held.pop()) {
+    auto it = st.flights.find(next->first);
+    if (it == st.flights.end()) continue;
+    if (!dispatch(self, it->second, true)) {
+      st.held.restore(next->first, next->second);
+      break;
+    }
+    st.held.charge(next->second, double(it->second.req.prompt.size()));
+  }
+  count_held(self);
+}
+
+// Sends a new request `f` (in `flights` already) to a group with room, or has it wait in the fair
+// queue; false when no group serves at all.
+bool route(router_ptr self, flight& f) {
+  auto& st = self->state;
+  if (!any_serving(st)) return false;
+  if (st.held.empty() && dispatch(self, f, true)) {
+    st.held.charge(f.req.tenant, double(f.req.prompt.size()));
+    return true;
+  }
+  st.held.push(f.req.id, f.req.tenant);
+  pump(self);
+  return true;
+}
+
+// With no group serving (all gone, cordoned or draining), the waiting requests can go nowhere:
+// each ends with an error now rather than waiting for a group that may never come.
+void fail_held_without_groups(router_ptr self) {
+  auto& st = self->state;
+  if (st.held.empty() || any_serving(st)) return;
+  while (auto next = st.held.pop()) {
+    fail_request(self, next->first, failure_code::unavailable,
+                 "no live shard group: the groups serving this model left while the request waited");
+    st.flights.erase(next->first);
+  }
+  count_held(self);
 }
 
 // Adds a chunk's tokens to the sample's record for the cache.
@@ -204,6 +274,7 @@ void on_chunks(router_ptr self, std::vector<token_chunk>& chunks) {
       continue;
     }
     if (!c.tokens.empty()) {
+      st.held.charge(f.req.tenant, 2.0 * double(c.tokens.size()));
       f.streamed = true;
       if (f.req.n <= 1) f.sent.insert(f.sent.end(), c.tokens.begin(), c.tokens.end());
       const int64_t n = std::min<int64_t>(int64_t(c.tokens.size()), f.outstanding);
@@ -233,6 +304,7 @@ void on_chunks(router_ptr self, std::vector<token_chunk>& chunks) {
       st.flights.erase(it);
     }
   }
+  pump(self);  // what finished made room
 }
 
 // At most this many registry subscribers (the autoscaler, admin consoles): each gets every event.
@@ -270,6 +342,8 @@ caf::result<group_status> set_state(router_ptr self, const char* verb, const std
     notify(self, registry_change::state, e.status);
   }
   stop_if_drained(self, e);
+  pump(self);
+  fail_held_without_groups(self);
   return e.status;
 }
 
@@ -294,7 +368,7 @@ void on_lookup(router_ptr self, int64_t id, cache_lookup& r) {
     st.flights.erase(it);
     return;
   }
-  if (!dispatch(self, f)) {
+  if (!route(self, f)) {
     fail_request(self, id, failure_code::unavailable, "no live shard group: the cluster has no worker serving this model yet");
     st.flights.erase(it);
   }
@@ -355,6 +429,8 @@ void on_down(router_ptr self, const caf::actor_addr& who, const caf::error& reas
   if (resumed > 0 || lost > 0)
     spdlog::warn("router: shard group {} left ({}): {} streaming requests resumed on other groups, {} ended with an error",
                  name, drained ? "drained" : caf::to_string(reason), resumed, lost);
+  fail_held_without_groups(self);
+  pump(self);
   publish(self);
 }
 
@@ -372,7 +448,10 @@ router_actor spawn_router(caf::actor_system& system, router_options options, chu
                                               "Router time from the cache lookup to replaying a hit.",
                                               exponential_buckets(1e-5, 2, 16));
       self->state.stores = &m->counter("troupe_cache_stores_total", "Finished requests sent to the cache.");
+      self->state.held_gauge = &m->gauge("troupe_router_waiting_requests",
+                                         "Requests waiting at the router for room in a shard group (fair queue).");
     }
+    self->state.held = fair_queue(self->state.options.tenant_weights);
     self->set_down_handler([self](caf::down_msg& dm) { on_down(self, dm.source, dm.reason); });
     return {
         [self](register_atom, group_info& info, gpu_leader_actor& leader) -> caf::result<bool> {
@@ -387,6 +466,7 @@ router_actor spawn_router(caf::actor_system& system, router_options options, chu
             return refuse("shard group '" + info.name + "' serves another model revision than this router",
                           "it serves '" + info.revision + "', the router '" + st.options.revision + "'");
           if (!leader) return refuse("shard group '" + info.name + "' sent no leader", {});
+          if (info.name.empty()) return refuse("a shard group needs a name", {});
           const auto& sender = self->current_sender();
           if (!sender || sender->node() != leader.node())
             return refuse("shard group '" + info.name + "': a group registers its own leader (one on the sender's node)", {});
@@ -402,6 +482,7 @@ router_actor spawn_router(caf::actor_system& system, router_options options, chu
           auto& entry = st.groups[name] = std::move(e);
           publish(self);
           notify(self, registry_change::joined, entry.status);
+          pump(self);
           return true;
         },
         [self](load_atom, load_report& r) {
@@ -447,22 +528,24 @@ router_actor spawn_router(caf::actor_system& system, router_options options, chu
                       });
             return;
           }
-          if (!dispatch(self, f)) {
+          auto& entry = st.flights.emplace(id, std::move(f)).first->second;
+          if (!route(self, entry)) {
             fail_request(self, id, failure_code::unavailable,
                          "no live shard group: the cluster has no worker serving this model yet");
-            return;
+            st.flights.erase(id);
           }
-          st.flights.emplace(id, std::move(f));
         },
         [self](cancel_atom, int64_t id) {
           auto& st = self->state;
           if (!from_this_node(self)) return log_refusal(self, "a cancel from outside this node");
           auto it = st.flights.find(id);
           if (it == st.flights.end()) return;
+          if (st.held.remove(id)) count_held(self);
           if (auto g = st.groups.find(it->second.group); g != st.groups.end())
             self->send(g->second.leader, abort_atom::value, id);
           settle(self, it->second);
           st.flights.erase(it);
+          pump(self);
         },
         [self](list_atom) -> caf::result<std::vector<group_status>> {
           if (auto refused = refuse_remote(self, "list")) return std::move(*refused);

@@ -1,6 +1,8 @@
 // The router actor: the cluster's registry of shard groups (each monitored: a group whose node dies
 // or disconnects is removed at once), routing through a routing_policy, and the streams back to the
-// front ends of this node. A request whose group dies (or stops at its drain deadline) is routed
+// front ends of this node. A group is sent at most its max_running sequences plus `group_queue`;
+// the requests beyond wait here, in a fair queue over tenants (router/fair_queue.hpp), and go out
+// as the groups finish requests. A request whose group dies (or stops at its drain deadline) is routed
 // again: one that had streamed is resumed after the tokens its client already has (n = 1; the
 // prompt plus those tokens is prefilled on the new group), so the client sees one stream.
 // With a cache, a request that carries a cache key is looked up first: a hit is replayed to the
@@ -11,12 +13,14 @@
 #include <caf/actor_system.hpp>
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 
 #include "common/actors.hpp"
 #include "common/metrics.hpp"
 #include "router/cluster_view.hpp"
+#include "router/fair_queue.hpp"
 #include "router/routing_policy.hpp"
 
 namespace troupe::router {
@@ -28,6 +32,8 @@ struct router_options {
   cluster::cache_actor cache;              // asked before routing a request that has a cache key; may be invalid
   std::chrono::milliseconds cache_timeout{250};  // a cache that does not answer in time is a miss
   metrics_registry* metrics = nullptr;     // may be null; outlives the actor
+  int32_t group_queue = 4;                 // sequences a group is sent beyond its max_running
+  std::map<std::string, double> tenant_weights;  // fair-queue weight per API key label (else 1)
 };
 
 // Hands a request's chunk to this node's front ends (frontend/core's stream_registry::deliver);

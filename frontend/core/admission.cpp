@@ -11,54 +11,131 @@ namespace {
 constexpr double window_s = 5.0;
 }  // namespace
 
+admission::ticket::ticket(ticket&& other) noexcept
+    : state_(std::move(other.state_)), tenant_(other.tenant_), tokens_(other.tokens_), queued_(other.queued_) {
+  other.tenant_ = nullptr;
+  other.tokens_ = 0;
+  other.queued_ = false;
+}
+
 admission::ticket& admission::ticket::operator=(ticket&& other) noexcept {
   if (this != &other) {
     release(false);
     state_ = std::move(other.state_);
+    tenant_ = other.tenant_;
     tokens_ = other.tokens_;
+    queued_ = other.queued_;
+    other.tenant_ = nullptr;
     other.tokens_ = 0;
+    other.queued_ = false;
   }
   return *this;
 }
 
 std::optional<failure> admission::ticket::add_tokens(int64_t tokens) {
-  if (!state_) return std::nullopt;
+  if (!state_ || !tenant_) return std::nullopt;
   auto& s = *state_;
-  if (s.tokens + tokens > s.limits.max_queued_tokens && s.tokens > 0)
-    return s.overloaded(("the queued requests' prompts hold " + std::to_string(s.tokens) + " tokens (limit " +
-                         std::to_string(s.limits.max_queued_tokens) + ")").c_str());
+  auto& t = *tenant_;
+  if (s.over_share(t, s.tokens, tokens, s.limits.max_queued_tokens, t.tokens))
+    return s.overloaded("the queued requests' prompts hold " + std::to_string(s.tokens) + " tokens (limit " +
+                        std::to_string(s.limits.max_queued_tokens) + ")");
+  if (t.per_minute > 0) {
+    if (tokens > t.per_minute)
+      return failure{failure_code::invalid_request,
+                     "the prompt's " + std::to_string(tokens) + " tokens exceed this API key's quota of " +
+                         std::to_string(t.per_minute) + " tokens per minute",
+                     {}};
+    t.refill();
+    if (t.level < double(tokens))
+      return failure{failure_code::overloaded,
+                     "this API key's quota of " + std::to_string(t.per_minute) +
+                         " tokens per minute is used up; retry later",
+                     {}, t.seconds_until(double(tokens))};
+    t.level -= double(tokens);
+  }
   s.tokens += tokens;
+  t.tokens += tokens;
   tokens_ += tokens;
   return std::nullopt;
 }
 
+void admission::ticket::charge_generated(int64_t tokens) {
+  if (!state_ || !tenant_ || tenant_->per_minute <= 0 || tokens <= 0) return;
+  tenant_->refill();
+  tenant_->level -= double(tokens);
+}
+
 void admission::ticket::release(bool started) {
-  if (!state_) return;
+  if (!state_ || !queued_) return;
   auto& s = *state_;
   --s.queued;
   s.tokens -= tokens_;
+  if (tenant_) {
+    --tenant_->queued;
+    tenant_->tokens -= tokens_;
+  }
   tokens_ = 0;
+  queued_ = false;
   if (started) s.count_start();
-  state_.reset();
 }
 
-std::variant<admission::ticket, failure> admission::admit() {
+std::variant<admission::ticket, failure> admission::admit(const tenant_share& who) {
   auto& s = *state_;
   if (s.draining)
     return failure{failure_code::unavailable, "the server is shutting down and takes no new requests", {},
                    s.drain_retry_after_s};
-  if (s.queued >= s.limits.max_queued_requests)
-    return s.overloaded((std::to_string(s.queued) + " requests are queued (limit " +
-                         std::to_string(s.limits.max_queued_requests) + ")").c_str());
+  auto [it, added] = s.tenants.try_emplace(who.label);
+  tenant& t = it->second;
+  if (added || t.per_minute != who.tokens_per_minute) {
+    t.per_minute = who.tokens_per_minute;
+    t.level = double(who.tokens_per_minute);
+    t.refilled = std::chrono::steady_clock::now();
+  }
+  t.weight = who.weight > 0 ? who.weight : 1;
+  if (s.over_share(t, s.queued, 1, s.limits.max_queued_requests, t.queued))
+    return s.overloaded(std::to_string(s.queued) + " requests are queued (limit " +
+                        std::to_string(s.limits.max_queued_requests) + ")");
+  if (t.per_minute > 0) {
+    t.refill();
+    if (t.level <= 0)
+      return failure{failure_code::overloaded,
+                     "this API key's quota of " + std::to_string(t.per_minute) +
+                         " tokens per minute is used up; retry later",
+                     {}, t.seconds_until(1)};
+  }
   ++s.queued;
-  ticket t;
-  t.state_ = state_;
-  return t;
+  ++t.queued;
+  ticket k;
+  k.state_ = state_;
+  k.tenant_ = &t;
+  k.queued_ = true;
+  return k;
 }
 
 void admission::start_draining(int32_t retry_after_s) {
   state_->draining = true;
   state_->drain_retry_after_s = retry_after_s;
+}
+
+void admission::tenant::refill() {
+  const auto now = std::chrono::steady_clock::now();
+  const double s = std::chrono::duration<double>(now - refilled).count();
+  level = std::min(double(per_minute), level + s * double(per_minute) / 60.0);
+  refilled = now;
+}
+
+int32_t admission::tenant::seconds_until(double tokens) const {
+  const double rate = double(per_minute) / 60.0;
+  return int32_t(std::clamp(std::ceil((tokens - level) / rate), 1.0, 60.0));
+}
+
+bool admission::state::over_share(const tenant& t, int64_t used, int64_t more, int64_t bound, int64_t mine) const {
+  if (used + more <= bound || used == 0) return false;
+  if (used + more > 2 * bound) return true;
+  double weights = t.queued > 0 ? 0 : t.weight;  // its own, when it has nothing queued yet
+  for (const auto& [label, other] : tenants)
+    if (other.queued > 0) weights += other.weight;
+  return double(mine + more) > double(bound) * t.weight / weights;
 }
 
 void admission::state::count_start() {
@@ -81,8 +158,8 @@ int32_t admission::state::retry_after_s() const {
   return int32_t(std::clamp(std::ceil(double(queued) / rate), 1.0, 60.0));
 }
 
-failure admission::state::overloaded(const char* what) const {
-  return failure{failure_code::overloaded, std::string("the server is at capacity: ") + what + "; retry later", {},
+failure admission::state::overloaded(const std::string& what) const {
+  return failure{failure_code::overloaded, "the server is at capacity: " + what + "; retry later", {},
                  retry_after_s()};
 }
 

@@ -1,16 +1,26 @@
 // Admission control at the front door, before a request's template and tokenizer run: a bound on
-// the requests queued (admitted, no first token yet) and on their prompt tokens; beyond either a
-// new request is refused as overloaded (HTTP 429) with a Retry-After estimated from the measured
-// rate at which queued requests get their first token. While the node drains (SIGTERM) every new
-// request is refused as unavailable (503) and /health says "draining".
+// the requests queued (admitted, no first token yet) and on their prompt tokens, shared fairly
+// among tenants (API keys), and each key's optional token-per-minute quota.
+//
+// - Full queue: a tenant below its weighted share of the bound (bound x its weight / the weights of
+//   the tenants queued now, its own included) is still let in, up to twice the bound in all; a
+//   tenant at or above its share is refused as overloaded (HTTP 429) with a Retry-After estimated
+//   from the measured rate at which queued requests get their first token. So a key that floods
+//   the node fills the queue only until another key needs its place.
+// - Quota: a token bucket of tokens_per_minute, refilled continuously; the prompt is taken when it
+//   is known, the generated tokens when the request ends. Empty: refused (429) with the time until
+//   the prompt fits again; a prompt larger than the whole quota is an invalid request.
+// - Draining (SIGTERM): every new request is refused as unavailable (503); /health says "draining".
 //
 // Threading: the kj thread of the node's front ends only (HTTP and RPC share one admission).
 #pragma once
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
+#include <string>
 #include <variant>
 
 #include "common/failure.hpp"
@@ -22,39 +32,64 @@ struct admission_limits {
   int64_t max_queued_tokens = 1 << 20;     // --max-queued-tokens (prompt tokens of queued requests)
 };
 
+// Whom a request counts against: its API key's label, weight and quota (see api_keys.hpp).
+struct tenant_share {
+  std::string label;              // empty: the node has no keys (one tenant)
+  double weight = 1;
+  int64_t tokens_per_minute = 0;  // 0: no quota
+};
+
 class admission {
   struct state;
+  struct tenant;
 
  public:
   explicit admission(admission_limits limits = {}) : state_(std::make_shared<state>(limits)) {}
 
-  // One admitted request's place in the queue: freed when it starts (its first token) or ends.
+  // One admitted request's place in the queue (freed when it starts, its first token, or ends) and
+  // its tenant's quota account.
   class ticket {
    public:
     ticket() = default;
-    ticket(ticket&& other) noexcept : state_(std::move(other.state_)), tokens_(other.tokens_) { other.tokens_ = 0; }
+    ticket(ticket&& other) noexcept;
     ticket& operator=(ticket&& other) noexcept;
     ~ticket() { release(false); }
-    // Counts the request's prompt tokens (once it is tokenized); overloaded when they do not fit.
+    // Counts the request's prompt tokens (once it is tokenized): overloaded when they do not fit the
+    // queue's bound or the tenant's quota now, invalid_request when they exceed the whole quota.
     [[nodiscard]] std::optional<failure> add_tokens(int64_t tokens);
     // The request has its first token: it leaves the queue, and the drain rate counts it.
     void started() { release(true); }
+    // The request generated `tokens` in all: they are taken from the tenant's quota.
+    void charge_generated(int64_t tokens);
 
    private:
     friend class admission;
     void release(bool started);
     std::shared_ptr<state> state_;
+    tenant* tenant_ = nullptr;  // in state_->tenants (node-based: stable)
     int64_t tokens_ = 0;
+    bool queued_ = false;
   };
 
-  // A place for a new request, or why there is none (draining: unavailable; full: overloaded).
-  [[nodiscard]] std::variant<ticket, failure> admit();
+  // A place for a new request of `who`, or why there is none (draining: unavailable; full or out
+  // of quota: overloaded).
+  [[nodiscard]] std::variant<ticket, failure> admit(const tenant_share& who = {});
 
   // From now on new requests are refused; clients may retry (elsewhere) after `retry_after_s`.
   void start_draining(int32_t retry_after_s);
   [[nodiscard]] bool draining() const { return state_->draining; }
 
  private:
+  struct tenant {
+    double weight = 1;
+    int64_t queued = 0;
+    int64_t tokens = 0;  // prompt tokens of its queued requests
+    int64_t per_minute = 0;
+    double level = 0;    // tokens left in its quota bucket (may go below 0 after a long output)
+    std::chrono::steady_clock::time_point refilled;
+    void refill();
+    [[nodiscard]] int32_t seconds_until(double tokens) const;  // until `level` reaches `tokens`
+  };
   struct state {
     explicit state(admission_limits l) : limits(l) {}
     admission_limits limits;
@@ -62,14 +97,19 @@ class admission {
     int32_t drain_retry_after_s = 0;
     int64_t queued = 0;
     int64_t tokens = 0;
+    // One entry per key label seen: bounded by the key file (one entry when there are no keys).
+    std::map<std::string, tenant> tenants;
     // The rate at which queued requests start, per second: an exponentially weighted average of
     // the starts over ~5 s windows.
     double start_rate = 0;
     int64_t starts_in_window = 0;
     std::chrono::steady_clock::time_point window_begin = std::chrono::steady_clock::now();
     void count_start();
+    // True when `t`, asking for `more` of a bound at `used` of `bound`, is refused: the bound is
+    // full and `t` holds its weighted share already (`mine` of `used`), or twice the bound is.
+    [[nodiscard]] bool over_share(const tenant& t, int64_t used, int64_t more, int64_t bound, int64_t mine) const;
     [[nodiscard]] int32_t retry_after_s() const;  // ceil(queued / rate), in [1, 60]
-    [[nodiscard]] failure overloaded(const char* what) const;
+    [[nodiscard]] failure overloaded(const std::string& what) const;
   };
   std::shared_ptr<state> state_;
 };

@@ -29,6 +29,7 @@ completion_session::completion_session(const model_frontend& model, request prep
 }
 
 completion_session::~completion_session() {
+  slot_.charge_generated(usage().completion_tokens);  // the tenant's quota pays for what ran
   if (!started_flag_) return;
   streams_->close(id_);
   if (!done_) door_.cancel(id_);

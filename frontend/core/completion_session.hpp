@@ -44,7 +44,8 @@ class completion_session {
   completion_session(const completion_session&) = delete;
   completion_session& operator=(const completion_session&) = delete;
 
-  // Keeps the request's place in the admission queue until its first token (or its end).
+  // Keeps the request's place in the admission queue until its first token (or its end); at the
+  // end the tokens it generated are charged to its tenant's quota.
   void hold(admission::ticket slot) { slot_ = std::move(slot); }
   // Opens the stream and submits the request (with its cache key when the cache may answer it).
   void start();

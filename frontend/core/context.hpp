@@ -14,6 +14,7 @@
 #include "frontend/core/model_frontend.hpp"
 #include "frontend/core/request_ids.hpp"
 #include "frontend/core/stream_channel.hpp"
+#include "frontend/core/work_pool.hpp"
 #include "router/cluster_view.hpp"
 #include "router/router_door.hpp"
 
@@ -31,6 +32,13 @@ struct frontend_context {
   bool protect_metrics = false;  // /health and /metrics need a key too
   bool insecure_cluster = false; // the cluster port runs without TLS: /health warns
   admission* gate = nullptr;  // admission control: queue bounds, and refusals while the node drains
+  work_pool* pool = nullptr;  // runs the template and tokenizer off the kj thread (required)
 };
+
+// Whom a request that came with `key` counts against (null: the node has no keys).
+[[nodiscard]] inline tenant_share share_of(const key_entry* key) {
+  if (key == nullptr) return {};
+  return {key->label, key->weight, key->tokens_per_minute};
+}
 
 }  // namespace troupe::frontend

@@ -191,13 +191,15 @@ class http_frontend::service final : public kj::HttpService {
     path = path.substr(0, path.find('?'));
     const bool get = method == kj::HttpMethod::GET || method == kj::HttpMethod::HEAD;
     const bool open_path = path == "/health" || path == "/metrics";
+    const key_entry* key = nullptr;
     if (ctx_.keys->enabled() && (!open_path || ctx_.protect_metrics)) {
       std::string_view presented;
       KJ_IF_MAYBE(h, headers.get(authorization_)) { presented = api_keys::bearer(std::string_view(h->cStr(), h->size())); }
       if (presented.empty())
         return send_error(response, api_error{401, "missing API key: send 'Authorization: Bearer YOUR_KEY'",
                                               "invalid_request_error", {}, "invalid_api_key"}, "auth");
-      if (!ctx_.keys->check(presented))
+      key = ctx_.keys->find(presented);
+      if (key == nullptr)
         return send_error(response, api_error{401, "incorrect API key provided", "invalid_request_error", {},
                                               "invalid_api_key"}, "auth");
     }
@@ -207,7 +209,7 @@ class http_frontend::service final : public kj::HttpService {
     if (path == "/v1/completions" || path == "/v1/chat/completions") {
       if (method != kj::HttpMethod::POST) return not_allowed(response, "POST");
       const auto endpoint = path == "/v1/completions" ? api_endpoint::completions : api_endpoint::chat_completions;
-      return generate(endpoint, headers, body, response);
+      return generate(endpoint, headers, body, response, share_of(key));
     }
     return send_error(response, api_error{404, "no such endpoint: " + std::string(path) +
                                                    " (the API serves /v1/completions, /v1/chat/completions, "
@@ -284,10 +286,10 @@ class http_frontend::service final : public kj::HttpService {
   }
 
   kj::Promise<void> generate(api_endpoint endpoint, const kj::HttpHeaders& headers, kj::AsyncInputStream& body,
-                             Response& response) {
+                             Response& response, tenant_share who) {
     const std::string label = endpoint == api_endpoint::completions ? "completions" : "chat_completions";
     // A place in the queue before anything else is spent on the request (body, template, tokenizer).
-    auto admitted = ctx_.gate->admit();
+    auto admitted = ctx_.gate->admit(who);
     if (auto* refused = std::get_if<failure>(&admitted)) return send_error(response, to_api_error(*refused), label);
     auto slot = kj::heap<admission::ticket>(std::move(std::get<admission::ticket>(admitted)));
     // Content-Length is checked before the body is read: a huge declared body is refused unread.
@@ -312,10 +314,10 @@ class http_frontend::service final : public kj::HttpService {
     return body.readAllText(options_.max_body_bytes + 1)
         .exclusiveJoin(kj::mv(timed_out))
         .then(
-            [this, endpoint, label, no_cache, &response, slot = kj::mv(slot)](kj::String text) mutable -> kj::Promise<void> {
+            [this, endpoint, label, no_cache, &response, slot = kj::mv(slot),
+             tenant = kj::mv(who.label)](kj::String text) mutable -> kj::Promise<void> {
               if (text.size() > options_.max_body_bytes) return send_error(response, too_large(text.size()), label);
-              return start(endpoint, label, std::string_view(text.cStr(), text.size()), no_cache, response,
-                           kj::mv(*slot));
+              return prepare(endpoint, label, kj::mv(text), no_cache, response, kj::mv(*slot), kj::mv(tenant));
             },
             [this, label, &response](kj::Exception&& e) -> kj::Promise<void> {
               if (e.getType() == kj::Exception::Type::DISCONNECTED) return kj::READY_NOW;
@@ -339,14 +341,45 @@ class http_frontend::service final : public kj::HttpService {
                      "invalid_request_error", {}, {}};
   }
 
-  kj::Promise<void> start(api_endpoint endpoint, const std::string& label, std::string_view body, bool no_cache,
-                          Response& response, admission::ticket slot) {
-    auto parsed = parse_api_request(endpoint, body);
-    if (auto* e = std::get_if<api_error>(&parsed)) return send_error(response, *e, label);
-    auto& req = std::get<api_request>(parsed);
-    auto prepared = model_.prepare(req);
-    if (auto* e = std::get_if<failure>(&prepared)) return send_error(response, to_api_error(*e), label);
-    if (auto full = slot.add_tokens(int64_t(std::get<troupe::request>(prepared).prompt.size())))
+  // What the work pool hands back: the parsed request and the prepared one, or the client's error.
+  struct preparation {
+    api_request req;
+    std::variant<troupe::request, api_error> result;
+  };
+
+  // Parses the body and runs the template and tokenizer on the work pool (never on this thread: a
+  // big chat request takes seconds there), then starts the request.
+  kj::Promise<void> prepare(api_endpoint endpoint, const std::string& label, kj::String body, bool no_cache,
+                            Response& response, admission::ticket slot, std::string tenant) {
+    const model_frontend& model = model_;
+    // Boxed: a variant held in a promise's result trips GCC 12's maybe-uninitialized warning.
+    auto work = [&model, endpoint, body = kj::mv(body)]() {
+      auto p = kj::heap<preparation>();
+      auto parsed = parse_api_request(endpoint, std::string_view(body.cStr(), body.size()));
+      if (auto* e = std::get_if<api_error>(&parsed)) {
+        p->result = std::move(*e);
+        return p;
+      }
+      p->req = std::move(std::get<api_request>(parsed));
+      auto prepared = model.prepare(p->req);
+      if (auto* e = std::get_if<failure>(&prepared)) p->result = to_api_error(*e);
+      else p->result = std::move(std::get<troupe::request>(prepared));
+      return p;
+    };
+    return ctx_.pool->run<kj::Own<preparation>>(kj::mv(work))
+        .then([this, endpoint, label, no_cache, &response, slot = kj::mv(slot),
+               tenant = kj::mv(tenant)](kj::Own<preparation>&& boxed) mutable -> kj::Promise<void> {
+          preparation& p = *boxed;
+          if (auto* e = std::get_if<api_error>(&p.result)) return send_error(response, *e, label);
+          auto& prepared = std::get<troupe::request>(p.result);
+          prepared.tenant = kj::mv(tenant);
+          return start(endpoint, label, p.req, kj::mv(prepared), no_cache, response, kj::mv(slot));
+        });
+  }
+
+  kj::Promise<void> start(api_endpoint endpoint, const std::string& label, const api_request& req,
+                          troupe::request prepared, bool no_cache, Response& response, admission::ticket slot) {
+    if (auto full = slot.add_tokens(int64_t(prepared.prompt.size())))
       return send_error(response, to_api_error(*full), label);
     if (view_->serving_groups() == 0)
       return send_error(response, api_error{503, "no live shard group: the cluster has no worker serving '" +
@@ -355,7 +388,7 @@ class http_frontend::service final : public kj::HttpService {
                         label);
 
     auto x = kj::heap<exchange>();
-    x->session = std::make_unique<completion_session>(model_, std::move(std::get<troupe::request>(prepared)),
+    x->session = std::make_unique<completion_session>(model_, std::move(prepared),
                                                       req.cache && !no_cache, ctx_.ids->next(), *ctx_.door, streams_,
                                                       ctx_.cache);
     x->session->hold(std::move(slot));

@@ -126,7 +126,7 @@ kj::Promise<void> write_update(generation& g, session_update& u) {
 
 class session_impl final : public schema::Session::Server {
  public:
-  explicit session_impl(shared_state& state) : state_(state) {}
+  session_impl(shared_state& state, tenant_share who) : state_(state), who_(std::move(who)) {}
 
   kj::Promise<void> generate(GenerateContext context) override {
     auto params = context.getParams();
@@ -163,15 +163,34 @@ class session_impl final : public schema::Session::Server {
                         const char* method) {
     // Everything is copied out of the request: free its message (a prompt may be megabytes).
     context.releaseParams();
-    auto admitted = state_.ctx.gate->admit();
+    auto admitted = state_.ctx.gate->admit(who_);
     if (auto* refused = std::get_if<failure>(&admitted)) return refuse(method, *refused);
     auto slot = std::move(std::get<admission::ticket>(admitted));
     if (auto* e = std::get_if<failure>(&parsed)) return refuse(method, *e);
+    // The template and tokenizer run on the work pool: a big request must not stall this thread.
     const auto& model = *state_.ctx.model;
-    auto prepared = model.prepare(std::get<api_request>(parsed));
-    if (auto* e = std::get_if<failure>(&prepared)) return refuse(method, *e);
-    if (auto full = slot.add_tokens(int64_t(std::get<troupe::request>(prepared).prompt.size())))
-      return refuse(method, *full);
+    auto req = kj::heap<api_request>(std::move(std::get<api_request>(parsed)));
+    const api_request& in = *req;
+    // Boxed: a variant held in a promise's result trips GCC 12's maybe-uninitialized warning.
+    using result = std::variant<troupe::request, failure>;
+    auto work = [&model, &in]() { return kj::heap<result>(model.prepare(in)); };
+    return state_.ctx.pool->run<kj::Own<result>>(kj::mv(work))
+        .then([this, context, sink = kj::mv(sink), method, slot = kj::mv(slot), cache = in.cache](
+                  kj::Own<result>&& boxed) mutable -> kj::Promise<void> {
+          result& prepared = *boxed;
+          if (auto* e = std::get_if<failure>(&prepared)) return refuse(method, *e);
+          auto& p = std::get<troupe::request>(prepared);
+          p.tenant = who_.label;
+          return start(context, kj::mv(p), cache, kj::mv(sink), method, kj::mv(slot));
+        })
+        .attach(kj::mv(req));
+  }
+
+  template <class Context>
+  kj::Promise<void> start(Context& context, troupe::request p, bool allow_cache, schema::TokenSink::Client sink,
+                          const char* method, admission::ticket slot) {
+    const auto& model = *state_.ctx.model;
+    if (auto full = slot.add_tokens(int64_t(p.prompt.size()))) return refuse(method, *full);
     if (state_.ctx.view->serving_groups() == 0) {
       return refuse(method, failure{failure_code::unavailable,
                                     "no live shard group: the cluster has no worker serving '" + model.name() + "' yet",
@@ -179,8 +198,6 @@ class session_impl final : public schema::Session::Server {
     }
     context.allowCancellation();  // a cancelled call destroys its generation, which aborts the request
     auto g = kj::heap<generation>(state_, method);
-    auto& p = std::get<troupe::request>(prepared);
-    const bool allow_cache = std::get<api_request>(parsed).cache;
     g->prompt = p.prompt;
     g->finish.resize(size_t(std::max(p.n, 1)));
     g->sink = kj::mv(sink);
@@ -213,6 +230,7 @@ class session_impl final : public schema::Session::Server {
   }
 
   shared_state& state_;
+  tenant_share who_;  // the authenticated key's tenant (empty label: the node has no keys)
 };
 
 class troupe_impl final : public schema::Troupe::Server {
@@ -221,13 +239,17 @@ class troupe_impl final : public schema::Troupe::Server {
 
   kj::Promise<void> authenticate(AuthenticateContext context) override {
     const auto key = context.getParams().getApiKey();
-    if (state_.ctx.keys->enabled() && !state_.ctx.keys->check(std::string_view(key.cStr(), key.size()))) {
-      state_.count("authenticate", "invalid");
-      return KJ_EXCEPTION(FAILED, "invalid API key");
+    const key_entry* entry = nullptr;
+    if (state_.ctx.keys->enabled()) {
+      entry = state_.ctx.keys->find(std::string_view(key.cStr(), key.size()));
+      if (entry == nullptr) {
+        state_.count("authenticate", "invalid");
+        return KJ_EXCEPTION(FAILED, "invalid API key");
+      }
     }
     state_.count("authenticate", "ok");
     stream_.authenticated();
-    context.getResults().setSession(kj::heap<session_impl>(state_));
+    context.getResults().setSession(kj::heap<session_impl>(state_, share_of(entry)));
     return kj::READY_NOW;
   }
 

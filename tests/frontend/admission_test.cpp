@@ -1,0 +1,108 @@
+// Admission control as a unit: the queue bound shared fairly among tenants by weight, the hard
+// ceiling at twice the bound, the token quota, and draining.
+#include "frontend/core/admission.hpp"
+
+#include <gtest/gtest.h>
+
+#include <vector>
+
+namespace troupe::frontend {
+namespace {
+
+std::optional<admission::ticket> take(admission& a, const tenant_share& who) {
+  auto r = a.admit(who);
+  if (auto* t = std::get_if<admission::ticket>(&r)) return std::move(*t);
+  return std::nullopt;
+}
+
+TEST(admission_unit, one_tenant_gets_the_bound_and_a_429_beyond) {
+  admission a({4, 1 << 20});
+  std::vector<admission::ticket> held;
+  for (int i = 0; i < 4; ++i) {
+    auto t = take(a, {});
+    ASSERT_TRUE(t) << i;
+    held.push_back(std::move(*t));
+  }
+  auto refused = a.admit({});
+  ASSERT_TRUE(std::holds_alternative<failure>(refused));
+  const failure& f = std::get<failure>(refused);
+  EXPECT_EQ(f.code, failure_code::overloaded);
+  EXPECT_GE(f.retry_after_s, 1);
+  EXPECT_NE(f.message.find("4 requests are queued (limit 4)"), std::string::npos) << f.message;
+  held[0].started();  // one starts: its place is free
+  EXPECT_TRUE(take(a, {}));
+}
+
+TEST(admission_unit, a_flood_cannot_shut_out_another_key) {
+  admission a({8, 1 << 20});
+  const tenant_share flood{"flood", 1, 0}, light{"light", 1, 0};
+  std::vector<admission::ticket> held;
+  while (auto t = take(a, flood)) held.push_back(std::move(*t));
+  EXPECT_EQ(held.size(), 8u) << "alone, the flood may fill the whole queue";
+  // The light key is below its share (half of 8): it gets in although the queue is full.
+  for (int i = 0; i < 4; ++i) {
+    auto t = take(a, light);
+    ASSERT_TRUE(t) << i;
+    held.push_back(std::move(*t));
+  }
+  EXPECT_FALSE(take(a, light)) << "at its share, the light key waits too";
+  EXPECT_FALSE(take(a, flood));
+}
+
+TEST(admission_unit, weights_scale_the_share_and_twice_the_bound_is_the_ceiling) {
+  admission a({10, 1 << 20});
+  std::vector<admission::ticket> held;
+  while (auto t = take(a, {"a", 1, 0})) held.push_back(std::move(*t));
+  ASSERT_EQ(held.size(), 10u);
+  // "b" weighs 4 against a's 1: its share of a full queue is 8 of 10.
+  int b = 0;
+  while (auto t = take(a, {"b", 4, 0})) {
+    held.push_back(std::move(*t));
+    ++b;
+  }
+  EXPECT_EQ(b, 8);
+  // "c" (weight 10) would be below its share, but the queue holds 18 of a ceiling of 20.
+  int c = 0;
+  while (auto t = take(a, {"c", 10, 0})) {
+    held.push_back(std::move(*t));
+    ++c;
+  }
+  EXPECT_EQ(c, 2) << "at most twice the bound in all";
+}
+
+TEST(admission_unit, the_token_quota_takes_the_prompt_and_the_output) {
+  admission a;
+  const tenant_share q{"metered", 1, 600};  // 600 tokens per minute: 10 per second
+  auto t = take(a, q);
+  ASSERT_TRUE(t);
+  EXPECT_FALSE(t->add_tokens(500));
+  t->charge_generated(150);  // a long output takes the bucket below empty
+  auto next = take(a, q);
+  EXPECT_FALSE(next) << "no quota left";
+  auto refused = a.admit(q);
+  ASSERT_TRUE(std::holds_alternative<failure>(refused));
+  EXPECT_EQ(std::get<failure>(refused).code, failure_code::overloaded);
+  EXPECT_NE(std::get<failure>(refused).message.find("600 tokens per minute"), std::string::npos);
+  EXPECT_GE(std::get<failure>(refused).retry_after_s, 1);
+  // Another key is not affected.
+  EXPECT_TRUE(take(a, {"other", 1, 0}));
+  // A prompt bigger than the whole quota can never pass: invalid, not "retry later".
+  admission b;
+  auto big = take(b, q);
+  ASSERT_TRUE(big);
+  auto too_big = big->add_tokens(601);
+  ASSERT_TRUE(too_big);
+  EXPECT_EQ(too_big->code, failure_code::invalid_request);
+}
+
+TEST(admission_unit, draining_refuses_everyone_as_unavailable) {
+  admission a;
+  a.start_draining(7);
+  auto r = a.admit({"x", 1, 0});
+  ASSERT_TRUE(std::holds_alternative<failure>(r));
+  EXPECT_EQ(std::get<failure>(r).code, failure_code::unavailable);
+  EXPECT_EQ(std::get<failure>(r).retry_after_s, 7);
+}
+
+}  // namespace
+}  // namespace troupe::frontend

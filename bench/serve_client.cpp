@@ -350,6 +350,7 @@ class load_run final : public kj::TaskSet::ErrorHandler {
     stream_reader reader;
     kj::Own<kj::AsyncInputStream> body;
     std::string error;  // set when the request failed before or outside the stream
+    int status = 0;     // the response's HTTP status
     std::array<char, 16 << 10> buf;
   };
 
@@ -410,6 +411,7 @@ class load_run final : public kj::TaskSet::ErrorHandler {
   }
 
   kj::Promise<void> on_response(request_state& s, kj::HttpClient::Response&& r) {
+    s.status = int(r.statusCode);
     if (r.statusCode != 200) {
       auto head = std::make_shared<std::string>("HTTP " + std::to_string(r.statusCode) + " " + r.statusText.cStr());
       auto body = kj::mv(r.body);
@@ -439,6 +441,7 @@ class load_run final : public kj::TaskSet::ErrorHandler {
       r.error = s.error;
     }
     r.start_s = seconds(s.sent - t0_);
+    r.http_status = s.status;
     results_[i] = std::move(r);
     last_end_ = std::max(last_end_, end);
     ++(results_[i].success ? progress_.completed : progress_.failed);

@@ -66,6 +66,7 @@ struct request_result {
   std::vector<double> chunk_times_s;
   int64_t output_tokens = 0;  // usage.completion_tokens, else the number of content events
   int64_t prompt_tokens = 0;  // usage.prompt_tokens, else what the caller asked for
+  int http_status = 0;        // the response's status (0: none came)
 };
 
 // Reads one 200 response body (an event stream) fed in pieces, each with its arrival time, and

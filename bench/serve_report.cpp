@@ -90,7 +90,9 @@ serve_report make_report(const std::vector<request_result>& results, double dura
   serve_report r;
   r.duration_s = duration_s;
   r.slo = slo;
+  std::vector<double> refusals;
   for (const request_result& x : results) {
+    if (x.http_status == 429) refusals.push_back(x.e2e_s);
     if (x.success) {
       ++r.completed;
       r.total_input_tokens += x.prompt_tokens;
@@ -118,11 +120,14 @@ serve_report make_report(const std::vector<request_result>& results, double dura
   r.tpot_ms = in_ms(std::move(s.tpot));
   r.itl_ms = in_ms(std::move(s.itl));
   r.e2e_ms = in_ms(std::move(s.e2e));
+  r.refused = int64_t(refusals.size());
+  r.refusal_ms = in_ms(std::move(refusals));
   return r;
 }
 
 std::string report_json(const serve_report& r) {
   std::string out = "{\"completed\":" + std::to_string(r.completed) + ",\"failed\":" + std::to_string(r.failed) +
+                    ",\"refused\":" + std::to_string(r.refused) + ",\"refusal_ms\":" + json_summary(r.refusal_ms) +
                     ",\"duration_s\":" + json_number(r.duration_s) +
                     ",\"request_throughput\":" + json_number(r.request_throughput) +
                     ",\"output_throughput\":" + json_number(r.output_throughput) +
@@ -150,6 +155,10 @@ std::string report_table(const serve_report& r, const std::string& title) {
   };
   row("completed requests", std::to_string(r.completed), "");
   row("failed requests", std::to_string(r.failed), "");
+  if (r.refused > 0) {
+    row("  of them refused (429)", std::to_string(r.refused), "");
+    row("  refusal p50 / p99", fixed(r.refusal_ms.p50, 1) + " / " + fixed(r.refusal_ms.p99, 1), "ms");
+  }
   row("duration", fixed(r.duration_s, 2), "s");
   row("input tokens", std::to_string(r.total_input_tokens), "");
   row("output tokens", std::to_string(r.total_output_tokens), "");

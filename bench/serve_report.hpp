@@ -43,6 +43,8 @@ struct serve_slo {
 
 struct serve_report {
   int64_t completed = 0, failed = 0;
+  int64_t refused = 0;            // of the failed: answered 429 (the server's admission control)
+  latency_summary refusal_ms;     // send -> the whole 429 answer read
   double duration_s = 0;
   int64_t total_input_tokens = 0, total_output_tokens = 0;  // of the completed requests
   double request_throughput = 0, output_throughput = 0, total_token_throughput = 0;  // per second
@@ -57,7 +59,7 @@ struct serve_report {
 [[nodiscard]] serve_report make_report(const std::vector<request_result>& results, double duration_s,
                                        const serve_slo& slo = {}, size_t max_errors = 5);
 
-// {"completed":..,"failed":..,"duration_s":..,"request_throughput":..,"output_throughput":..,
+// {"completed":..,"failed":..,"refused":..,"refusal_ms":{..},"duration_s":..,"request_throughput":..,"output_throughput":..,
 //  "total_token_throughput":..,"total_input_tokens":..,"total_output_tokens":..,
 //  "ttft_ms":{"mean","p50","p90","p99"},"tpot_ms":{..},"itl_ms":{..},"e2e_ms":{..},"errors":[..]}
 // plus "goodput" (req/s) and "good_requests" when an SLO is set. A figure with no samples is null.

@@ -48,8 +48,10 @@ struct node_options {
   int64_t rpc_preauth_bytes = 64 << 10;   // router: bytes a Cap'n Proto client may send or declare before that
   int64_t max_queued_requests = 256;      // router: admitted requests without a first token (more: 429)
   int64_t max_queued_tokens = 1 << 20;    // router: their prompt tokens (more: 429)
+  double max_queue_wait_s = 0.1;          // router: queued requests beyond what starts in this time: 429
   int32_t group_queue = 4;                // router: requests sent to a group beyond its --max-running
   int32_t prepare_threads = 2;            // router: threads for templates and tokenizers
+  double request_timeout_s = 600;         // router: a request's deadline from submission (0: none)
   // The response cache: in the router's node unless --no-cache or --cache-node names a cache node.
   bool no_cache = false;
   std::string cache_node;                 // router: HOST:PORT of a `--roles cache` node

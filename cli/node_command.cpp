@@ -70,9 +70,17 @@ void add_router_options(CLI::App* c, node_options* o) {
   c->add_option("--max-queued-tokens", o->max_queued_tokens,
                 "router: prompt tokens of the queued requests; more get 429 with Retry-After")
       ->capture_default_str();
+  c->add_option("--max-queue-wait", o->max_queue_wait_s,
+                "router: seconds of queue at the measured start rate, beyond what the groups hold themselves; more get 429 with "
+                "Retry-After. 0: --max-queued-requests alone")
+      ->capture_default_str();
   c->add_option("--group-queue", o->group_queue,
                 "router: requests a shard group is sent beyond its --max-running; the rest wait at the router, "
                 "in the fair order of their API keys' weights")
+      ->capture_default_str();
+  c->add_option("--request-timeout", o->request_timeout_s,
+                "router: seconds a request may take from submission to its last token; then it is ended with a "
+                "timeout error (HTTP 504, or an error event on a stream). 0: no deadline")
       ->capture_default_str();
   c->add_option("--prepare-threads", o->prepare_threads,
                 "router: threads that run chat templates and tokenizers (off the HTTP and RPC thread)")

@@ -67,11 +67,17 @@ expected<std::unique_ptr<router_role>> router_role::start(node_env& env, cache_a
   limits.max_queued_tokens = o.max_queued_tokens;
   if (limits.max_queued_requests < 1) return fail("--max-queued-requests must be at least 1");
   if (limits.max_queued_tokens < 1) return fail("--max-queued-tokens must be at least 1");
+  if (!(o.max_queue_wait_s >= 0 && o.max_queue_wait_s <= 3600)) return fail("--max-queue-wait must be in [0, 3600] seconds");
+  limits.max_queue_wait_s = o.max_queue_wait_s;
+  limits.min_queued_requests = std::min<int64_t>(2, limits.max_queued_requests);
   role->gate_ = std::make_unique<frontend::admission>(limits);
   ctx.gate = role->gate_.get();
   if (o.prepare_threads < 1 || o.prepare_threads > 64) return fail("--prepare-threads must be in [1, 64]");
   role->pool_ = std::make_unique<frontend::work_pool>(o.prepare_threads);
   ctx.pool = role->pool_.get();
+  if (!(o.request_timeout_s >= 0 && o.request_timeout_s <= 86400 * 7))
+    return fail("--request-timeout must be in [0, 604800] seconds");
+  ctx.request_timeout_ms = int64_t(o.request_timeout_s * 1000);
   frontend::http::http_options http;
   const auto ms = [](double s) { return std::chrono::milliseconds(int64_t(s * 1000)); };
   for (auto [value, flag] : {std::pair{o.http_header_timeout_s, "--http-header-timeout"},

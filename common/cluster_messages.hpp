@@ -43,6 +43,7 @@ using uncordon_atom = caf::atom_constant<caf::atom("uncordon")>;
 using drain_atom = caf::atom_constant<caf::atom("drain")>;
 using stop_atom = caf::atom_constant<caf::atom("stop")>;
 using leave_atom = caf::atom_constant<caf::atom("leave")>;
+using deadline_atom = caf::atom_constant<caf::atom("deadline")>;
 
 // The logprob of one generated token and, when asked for, the top alternatives (best first).
 struct token_logprob {

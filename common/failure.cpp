@@ -12,6 +12,7 @@ const char* to_string(failure_code c) {
     case failure_code::unauthenticated: return "unauthenticated";
     case failure_code::overloaded: return "overloaded";
     case failure_code::unavailable: return "unavailable";
+    case failure_code::timeout: return "timeout";
     case failure_code::internal: break;
   }
   return "internal";

@@ -18,6 +18,7 @@ enum class failure_code : int8_t {
   overloaded = 5,       // the cluster is full now: retry later
   unavailable = 6,      // nothing can serve it now (no live shard group): retry later
   internal = 7,         // a fault in the cluster (a shard group died mid-stream, a corrupt entry)
+  timeout = 8,          // the request did not end within its deadline (--request-timeout)
 };
 
 // "invalid_request", "context_length", ...; a value from the wire outside the list reads "internal".

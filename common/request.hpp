@@ -36,7 +36,8 @@ struct request {
   stop_rules stop;
   bool skip_special_tokens = true;   // leave special tokens out of the text
   int32_t n = 1;                     // parallel samples sharing the prompt's KV blocks
-  int32_t priority = 0;              // lower runs first; the last-arrived of the lowest class is preempted first
+  int32_t priority = 0;              // lower runs first; the last-arrived of the lowest class is preempted first.
+                                     // Set by the router: -1 when the fair queue favours the tenant, else 0
   // A request resumed on another group after its first failed mid-stream: the last `resumed` prompt
   // tokens are what it had generated. They count as generated for the penalties, and draws go on
   // at their positions (the draw depends on seed and position), so the rest continues that stream.
@@ -45,15 +46,17 @@ struct request {
   // Whom the request is for: the label of the API key it came with (empty: the node has no keys).
   // The router's fair queue shares the groups among tenants by the weights of their keys (VTC).
   std::string tenant;
-  // A deadline joins when something honours it: a field on the wire that nobody reads would
-  // promise what the cluster does not do.
+  // Milliseconds from submission within which the request must end (0: no deadline). The router
+  // enforces it: past it, the request is aborted at its group (or taken out of the fair queue) and
+  // ends with a timeout failure, after whatever its client already has.
+  int64_t deadline_ms = 0;
   friend bool operator==(const request&, const request&) = default;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, request& x) {
   return f(caf::meta::type_name("request"), x.id, x.prompt, x.max_tokens, x.sampling, x.stop,
-           x.skip_special_tokens, x.n, x.priority, x.resumed, x.tenant);
+           x.skip_special_tokens, x.n, x.priority, x.resumed, x.tenant, x.deadline_ms);
 }
 
 }  // namespace troupe

@@ -14,9 +14,18 @@ namespace troupe::router {
 // Threading: set() from the router actor, the rest from any thread.
 class cluster_view {
  public:
-  void set(std::vector<cluster::group_status> groups) {
+  // `room`: requests the serving groups take now without waiting at the router.
+  void set(std::vector<cluster::group_status> groups, int64_t room = 0) {
     std::lock_guard lock(mutex_);
     groups_ = std::move(groups);
+    room_ = room;
+  }
+  // Queued requests the serving groups hold without the router's queue: their max_running plus the
+  // group queue, less the sequences that have started streaming there. Admission lets that many
+  // in on top of what starts within its wait.
+  [[nodiscard]] int64_t room() const {
+    std::lock_guard lock(mutex_);
+    return room_;
   }
   [[nodiscard]] std::vector<cluster::group_status> groups() const {
     std::lock_guard lock(mutex_);
@@ -37,6 +46,7 @@ class cluster_view {
  private:
   mutable std::mutex mutex_;
   std::vector<cluster::group_status> groups_;
+  int64_t room_ = 0;
 };
 
 }  // namespace troupe::router

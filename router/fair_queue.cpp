@@ -72,6 +72,26 @@ void fair_queue::charge(const std::string& tenant, double tokens) {
   l.counter += tokens / l.weight;
 }
 
+void fair_queue::dispatched(const std::string& tenant) { ++line_of(tenant).running; }
+
+void fair_queue::settled(const std::string& tenant) {
+  line& l = line_of(tenant);
+  if (l.running > 0) --l.running;
+}
+
+bool fair_queue::favoured(const std::string& tenant) const {
+  const auto self = lines_.find(tenant);
+  if (self != lines_.end() && !self->second.waiting.empty()) return false;
+  const double mine = self == lines_.end() ? 0 : self->second.counter;
+  int others = 0;
+  for (const auto& [name, l] : lines_) {
+    if (name == tenant || (l.waiting.empty() && l.running == 0)) continue;
+    ++others;
+    if (l.counter < mine) return false;
+  }
+  return others > 0;
+}
+
 double fair_queue::counter(const std::string& tenant) const {
   auto it = lines_.find(tenant);
   return it == lines_.end() ? 0 : it->second.counter;

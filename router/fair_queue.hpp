@@ -6,6 +6,13 @@
 // waits, to the counter of the last tenant that stopped waiting), so time spent idle banks no
 // credit against the others.
 //
+// The queue also says which requests to favour: one whose tenant has the least service among the
+// active tenants (waiting or running), when another is active, and nothing else waiting of its own
+// (a light tenant beside a busy one, not one of two busy ones: those take turns in the queue and
+// never preempt each other). The router sends a favoured request even to a full group, with a
+// better priority, and the group's scheduler makes room for it by preempting a sequence of the
+// others (recomputed later).
+//
 // Bounds: it holds what the front ends admitted (their --max-queued-requests bound it); one counter
 // per tenant, and tenants are API key labels (bounded by the key file).
 // Threading: the router actor's only.
@@ -36,6 +43,12 @@ class fair_queue {
   // `tenant` was served `tokens` (input at dispatch, 2 x output as it streams): its counter grows
   // by tokens / weight.
   void charge(const std::string& tenant, double tokens);
+  // A request of `tenant` went to a group / left its group (finished, failed, cancelled).
+  void dispatched(const std::string& tenant);
+  void settled(const std::string& tenant);
+  // True when `tenant` has nothing waiting, the least service among the active tenants, and
+  // another tenant is active.
+  [[nodiscard]] bool favoured(const std::string& tenant) const;
 
   [[nodiscard]] size_t size() const { return where_.size(); }
   [[nodiscard]] bool empty() const { return where_.empty(); }
@@ -46,6 +59,7 @@ class fair_queue {
     double weight = 1;
     double counter = 0;
     std::deque<std::pair<int64_t, uint64_t>> waiting;  // request id, arrival number
+    int64_t running = 0;                                // dispatched and not settled
   };
   line& line_of(const std::string& tenant);
   [[nodiscard]] std::optional<double> least_waiting_counter() const;

@@ -24,6 +24,7 @@ struct group_entry {
   uint64_t key = 0;     // for the policy's hash ring
   bool stop_sent = false;  // draining and empty: the leader was told to stop
   int64_t seqs = 0;        // sequences sent and not finished (running or waiting at the group)
+  int64_t started = 0;     // of them, those of requests that have streamed a token
 };
 
 struct flight {
@@ -89,7 +90,14 @@ std::vector<group_status> statuses(const router_state& st) {
   return out;
 }
 
-void publish(router_ptr self) { self->state.view->set(statuses(self->state)); }
+void publish(router_ptr self) {
+  const auto& st = self->state;
+  int64_t room = 0;
+  for (const auto& [name, g] : st.groups)
+    if (g.status.state == group_state::serving && g.status.info.max_running > 0)
+      room += std::max<int64_t>(0, int64_t(g.status.info.max_running) + st.options.group_queue - g.started);
+  st.view->set(statuses(st), room);
+}
 
 // Tells every subscriber what changed.
 void notify(router_ptr self, registry_change change, const group_status& g, std::string reason = {}) {
@@ -116,6 +124,8 @@ void settle(router_ptr self, flight& f) {
   g->second.status.outstanding_tokens -= f.outstanding;
   g->second.status.in_flight -= 1;
   g->second.seqs -= f.seqs;
+  if (f.streamed) g->second.started -= f.seqs;
+  self->state.held.settled(f.req.tenant);
   f.outstanding = 0;
   f.seqs = 0;
   stop_if_drained(self, g->second);
@@ -159,6 +169,11 @@ bool dispatch(router_ptr self, flight& f, bool within_room = false) {
   g.status.routed += 1;
   f.seqs = seqs;
   g.seqs += seqs;
+  if (f.streamed) g.started += seqs;
+  // The fair queue's verdict rides on the request's priority: the group's scheduler starts a
+  // favoured request before the others waiting there.
+  f.req.priority = st.held.favoured(f.req.tenant) ? -1 : 0;
+  st.held.dispatched(f.req.tenant);
   if (f.sent.empty()) {
     self->send(g.leader, generate_atom::value, f.req, caf::actor_cast<token_sink_actor>(self));
   } else {
@@ -183,7 +198,9 @@ void pump(router_ptr self) {
   while (auto next = st.held.pop()) {
     auto it = st.flights.find(next->first);
     if (it == st.flights.end()) continue;
-    if (!dispatch(self, it->second, true)) {
+    // A favoured request (a light tenant beside busy ones) goes even to a full group: its
+    // scheduler makes room by preempting a sequence of a worse class.
+    if (!dispatch(self, it->second, !st.held.favoured(next->second))) {
       st.held.restore(next->first, next->second);
       break;
     }
@@ -197,10 +214,6 @@ void pump(router_ptr self) {
 bool route(router_ptr self, flight& f) {
   auto& st = self->state;
   if (!any_serving(st)) return false;
-  if (st.held.empty() && dispatch(self, f, true)) {
-    st.held.charge(f.req.tenant, double(f.req.prompt.size()));
-    return true;
-  }
   st.held.push(f.req.id, f.req.tenant);
   pump(self);
   return true;
@@ -275,6 +288,7 @@ void on_chunks(router_ptr self, std::vector<token_chunk>& chunks) {
     }
     if (!c.tokens.empty()) {
       st.held.charge(f.req.tenant, 2.0 * double(c.tokens.size()));
+      if (!f.streamed) from->second.started += f.seqs;
       f.streamed = true;
       if (f.req.n <= 1) f.sent.insert(f.sent.end(), c.tokens.begin(), c.tokens.end());
       const int64_t n = std::min<int64_t>(int64_t(c.tokens.size()), f.outstanding);
@@ -305,6 +319,7 @@ void on_chunks(router_ptr self, std::vector<token_chunk>& chunks) {
     }
   }
   pump(self);  // what finished made room
+  publish(self);
 }
 
 // At most this many registry subscribers (the autoscaler, admin consoles): each gets every event.
@@ -391,6 +406,8 @@ void on_down(router_ptr self, const caf::actor_addr& who, const caf::error& reas
   for (auto& [id, f] : st.flights) {
     if (f.group != name) continue;
     f.outstanding = 0;
+    f.seqs = 0;
+    st.held.settled(f.req.tenant);  // off the dead group's books (its entry is gone)
     // A request that had streamed is resumed after what its client has (n = 1 only: the samples of
     // n > 1 share one prompt's blocks and cannot be continued one by one).
     const bool resumable = !f.streamed || f.req.n <= 1;
@@ -515,6 +532,8 @@ router_actor spawn_router(caf::actor_system& system, router_options options, chu
           f.unfinished = std::max(req.n, 1);
           f.req = std::move(req);
           const int64_t id = f.req.id;
+          if (f.req.deadline_ms > 0)  // a request that ends in time is gone from `flights` by then
+            self->delayed_send(self, std::chrono::milliseconds(f.req.deadline_ms), deadline_atom::value, id);
           if (st.options.cache && !key.bytes.empty()) {
             f.key = std::move(key);
             f.looked_up = std::chrono::steady_clock::now();
@@ -544,6 +563,25 @@ router_actor spawn_router(caf::actor_system& system, router_options options, chu
           if (auto g = st.groups.find(it->second.group); g != st.groups.end())
             self->send(g->second.leader, abort_atom::value, id);
           settle(self, it->second);
+          st.flights.erase(it);
+          pump(self);
+        },
+        [self](deadline_atom, int64_t id) {
+          auto& st = self->state;
+          if (caf::actor_cast<caf::actor_addr>(self->current_sender()) != self->address())
+            return log_refusal(self, "a deadline sent by another actor than the router");
+          auto it = st.flights.find(id);
+          if (it == st.flights.end()) return;  // it ended in time
+          flight& f = it->second;
+          if (st.held.remove(id)) count_held(self);
+          if (auto g = st.groups.find(f.group); g != st.groups.end())
+            self->send(g->second.leader, abort_atom::value, id);
+          spdlog::warn("router: request {} passed its deadline of {} ms {} and was ended", id, f.req.deadline_ms,
+                       f.group.empty() ? "waiting for a group" : "on shard group " + f.group);
+          settle(self, f);
+          fail_request(self, id, failure_code::timeout,
+                       fmt::format("the request did not finish within its deadline of {:g} s (--request-timeout)",
+                                   double(f.req.deadline_ms) / 1000.0));
           st.flights.erase(it);
           pump(self);
         },

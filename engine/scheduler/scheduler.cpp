@@ -152,12 +152,24 @@ step_plan scheduler::schedule() {
   }
 
   // Waiting requests, in policy order, while the budget, the batch size and the pool allow; none in
-  // a step that had to preempt (the pool is short already).
+  // a step that had to preempt for blocks (the pool is short already).
+  const bool pool_short = !plan.preempted.empty();
   int32_t fan_out = running_fan_out();
-  while (plan.preempted.empty() && budget > 0 && !waiting_.empty()) {
+  while (!pool_short && budget > 0 && !waiting_.empty()) {
     const seq_id id = waiting_.front();
     sequence& s = seqs_.at(id);
-    if (fan_out + s.fan_out > config_.max_running) break;
+    if (fan_out + s.fan_out > config_.max_running) {
+      // The batch is full. A waiting sequence of a better priority class (the router favours the
+      // least-served tenant so) takes the place of the last running one of a worse class, which
+      // waits and is recomputed later, as after a preemption for blocks. Within a class, none.
+      if (running_.empty()) break;
+      const seq_id victim = *std::max_element(running_.begin(), running_.end(),
+                                              [this](seq_id x, seq_id y) { return before(x, y); });
+      if (seqs_.at(victim).priority <= s.priority) break;
+      preempt(victim);
+      fan_out = running_fan_out();
+      continue;
+    }
     const prefix_match match = kv_.find_cached_prefix(s.tokens);
     const int64_t n = std::min<int64_t>(int64_t(s.tokens.size()) - match.num_tokens, budget);
     allocation a = kv_.allocate_slots(id, n, &match);

@@ -79,7 +79,7 @@ void admission::ticket::release(bool started) {
   if (started) s.count_start();
 }
 
-std::variant<admission::ticket, failure> admission::admit(const tenant_share& who) {
+std::variant<admission::ticket, failure> admission::admit(const tenant_share& who, int64_t room) {
   auto& s = *state_;
   if (s.draining)
     return failure{failure_code::unavailable, "the server is shutting down and takes no new requests", {},
@@ -92,9 +92,9 @@ std::variant<admission::ticket, failure> admission::admit(const tenant_share& wh
     t.refilled = std::chrono::steady_clock::now();
   }
   t.weight = who.weight > 0 ? who.weight : 1;
-  if (s.over_share(t, s.queued, 1, s.limits.max_queued_requests, t.queued))
-    return s.overloaded(std::to_string(s.queued) + " requests are queued (limit " +
-                        std::to_string(s.limits.max_queued_requests) + ")");
+  const int64_t bound = s.queue_bound(room);
+  if (s.over_share(t, s.queued, 1, bound, t.queued))
+    return s.overloaded(std::to_string(s.queued) + " requests are queued (limit " + std::to_string(bound) + ")");
   if (t.per_minute > 0) {
     t.refill();
     if (t.level <= 0)
@@ -140,13 +140,27 @@ bool admission::state::over_share(const tenant& t, int64_t used, int64_t more, i
 
 void admission::state::count_start() {
   ++starts_in_window;
+  ++starts_in_second;
   const auto now = std::chrono::steady_clock::now();
+  const double second = std::chrono::duration<double>(now - second_begin).count();
+  if (second >= 1.0) {
+    peak_rate = std::max(double(starts_in_second) / second, 0.8 * peak_rate);
+    starts_in_second = 0;
+    second_begin = now;
+  }
   const double elapsed = std::chrono::duration<double>(now - window_begin).count();
   if (elapsed < window_s) return;
   const double rate = double(starts_in_window) / elapsed;
   start_rate = start_rate > 0 ? 0.5 * start_rate + 0.5 * rate : rate;
   starts_in_window = 0;
   window_begin = now;
+}
+
+int64_t admission::state::queue_bound(int64_t room) const {
+  // Until a start rate is measured (a fresh node), the count bound alone: a first burst is let in.
+  if (limits.max_queue_wait_s <= 0 || peak_rate <= 0) return limits.max_queued_requests;
+  const auto by_wait = std::max<int64_t>(room, 0) + int64_t(std::ceil(peak_rate * limits.max_queue_wait_s));
+  return std::min(limits.max_queued_requests, std::max(limits.min_queued_requests, by_wait));
 }
 
 int32_t admission::state::retry_after_s() const {

@@ -2,6 +2,14 @@
 // the requests queued (admitted, no first token yet) and on their prompt tokens, shared fairly
 // among tenants (API keys), and each key's optional token-per-minute quota.
 //
+// - The queue bound is the smaller of --max-queued-requests and the room the groups have now (the
+//   queued requests they hold themselves, from the router's cluster_view) plus what starts within
+//   --max-queue-wait at the measured start rate (queued requests getting their first token per
+//   second: the best 1 s window, decaying by a fifth a window), but never below
+//   min_queued_requests; until a rate is measured, --max-queued-requests alone. So under overload
+//   a request either starts within about that wait or is refused at once, instead of waiting
+//   behind hundreds; an idle cluster still takes a burst as large as its room.
+
 // - Full queue: a tenant below its weighted share of the bound (bound x its weight / the weights of
 //   the tenants queued now, its own included) is still let in, up to twice the bound in all; a
 //   tenant at or above its share is refused as overloaded (HTTP 429) with a Retry-After estimated
@@ -30,6 +38,8 @@ namespace troupe::frontend {
 struct admission_limits {
   int64_t max_queued_requests = 256;       // --max-queued-requests
   int64_t max_queued_tokens = 1 << 20;     // --max-queued-tokens (prompt tokens of queued requests)
+  double max_queue_wait_s = 0.1;           // --max-queue-wait (0: the count bound alone)
+  int64_t min_queued_requests = 2;         // the bound while the start rate is unknown or low
 };
 
 // Whom a request counts against: its API key's label, weight and quota (see api_keys.hpp).
@@ -73,11 +83,14 @@ class admission {
 
   // A place for a new request of `who`, or why there is none (draining: unavailable; full or out
   // of quota: overloaded).
-  [[nodiscard]] std::variant<ticket, failure> admit(const tenant_share& who = {});
+  // `room`: queued requests the groups hold themselves now (router::cluster_view::room).
+  [[nodiscard]] std::variant<ticket, failure> admit(const tenant_share& who = {}, int64_t room = 0);
 
   // From now on new requests are refused; clients may retry (elsewhere) after `retry_after_s`.
   void start_draining(int32_t retry_after_s);
   [[nodiscard]] bool draining() const { return state_->draining; }
+  // The queue bound now (see the top of this file).
+  [[nodiscard]] int64_t queue_bound(int64_t room = 0) const { return state_->queue_bound(room); }
 
  private:
   struct tenant {
@@ -104,7 +117,12 @@ class admission {
     double start_rate = 0;
     int64_t starts_in_window = 0;
     std::chrono::steady_clock::time_point window_begin = std::chrono::steady_clock::now();
+    // The start rate's best recent 1 s window (the capacity the wait bound uses).
+    double peak_rate = 0;
+    int64_t starts_in_second = 0;
+    std::chrono::steady_clock::time_point second_begin = std::chrono::steady_clock::now();
     void count_start();
+    [[nodiscard]] int64_t queue_bound(int64_t room) const;
     // True when `t`, asking for `more` of a bound at `used` of `bound`, is refused: the bound is
     // full and `t` holds its weighted share already (`mine` of `used`), or twice the bound is.
     [[nodiscard]] bool over_share(const tenant& t, int64_t used, int64_t more, int64_t bound, int64_t mine) const;

@@ -33,6 +33,7 @@ struct frontend_context {
   bool insecure_cluster = false; // the cluster port runs without TLS: /health warns
   admission* gate = nullptr;  // admission control: queue bounds, and refusals while the node drains
   work_pool* pool = nullptr;  // runs the template and tokenizer off the kj thread (required)
+  int64_t request_timeout_ms = 0;  // every request's deadline (--request-timeout; 0: none)
 };
 
 // Whom a request that came with `key` counts against (null: the node has no keys).

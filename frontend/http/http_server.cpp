@@ -38,6 +38,7 @@ const char* reason_phrase(int status) {
     case 413: return "Payload Too Large";
     case 429: return "Too Many Requests";
     case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
     default: return status >= 500 ? "Internal Server Error" : "Error";
   }
 }
@@ -289,7 +290,7 @@ class http_frontend::service final : public kj::HttpService {
                              Response& response, tenant_share who) {
     const std::string label = endpoint == api_endpoint::completions ? "completions" : "chat_completions";
     // A place in the queue before anything else is spent on the request (body, template, tokenizer).
-    auto admitted = ctx_.gate->admit(who);
+    auto admitted = ctx_.gate->admit(who, view_->room());
     if (auto* refused = std::get_if<failure>(&admitted)) return send_error(response, to_api_error(*refused), label);
     auto slot = kj::heap<admission::ticket>(std::move(std::get<admission::ticket>(admitted)));
     // Content-Length is checked before the body is read: a huge declared body is refused unread.
@@ -373,6 +374,7 @@ class http_frontend::service final : public kj::HttpService {
           if (auto* e = std::get_if<api_error>(&p.result)) return send_error(response, *e, label);
           auto& prepared = std::get<troupe::request>(p.result);
           prepared.tenant = kj::mv(tenant);
+          prepared.deadline_ms = ctx_.request_timeout_ms;
           return start(endpoint, label, p.req, kj::mv(prepared), no_cache, response, kj::mv(slot));
         });
   }

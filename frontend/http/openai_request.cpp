@@ -366,6 +366,7 @@ api_error to_api_error(const failure& f) {
     case failure_code::unauthenticated: e.status = 401; break;
     case failure_code::overloaded: e.status = 429; e.type = "server_error"; e.code = "overloaded"; break;
     case failure_code::unavailable: e.status = 503; e.type = "server_error"; break;
+    case failure_code::timeout: e.status = 504; e.type = "server_error"; e.code = "timeout"; break;
     default: e.status = 500; e.type = "server_error"; break;  // internal, or none where a failure was due
   }
   return e;

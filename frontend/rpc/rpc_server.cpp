@@ -163,27 +163,27 @@ class session_impl final : public schema::Session::Server {
                         const char* method) {
     // Everything is copied out of the request: free its message (a prompt may be megabytes).
     context.releaseParams();
-    auto admitted = state_.ctx.gate->admit(who_);
+    auto admitted = state_.ctx.gate->admit(who_, state_.ctx.view->room());
     if (auto* refused = std::get_if<failure>(&admitted)) return refuse(method, *refused);
     auto slot = std::move(std::get<admission::ticket>(admitted));
     if (auto* e = std::get_if<failure>(&parsed)) return refuse(method, *e);
     // The template and tokenizer run on the work pool: a big request must not stall this thread.
     const auto& model = *state_.ctx.model;
-    auto req = kj::heap<api_request>(std::move(std::get<api_request>(parsed)));
-    const api_request& in = *req;
+    const bool cache = std::get<api_request>(parsed).cache;
+    // The job owns the request: a call cancelled meanwhile drops only the promise.
     // Boxed: a variant held in a promise's result trips GCC 12's maybe-uninitialized warning.
     using result = std::variant<troupe::request, failure>;
-    auto work = [&model, &in]() { return kj::heap<result>(model.prepare(in)); };
+    auto work = [&model, in = std::move(std::get<api_request>(parsed))]() { return kj::heap<result>(model.prepare(in)); };
     return state_.ctx.pool->run<kj::Own<result>>(kj::mv(work))
-        .then([this, context, sink = kj::mv(sink), method, slot = kj::mv(slot), cache = in.cache](
+        .then([this, context, sink = kj::mv(sink), method, slot = kj::mv(slot), cache](
                   kj::Own<result>&& boxed) mutable -> kj::Promise<void> {
           result& prepared = *boxed;
           if (auto* e = std::get_if<failure>(&prepared)) return refuse(method, *e);
           auto& p = std::get<troupe::request>(prepared);
           p.tenant = who_.label;
+          p.deadline_ms = state_.ctx.request_timeout_ms;
           return start(context, kj::mv(p), cache, kj::mv(sink), method, kj::mv(slot));
-        })
-        .attach(kj::mv(req));
+        });
   }
 
   template <class Context>

@@ -98,6 +98,7 @@ void all_cases(messages_test& t) {
   r.priority = -1;
   r.resumed = 2;
   r.tenant = "team-a";
+  r.deadline_ms = 600000;
   t.round_trip("troupe.request", r);
 
   t.round_trip("troupe.token_logprob", token_logprob{11, -1.5f, {11, 12}, {-1.5f, -3.0f}});

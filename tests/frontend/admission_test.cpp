@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <thread>
 #include <vector>
 
 namespace troupe::frontend {
@@ -16,7 +17,7 @@ std::optional<admission::ticket> take(admission& a, const tenant_share& who) {
 }
 
 TEST(admission_unit, one_tenant_gets_the_bound_and_a_429_beyond) {
-  admission a({4, 1 << 20});
+  admission a({4, 1 << 20, 0});
   std::vector<admission::ticket> held;
   for (int i = 0; i < 4; ++i) {
     auto t = take(a, {});
@@ -34,7 +35,7 @@ TEST(admission_unit, one_tenant_gets_the_bound_and_a_429_beyond) {
 }
 
 TEST(admission_unit, a_flood_cannot_shut_out_another_key) {
-  admission a({8, 1 << 20});
+  admission a({8, 1 << 20, 0});
   const tenant_share flood{"flood", 1, 0}, light{"light", 1, 0};
   std::vector<admission::ticket> held;
   while (auto t = take(a, flood)) held.push_back(std::move(*t));
@@ -50,7 +51,7 @@ TEST(admission_unit, a_flood_cannot_shut_out_another_key) {
 }
 
 TEST(admission_unit, weights_scale_the_share_and_twice_the_bound_is_the_ceiling) {
-  admission a({10, 1 << 20});
+  admission a({10, 1 << 20, 0});
   std::vector<admission::ticket> held;
   while (auto t = take(a, {"a", 1, 0})) held.push_back(std::move(*t));
   ASSERT_EQ(held.size(), 10u);
@@ -93,6 +94,31 @@ TEST(admission_unit, the_token_quota_takes_the_prompt_and_the_output) {
   auto too_big = big->add_tokens(601);
   ASSERT_TRUE(too_big);
   EXPECT_EQ(too_big->code, failure_code::invalid_request);
+}
+
+// The bound follows the measured start rate: what starts within --max-queue-wait, never below the
+// floor (which holds while no rate is known).
+TEST(admission_unit, the_queue_bound_is_what_starts_within_the_wait) {
+  admission a({1000, 1 << 20, 0.1, 4});
+  EXPECT_EQ(a.queue_bound(), 1000) << "no start measured yet: the count bound alone";
+  std::vector<admission::ticket> held;
+  // About 100 starts in a second: 10 start within 0.1 s.
+  for (int i = 0; i < 100; ++i) {
+    auto t = take(a, {});
+    ASSERT_TRUE(t) << i;
+    t->started();
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(1010));
+  take(a, {})->started();  // closes the 1 s window
+  EXPECT_GE(a.queue_bound(), 8);
+  EXPECT_LE(a.queue_bound(), 11);
+  EXPECT_GE(a.queue_bound(20), 28) << "what the groups hold themselves comes on top";
+  int admitted = 0;
+  while (auto t = take(a, {})) {
+    held.push_back(std::move(*t));
+    ++admitted;
+  }
+  EXPECT_EQ(admitted, a.queue_bound());
 }
 
 TEST(admission_unit, draining_refuses_everyone_as_unavailable) {

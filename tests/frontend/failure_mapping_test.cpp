@@ -28,6 +28,7 @@ TEST(failure_mapping, every_code_has_its_http_status_and_rpc_exception_type) {
       {failure_code::overloaded, 429, "server_error", "overloaded", kj_type::OVERLOADED},
       {failure_code::unavailable, 503, "server_error", "", kj_type::OVERLOADED},
       {failure_code::internal, 500, "server_error", "", kj_type::FAILED},
+      {failure_code::timeout, 504, "server_error", "timeout", kj_type::FAILED},
       // A failure without a code (never sent on purpose; a corrupt chunk) is an internal error.
       {failure_code::none, 500, "server_error", "", kj_type::FAILED},
       // A code from the wire outside the enum is one too.

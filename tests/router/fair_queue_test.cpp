@@ -90,6 +90,32 @@ TEST(fair_queue, idle_time_banks_no_credit) {
   EXPECT_EQ(std::count(order.begin(), order.end(), "idle"), 2);
 }
 
+// A light tenant beside a busy one is favoured (it may preempt); a tenant alone, a tenant with a
+// backlog of its own, or one served more than the others is not.
+TEST(fair_queue, a_light_tenant_beside_a_busy_one_is_favoured) {
+  fair_queue q;
+  EXPECT_FALSE(q.favoured("light")) << "nobody else is active";
+  for (int64_t id = 0; id < 4; ++id) q.push(id, "busy");
+  auto first = q.pop();
+  q.dispatched("busy");
+  q.charge("busy", 300);
+  EXPECT_FALSE(q.favoured("busy")) << "busy has a backlog of its own";
+  EXPECT_TRUE(q.favoured("light")) << "light has no backlog and the least service";
+  q.push(10, "light");
+  q.push(11, "light");
+  EXPECT_FALSE(q.favoured("light")) << "with a backlog of its own it takes turns instead";
+  q.charge("busy", 10);  // busy's running request streams on
+  EXPECT_EQ(q.pop()->first, 10);
+  q.dispatched("light");
+  EXPECT_FALSE(q.favoured("light")) << "request 11 still waits";
+  EXPECT_EQ(q.pop()->first, 11);
+  EXPECT_TRUE(q.favoured("light")) << "nothing of its own waits now, and it has the least service";
+  q.charge("light", 1000);
+  EXPECT_FALSE(q.favoured("light")) << "served more than busy now";
+  q.settled("busy");
+  (void)first;
+}
+
 TEST(fair_queue, removed_and_restored_requests_keep_the_order) {
   fair_queue q;
   for (int64_t id : {1, 2, 3}) q.push(id, "t");

@@ -214,7 +214,9 @@ TEST_F(registry_test, a_remote_node_is_refused_and_subscribers_are_bounded) {
     subs.push_back(spawn_subscriber(sys_, log));
     self->request(caf::actor_cast<registry_actor>(router_), 10s, subscribe_atom::value, subs.back())
         .receive([](std::vector<group_status>&) {}, [&error, this](caf::error& e) { error = sys_.render(e); });
-    if (i < 64) EXPECT_TRUE(error.empty()) << i << ": " << error;
+    if (i < 64) {
+      EXPECT_TRUE(error.empty()) << i << ": " << error;
+    }
   }
   EXPECT_NE(error.find("already has 64 subscribers"), std::string::npos) << error;
   for (auto& s : subs) caf::anon_send_exit(s, caf::exit_reason::user_shutdown);

@@ -173,6 +173,33 @@ TEST(scheduler, max_running_caps_the_batch) {
   EXPECT_EQ(r.finished.size(), 3u);
 }
 
+// A full batch makes room for a waiting request of a better class: the last running one of a worse
+// class is preempted (and later recomputed); within a class a full batch just waits.
+TEST(scheduler, a_better_class_takes_the_place_of_the_last_running_one_of_a_worse_class) {
+  rig r(64, 4, cfg(100, 2));
+  ASSERT_TRUE(r.sched.add_request(req(1, range_of(0, 3), 6)));
+  ASSERT_TRUE(r.sched.add_request(req(2, range_of(10, 3), 6)));
+  r.step();
+  ASSERT_EQ(r.sched.num_running(), 2u);
+  ASSERT_TRUE(r.sched.add_request(req(3, range_of(20, 3), 6)));  // same class: waits
+  const step_plan same = r.step();
+  EXPECT_TRUE(same.preempted.empty());
+  EXPECT_EQ(r.sched.num_waiting(), 1u);
+  ASSERT_TRUE(r.sched.add_request(req(4, range_of(30, 3), 6, /*priority=*/-1)));
+  const step_plan p = r.step();
+  ASSERT_EQ(p.preempted.size(), 1u);
+  EXPECT_EQ(p.preempted[0], 2) << "the later arrival of the worse class goes";
+  bool runs = false;
+  for (const auto& q : p.seqs) runs |= q.request == 4;
+  EXPECT_TRUE(runs) << "the better class runs in the same step";
+  r.run_to_end();
+  ASSERT_EQ(r.finished.size(), 4u);
+  for (const finished_seq& f : r.finished) {
+    ASSERT_EQ(f.generated.size(), 6u) << "request " << f.request;
+    for (size_t j = 0; j < 6; ++j) EXPECT_EQ(f.generated[j], next_token(3 + int64_t(j))) << "request " << f.request;
+  }
+}
+
 TEST(scheduler, out_of_blocks_preempts_the_lowest_priority_latest_arrival_which_then_completes) {
   // 6 blocks of 4 tokens. Three requests of 4-token prompts and 8 new tokens each need 3 blocks
   // apiece at the end: all three cannot finish together.

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Overload and fairness through `troupe up` (issue 18), with `troupe bench serve` as the client:
+#   capacity   closed loop at --max-running concurrency: the request rate the cluster sustains (C);
+#   unloaded   open loop at C/4: the TTFT a client sees when nothing waits;
+#   overload   open loop at 16 x C: the refused (429) and the admitted requests' TTFT;
+#   light      the light key alone at C/4, then the same beside a flooding key at 16 x C.
+# Every run uses --input-len 128 --output-len 64 and its own --seed (its own prompts); `up` runs with
+# --no-cache, so every request reaches the worker. One JSON line per run: {"run", "rss_kb", "report"}
+# where rss_kb is the `up` process's (the router's) resident set after the run.
+# Usage: overload.sh TROUPE_BIN MODEL [MAX_RUNNING] [UP_ARGS...]
+set -euo pipefail
+bin=$1 model=$2 max_running=${3:-16}
+shift $(( $# < 3 ? $# : 3 ))
+tmp=$(mktemp -d)
+pid=
+trap '[[ -n $pid ]] && kill -TERM $pid 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"' EXIT
+printf 'flood-key label=flood\nlight-key label=light\n' > "$tmp/keys"
+
+"$bin" up --model "$model" --workers 1 --threads 1 --max-running "$max_running" --api-key-file "$tmp/keys" \
+  --no-cache --http 127.0.0.1:0 --port-file "$tmp/ports" "$@" > "$tmp/up.log" 2>&1 &
+pid=$!
+for _ in $(seq 1 300); do
+  [[ -f "$tmp/ports" ]] && curl -sf "http://127.0.0.1:$(sed -n 's/http=//p' "$tmp/ports")/health" \
+    | grep -q '"live_groups":1' && break
+  sleep 0.1
+done
+url="http://127.0.0.1:$(sed -n 's/http=//p' "$tmp/ports")"
+
+serve() { "$bin" bench serve --url "$url" --input-len 128 --output-len 64 --json "$@" 2>/dev/null; }
+num() { grep -o "\"$1\":[0-9.e+-]*" | head -1 | cut -d: -f2; }
+rss() { sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\).*/\1/p' "/proc/$pid/status"; }
+line() { echo "{\"run\":\"$1\",\"rss_kb\":$(rss),\"report\":$2}"; }
+
+serve --api-key light-key --num-prompts $((max_running * 6)) --request-rate inf --max-concurrency "$max_running" \
+  --seed 1 > "$tmp/capacity"
+line capacity "$(cat "$tmp/capacity")"
+rate=$(num request_throughput < "$tmp/capacity")
+quarter=$(awk -v r="$rate" 'BEGIN { printf "%.3f", r / 4 }')
+over=$(awk -v r="$rate" 'BEGIN { printf "%.3f", r * 16 }')
+over_n=$(awk -v r="$rate" 'BEGIN { printf "%d", r * 16 * 8 }')  # ~8 s of arrivals
+
+line unloaded "$(serve --api-key light-key --num-prompts 60 --request-rate "$quarter" --seed 2)"
+line overload "$(serve --api-key flood-key --num-prompts "$over_n" --request-rate "$over" --seed 3)"
+line light_alone "$(serve --api-key light-key --num-prompts 40 --request-rate "$quarter" --seed 4)"
+serve --api-key flood-key --num-prompts "$over_n" --request-rate "$over" --seed 5 > "$tmp/flood" &
+flood=$!
+sleep 1  # the flood is under way
+serve --api-key light-key --num-prompts 40 --request-rate "$quarter" --seed 6 > "$tmp/light"
+wait "$flood"
+line flood_beside_light "$(cat "$tmp/flood")"
+line light_beside_flood "$(cat "$tmp/light")"

@@ -2,8 +2,9 @@
 # Overload and fairness through `troupe up` (issue 18), with `troupe bench serve` as the client:
 #   capacity   closed loop at --max-running concurrency: the request rate the cluster sustains (C);
 #   unloaded   open loop at C/4: the TTFT a client sees when nothing waits;
-#   overload   open loop at 16 x C: the refused (429) and the admitted requests' TTFT;
-#   light      the light key alone at C/4, then the same beside a flooding key at 16 x C.
+#   overload   open loop at F x C (F = $OVERLOAD_FACTOR, default 16): the refused (429) and the
+#              admitted requests' TTFT;
+#   light      the light key alone at C/4, then the same beside a flooding key at F x C.
 # Every run uses --input-len 128 --output-len 64 and its own --seed (its own prompts); `up` runs with
 # --no-cache, so every request reaches the worker. One JSON line per run: {"run", "rss_kb", "report"}
 # where rss_kb is the `up` process's (the router's) resident set after the run.
@@ -36,8 +37,9 @@ serve --api-key light-key --num-prompts $((max_running * 6)) --request-rate inf 
 line capacity "$(cat "$tmp/capacity")"
 rate=$(num request_throughput < "$tmp/capacity")
 quarter=$(awk -v r="$rate" 'BEGIN { printf "%.3f", r / 4 }')
-over=$(awk -v r="$rate" 'BEGIN { printf "%.3f", r * 16 }')
-over_n=$(awk -v r="$rate" 'BEGIN { printf "%d", r * 16 * 8 }')  # ~8 s of arrivals
+factor=${OVERLOAD_FACTOR:-16}
+over=$(awk -v r="$rate" -v f="$factor" 'BEGIN { printf "%.3f", r * f }')
+over_n=$(awk -v r="$rate" -v f="$factor" 'BEGIN { printf "%d", r * f * 8 }')  # ~8 s of arrivals
 
 line unloaded "$(serve --api-key light-key --num-prompts 60 --request-rate "$quarter" --seed 2)"
 line overload "$(serve --api-key flood-key --num-prompts "$over_n" --request-rate "$over" --seed 3)"

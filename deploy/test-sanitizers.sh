@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The engine, scheduler, KV-cache, router and cluster suites built with AddressSanitizer and
+# The engine, scheduler, KV-cache, router, front-end and cluster suites built with AddressSanitizer and
 # UndefinedBehaviorSanitizer, in build-asan/ (CPU only). Any finding fails the run: both halt on the
 # first error, except UBSan findings in third-party headers listed, each with why it is harmless,
 # in deploy/sanitizers/ubsan.supp (suppressions need recoverable checks, hence no
@@ -12,7 +12,7 @@ flags="-fsanitize=address,undefined -fno-omit-frame-pointer -g1"
 cmake -S "$root" -B "$root/build-asan" -G Ninja -DCMAKE_BUILD_TYPE=Release "-DCMAKE_CXX_FLAGS_RELEASE=-O2 -DNDEBUG" -DTROUPE_CUDA=OFF \
   -DTROUPE_TESTS=ON "-DCMAKE_CXX_FLAGS=$flags" "-DCMAKE_C_FLAGS=$flags" \
   "-DCMAKE_EXE_LINKER_FLAGS=-fsanitize=address,undefined" >/dev/null
-suites=(engine_tests scheduler_tests kv_cache_tests router_tests cluster_tests)
+suites=(engine_tests scheduler_tests kv_cache_tests router_tests frontend_tests cluster_tests)
 cmake --build "$root/build-asan" -j "$(nproc)" --target troupe "${suites[@]}"
 # Leak checking is off: CAF 0.17 and OpenBLAS keep process-lifetime allocations that LSan reports.
 export ASAN_OPTIONS=detect_leaks=0:halt_on_error=1:abort_on_error=1:detect_stack_use_after_return=0

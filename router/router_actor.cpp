@@ -209,8 +209,9 @@ void pump(router_ptr self) {
   count_held(self);
 }
 
-// Sends a new request `f` (in `flights` already) to a group with room, or has it wait in the fair
-// queue; false when no group serves at all.
+// Puts a new request `f` (in `flights` already) in the fair queue and sends what can go now (it
+// too, when it is the fairest and a group has room, or it is favoured); false when no group serves
+// at all.
 bool route(router_ptr self, flight& f) {
   auto& st = self->state;
   if (!any_serving(st)) return false;

@@ -2,7 +2,8 @@
 // or disconnects is removed at once), routing through a routing_policy, and the streams back to the
 // front ends of this node. A group is sent at most its max_running sequences plus `group_queue`;
 // the requests beyond wait here, in a fair queue over tenants (router/fair_queue.hpp), and go out
-// as the groups finish requests. A request whose group dies (or stops at its drain deadline) is routed
+// as the groups finish requests; a light tenant's request beside busy ones goes at once, with a
+// better priority. Each request's deadline (request::deadline_ms) is enforced here. A request whose group dies (or stops at its drain deadline) is routed
 // again: one that had streamed is resumed after the tokens its client already has (n = 1; the
 // prompt plus those tokens is prefilled on the new group), so the client sees one stream.
 // With a cache, a request that carries a cache key is looked up first: a hit is replayed to the

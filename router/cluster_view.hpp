@@ -20,6 +20,10 @@ class cluster_view {
     groups_ = std::move(groups);
     room_ = room;
   }
+  void set_room(int64_t room) {
+    std::lock_guard lock(mutex_);
+    room_ = room;
+  }
   // Queued requests the serving groups hold without the router's queue: their max_running plus the
   // group queue, less the sequences that have started streaming there. Admission lets that many
   // in on top of what starts within its wait.

@@ -90,14 +90,16 @@ std::vector<group_status> statuses(const router_state& st) {
   return out;
 }
 
-void publish(router_ptr self) {
-  const auto& st = self->state;
+// Queued requests the serving groups hold themselves (cluster_view::room).
+int64_t room_of(const router_state& st) {
   int64_t room = 0;
   for (const auto& [name, g] : st.groups)
     if (g.status.state == group_state::serving && g.status.info.max_running > 0)
       room += std::max<int64_t>(0, int64_t(g.status.info.max_running) + st.options.group_queue - g.started);
-  st.view->set(statuses(st), room);
+  return room;
 }
+
+void publish(router_ptr self) { self->state.view->set(statuses(self->state), room_of(self->state)); }
 
 // Tells every subscriber what changed.
 void notify(router_ptr self, registry_change change, const group_status& g, std::string reason = {}) {
@@ -143,9 +145,9 @@ bool any_serving(const router_state& st) {
                      [](const auto& e) { return e.second.status.state == group_state::serving; });
 }
 
-// Routes `f` (not yet on any group's books) and sends it; false when no group is live (or, with
-// `within_room`, none has room).
-bool dispatch(router_ptr self, flight& f, bool within_room = false) {
+// Routes `f` (not yet on any group's books) and sends it with `priority`; false when no group is
+// live (or, with `within_room`, none has room).
+bool dispatch(router_ptr self, flight& f, bool within_room, int32_t priority) {
   auto& st = self->state;
   std::vector<group_load> loads;
   std::vector<group_entry*> entries;
@@ -172,7 +174,7 @@ bool dispatch(router_ptr self, flight& f, bool within_room = false) {
   if (f.streamed) g.started += seqs;
   // The fair queue's verdict rides on the request's priority: the group's scheduler starts a
   // favoured request before the others waiting there.
-  f.req.priority = st.held.favoured(f.req.tenant) ? -1 : 0;
+  f.req.priority = priority;
   st.held.dispatched(f.req.tenant);
   if (f.sent.empty()) {
     self->send(g.leader, generate_atom::value, f.req, caf::actor_cast<token_sink_actor>(self));
@@ -198,9 +200,10 @@ void pump(router_ptr self) {
   while (auto next = st.held.pop()) {
     auto it = st.flights.find(next->first);
     if (it == st.flights.end()) continue;
-    // A favoured request (a light tenant beside busy ones) goes even to a full group: its
-    // scheduler makes room by preempting a sequence of a worse class.
-    if (!dispatch(self, it->second, !st.held.favoured(next->second))) {
+    // A favoured request (a light tenant beside busy ones) goes even to a full group, with a better
+    // priority: its scheduler makes room by preempting a sequence of a worse class.
+    const bool favoured = st.held.favoured(next->second);
+    if (!dispatch(self, it->second, !favoured, favoured ? -1 : 0)) {
       st.held.restore(next->first, next->second);
       break;
     }
@@ -269,7 +272,7 @@ bool resume_elsewhere(router_ptr self, flight& f, int64_t id) {
   f.group.clear();  // off the failed group's books: a later settle finds nothing
   ++f.retries;
   f.avoid = failed;
-  if (!dispatch(self, f)) return false;
+  if (!dispatch(self, f, false, f.req.priority)) return false;
   spdlog::warn("router: shard group {} failed request {}: resumed on {} after {} tokens", failed, id, f.group,
                f.sent.size());
   return true;
@@ -320,7 +323,7 @@ void on_chunks(router_ptr self, std::vector<token_chunk>& chunks) {
     }
   }
   pump(self);  // what finished made room
-  publish(self);
+  st.view->set_room(room_of(st));  // the room only: this runs every step of every group
 }
 
 // At most this many registry subscribers (the autoscaler, admin consoles): each gets every event.
@@ -425,7 +428,7 @@ void on_down(router_ptr self, const caf::actor_addr& who, const caf::error& reas
     }
     if (resumable && f.retries < st.options.max_retries) {
       ++f.retries;
-      if (dispatch(self, f)) {
+      if (dispatch(self, f, false, f.req.priority)) {
         resumed += f.streamed ? 1 : 0;
         continue;
       }

@@ -8,7 +8,8 @@
 namespace troupe::frontend {
 
 namespace {
-constexpr double window_s = 5.0;
+constexpr double window_s = 1.0;
+constexpr double average_weight = 0.2;  // of the newest window: ~5 windows' memory
 }  // namespace
 
 admission::ticket::ticket(ticket&& other) noexcept
@@ -140,18 +141,12 @@ bool admission::state::over_share(const tenant& t, int64_t used, int64_t more, i
 
 void admission::state::count_start() {
   ++starts_in_window;
-  ++starts_in_second;
   const auto now = std::chrono::steady_clock::now();
-  const double second = std::chrono::duration<double>(now - second_begin).count();
-  if (second >= 1.0) {
-    peak_rate = std::max(double(starts_in_second) / second, 0.8 * peak_rate);
-    starts_in_second = 0;
-    second_begin = now;
-  }
   const double elapsed = std::chrono::duration<double>(now - window_begin).count();
   if (elapsed < window_s) return;
   const double rate = double(starts_in_window) / elapsed;
-  start_rate = start_rate > 0 ? 0.5 * start_rate + 0.5 * rate : rate;
+  start_rate = start_rate > 0 ? (1 - average_weight) * start_rate + average_weight * rate : rate;
+  peak_rate = std::max(rate, 0.8 * peak_rate);
   starts_in_window = 0;
   window_begin = now;
 }

@@ -112,15 +112,13 @@ class admission {
     int64_t tokens = 0;
     // One entry per key label seen: bounded by the key file (one entry when there are no keys).
     std::map<std::string, tenant> tenants;
-    // The rate at which queued requests start, per second: an exponentially weighted average of
-    // the starts over ~5 s windows.
+    // The rate at which queued requests start, per second, measured over 1 s windows: an
+    // exponentially weighted average (Retry-After) and the best recent window, decaying by a fifth
+    // a window (the capacity the wait bound uses).
     double start_rate = 0;
+    double peak_rate = 0;
     int64_t starts_in_window = 0;
     std::chrono::steady_clock::time_point window_begin = std::chrono::steady_clock::now();
-    // The start rate's best recent 1 s window (the capacity the wait bound uses).
-    double peak_rate = 0;
-    int64_t starts_in_second = 0;
-    std::chrono::steady_clock::time_point second_begin = std::chrono::steady_clock::now();
     void count_start();
     [[nodiscard]] int64_t queue_bound(int64_t room) const;
     // True when `t`, asking for `more` of a bound at `used` of `bound`, is refused: the bound is

@@ -170,6 +170,11 @@ TEST_F(sender_checks, a_peer_cannot_submit_cancel_or_write_into_a_stream_or_fake
     fake.running = 999;
     peer->send(remote_, load_atom::value, fake);
     peer->send(remote_, leave_atom::value, std::string("g1"));  // only g1's leader may drain g1
+    peer->send(remote_, deadline_atom::value, int64_t(7));        // only the router ends it at a deadline
+  }
+  {
+    caf::scoped_actor local{sys_};  // nor may another actor of the router's own node
+    local->send(router_, deadline_atom::value, int64_t(7));
   }
   const outcome r = finish(7, channel, first);
   EXPECT_EQ(r.finish, finish_reason::length) << r.error.message;

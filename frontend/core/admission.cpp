@@ -80,11 +80,13 @@ void admission::ticket::release(bool started) {
   if (started) s.count_start();
 }
 
-std::variant<admission::ticket, failure> admission::admit(const tenant_share& who, int64_t room) {
+std::variant<admission::ticket, failure> admission::admit(const key_entry* key, int64_t room) {
   auto& s = *state_;
   if (s.draining)
     return failure{failure_code::unavailable, "the server is shutting down and takes no new requests", {},
                    s.drain_retry_after_s};
+  static const key_entry no_key;  // the one tenant of a node without keys: label "", weight 1
+  const key_entry& who = key != nullptr ? *key : no_key;
   auto [it, added] = s.tenants.try_emplace(who.label);
   tenant& t = it->second;
   if (added || t.per_minute != who.tokens_per_minute) {

@@ -32,6 +32,7 @@
 #include <variant>
 
 #include "common/failure.hpp"
+#include "frontend/core/api_keys.hpp"
 
 namespace troupe::frontend {
 
@@ -42,12 +43,6 @@ struct admission_limits {
   int64_t min_queued_requests = 2;         // the bound while the start rate is unknown or low
 };
 
-// Whom a request counts against: its API key's label, weight and quota (see api_keys.hpp).
-struct tenant_share {
-  std::string label;              // empty: the node has no keys (one tenant)
-  double weight = 1;
-  int64_t tokens_per_minute = 0;  // 0: no quota
-};
 
 class admission {
   struct state;
@@ -81,10 +76,11 @@ class admission {
     bool queued_ = false;
   };
 
-  // A place for a new request of `who`, or why there is none (draining: unavailable; full or out
+  // A place for a new request that came with `key` (null: the node has no keys, one tenant), or why
+  // there is none (draining: unavailable; full or out
   // of quota: overloaded).
   // `room`: queued requests the groups hold themselves now (router::cluster_view::room).
-  [[nodiscard]] std::variant<ticket, failure> admit(const tenant_share& who = {}, int64_t room = 0);
+  [[nodiscard]] std::variant<ticket, failure> admit(const key_entry* key, int64_t room = 0);
 
   // From now on new requests are refused; clients may retry (elsewhere) after `retry_after_s`.
   void start_draining(int32_t retry_after_s);

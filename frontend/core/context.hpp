@@ -36,10 +36,5 @@ struct frontend_context {
   int64_t request_timeout_ms = 0;  // every request's deadline (--request-timeout; 0: none)
 };
 
-// Whom a request that came with `key` counts against (null: the node has no keys).
-[[nodiscard]] inline tenant_share share_of(const key_entry* key) {
-  if (key == nullptr) return {};
-  return {key->label, key->weight, key->tokens_per_minute};
-}
 
 }  // namespace troupe::frontend

@@ -210,7 +210,7 @@ class http_frontend::service final : public kj::HttpService {
     if (path == "/v1/completions" || path == "/v1/chat/completions") {
       if (method != kj::HttpMethod::POST) return not_allowed(response, "POST");
       const auto endpoint = path == "/v1/completions" ? api_endpoint::completions : api_endpoint::chat_completions;
-      return generate(endpoint, headers, body, response, share_of(key));
+      return generate(endpoint, headers, body, response, key);
     }
     return send_error(response, api_error{404, "no such endpoint: " + std::string(path) +
                                                    " (the API serves /v1/completions, /v1/chat/completions, "
@@ -287,10 +287,10 @@ class http_frontend::service final : public kj::HttpService {
   }
 
   kj::Promise<void> generate(api_endpoint endpoint, const kj::HttpHeaders& headers, kj::AsyncInputStream& body,
-                             Response& response, tenant_share who) {
+                             Response& response, const key_entry* key) {
     const std::string label = endpoint == api_endpoint::completions ? "completions" : "chat_completions";
     // A place in the queue before anything else is spent on the request (body, template, tokenizer).
-    auto admitted = ctx_.gate->admit(who, view_->room());
+    auto admitted = ctx_.gate->admit(key, view_->room());
     if (auto* refused = std::get_if<failure>(&admitted)) return send_error(response, to_api_error(*refused), label);
     auto slot = kj::heap<admission::ticket>(std::move(std::get<admission::ticket>(admitted)));
     // Content-Length is checked before the body is read: a huge declared body is refused unread.
@@ -316,7 +316,7 @@ class http_frontend::service final : public kj::HttpService {
         .exclusiveJoin(kj::mv(timed_out))
         .then(
             [this, endpoint, label, no_cache, &response, slot = kj::mv(slot),
-             tenant = kj::mv(who.label)](kj::String text) mutable -> kj::Promise<void> {
+             tenant = key != nullptr ? key->label : std::string()](kj::String text) mutable -> kj::Promise<void> {
               if (text.size() > options_.max_body_bytes) return send_error(response, too_large(text.size()), label);
               return prepare(endpoint, label, kj::mv(text), no_cache, response, kj::mv(*slot), kj::mv(tenant));
             },

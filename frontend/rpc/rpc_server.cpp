@@ -126,7 +126,7 @@ kj::Promise<void> write_update(generation& g, session_update& u) {
 
 class session_impl final : public schema::Session::Server {
  public:
-  session_impl(shared_state& state, tenant_share who) : state_(state), who_(std::move(who)) {}
+  session_impl(shared_state& state, const key_entry* key) : state_(state), key_(key) {}
 
   kj::Promise<void> generate(GenerateContext context) override {
     auto params = context.getParams();
@@ -163,7 +163,7 @@ class session_impl final : public schema::Session::Server {
                         const char* method) {
     // Everything is copied out of the request: free its message (a prompt may be megabytes).
     context.releaseParams();
-    auto admitted = state_.ctx.gate->admit(who_, state_.ctx.view->room());
+    auto admitted = state_.ctx.gate->admit(key_, state_.ctx.view->room());
     if (auto* refused = std::get_if<failure>(&admitted)) return refuse(method, *refused);
     auto slot = std::move(std::get<admission::ticket>(admitted));
     if (auto* e = std::get_if<failure>(&parsed)) return refuse(method, *e);
@@ -180,7 +180,7 @@ class session_impl final : public schema::Session::Server {
           result& prepared = *boxed;
           if (auto* e = std::get_if<failure>(&prepared)) return refuse(method, *e);
           auto& p = std::get<troupe::request>(prepared);
-          p.tenant = who_.label;
+          p.tenant = key_ != nullptr ? key_->label : std::string();
           p.deadline_ms = state_.ctx.request_timeout_ms;
           return start(context, kj::mv(p), cache, kj::mv(sink), method, kj::mv(slot));
         });
@@ -230,7 +230,8 @@ class session_impl final : public schema::Session::Server {
   }
 
   shared_state& state_;
-  tenant_share who_;  // the authenticated key's tenant (empty label: the node has no keys)
+  const key_entry* key_;  // the key it authenticated with (null: the node has no keys); the node's
+                          // api_keys outlive every session
 };
 
 class troupe_impl final : public schema::Troupe::Server {
@@ -249,7 +250,7 @@ class troupe_impl final : public schema::Troupe::Server {
     }
     state_.count("authenticate", "ok");
     stream_.authenticated();
-    context.getResults().setSession(kj::heap<session_impl>(state_, share_of(entry)));
+    context.getResults().setSession(kj::heap<session_impl>(state_, entry));
     return kj::READY_NOW;
   }
 

@@ -10,33 +10,43 @@
 namespace troupe::frontend {
 namespace {
 
-std::optional<admission::ticket> take(admission& a, const tenant_share& who) {
+key_entry key(std::string label, double weight = 1, int64_t tokens_per_minute = 0) {
+  key_entry k;
+  k.label = std::move(label);
+  k.weight = weight;
+  k.tokens_per_minute = tokens_per_minute;
+  return k;
+}
+
+std::optional<admission::ticket> take(admission& a, const key_entry* who) {
   auto r = a.admit(who);
   if (auto* t = std::get_if<admission::ticket>(&r)) return std::move(*t);
   return std::nullopt;
 }
 
+std::optional<admission::ticket> take(admission& a, const key_entry& who) { return take(a, &who); }
+
 TEST(admission_unit, one_tenant_gets_the_bound_and_a_429_beyond) {
   admission a({4, 1 << 20, 0});
   std::vector<admission::ticket> held;
   for (int i = 0; i < 4; ++i) {
-    auto t = take(a, {});
+    auto t = take(a, nullptr);
     ASSERT_TRUE(t) << i;
     held.push_back(std::move(*t));
   }
-  auto refused = a.admit({});
+  auto refused = a.admit(nullptr);
   ASSERT_TRUE(std::holds_alternative<failure>(refused));
   const failure& f = std::get<failure>(refused);
   EXPECT_EQ(f.code, failure_code::overloaded);
   EXPECT_GE(f.retry_after_s, 1);
   EXPECT_NE(f.message.find("4 requests are queued (limit 4)"), std::string::npos) << f.message;
   held[0].started();  // one starts: its place is free
-  EXPECT_TRUE(take(a, {}));
+  EXPECT_TRUE(take(a, nullptr));
 }
 
 TEST(admission_unit, a_flood_cannot_shut_out_another_key) {
   admission a({8, 1 << 20, 0});
-  const tenant_share flood{"flood", 1, 0}, light{"light", 1, 0};
+  const key_entry flood = key("flood"), light = key("light");
   std::vector<admission::ticket> held;
   while (auto t = take(a, flood)) held.push_back(std::move(*t));
   EXPECT_EQ(held.size(), 8u) << "alone, the flood may fill the whole queue";
@@ -53,18 +63,18 @@ TEST(admission_unit, a_flood_cannot_shut_out_another_key) {
 TEST(admission_unit, weights_scale_the_share_and_twice_the_bound_is_the_ceiling) {
   admission a({10, 1 << 20, 0});
   std::vector<admission::ticket> held;
-  while (auto t = take(a, {"a", 1, 0})) held.push_back(std::move(*t));
+  while (auto t = take(a, key("a", 1))) held.push_back(std::move(*t));
   ASSERT_EQ(held.size(), 10u);
   // "b" weighs 4 against a's 1: its share of a full queue is 8 of 10.
   int b = 0;
-  while (auto t = take(a, {"b", 4, 0})) {
+  while (auto t = take(a, key("b", 4))) {
     held.push_back(std::move(*t));
     ++b;
   }
   EXPECT_EQ(b, 8);
   // "c" (weight 10) would be below its share, but the queue holds 18 of a ceiling of 20.
   int c = 0;
-  while (auto t = take(a, {"c", 10, 0})) {
+  while (auto t = take(a, key("c", 10))) {
     held.push_back(std::move(*t));
     ++c;
   }
@@ -73,20 +83,20 @@ TEST(admission_unit, weights_scale_the_share_and_twice_the_bound_is_the_ceiling)
 
 TEST(admission_unit, the_token_quota_takes_the_prompt_and_the_output) {
   admission a;
-  const tenant_share q{"metered", 1, 600};  // 600 tokens per minute: 10 per second
+  const key_entry q = key("metered", 1, 600);  // 600 tokens per minute: 10 per second
   auto t = take(a, q);
   ASSERT_TRUE(t);
   EXPECT_FALSE(t->add_tokens(500));
   t->charge_generated(150);  // a long output takes the bucket below empty
   auto next = take(a, q);
   EXPECT_FALSE(next) << "no quota left";
-  auto refused = a.admit(q);
+  auto refused = a.admit(&q);
   ASSERT_TRUE(std::holds_alternative<failure>(refused));
   EXPECT_EQ(std::get<failure>(refused).code, failure_code::overloaded);
   EXPECT_NE(std::get<failure>(refused).message.find("600 tokens per minute"), std::string::npos);
   EXPECT_GE(std::get<failure>(refused).retry_after_s, 1);
   // Another key is not affected.
-  EXPECT_TRUE(take(a, {"other", 1, 0}));
+  EXPECT_TRUE(take(a, key("other", 1)));
   // A prompt bigger than the whole quota can never pass: invalid, not "retry later".
   admission b;
   auto big = take(b, q);
@@ -104,17 +114,17 @@ TEST(admission_unit, the_queue_bound_is_what_starts_within_the_wait) {
   std::vector<admission::ticket> held;
   // About 100 starts in a second: 10 start within 0.1 s.
   for (int i = 0; i < 100; ++i) {
-    auto t = take(a, {});
+    auto t = take(a, nullptr);
     ASSERT_TRUE(t) << i;
     t->started();
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(1010));
-  take(a, {})->started();  // closes the 1 s window
+  take(a, nullptr)->started();  // closes the 1 s window
   EXPECT_GE(a.queue_bound(), 8);
   EXPECT_LE(a.queue_bound(), 11);
   EXPECT_GE(a.queue_bound(20), 28) << "what the groups hold themselves comes on top";
   int admitted = 0;
-  while (auto t = take(a, {})) {
+  while (auto t = take(a, nullptr)) {
     held.push_back(std::move(*t));
     ++admitted;
   }
@@ -124,7 +134,8 @@ TEST(admission_unit, the_queue_bound_is_what_starts_within_the_wait) {
 TEST(admission_unit, draining_refuses_everyone_as_unavailable) {
   admission a;
   a.start_draining(7);
-  auto r = a.admit({"x", 1, 0});
+  const key_entry x = key("x");
+  auto r = a.admit(&x);
   ASSERT_TRUE(std::holds_alternative<failure>(r));
   EXPECT_EQ(std::get<failure>(r).code, failure_code::unavailable);
   EXPECT_EQ(std::get<failure>(r).retry_after_s, 7);

@@ -2,6 +2,7 @@
 #include "router/fair_queue.hpp"
 
 #include <algorithm>
+#include <cmath>
 
 namespace troupe::router {
 
@@ -36,18 +37,41 @@ std::optional<std::pair<int64_t, std::string>> fair_queue::pop() {
   const std::string* best_tenant = nullptr;
   for (auto& [tenant, l] : lines_) {
     if (l.waiting.empty()) continue;
+    // On a tie (a tenant just lifted to another's counter), the one with less in flight goes
+    // first, then the older head: a light tenant does not wait behind a flood it has caught up with.
+    const auto in_flight = [](const line& x) { return x.running + int64_t(x.waiting.size()); };
     if (best == nullptr || l.counter < best->counter ||
-        (l.counter == best->counter && l.waiting.front().second < best->waiting.front().second)) {
+        (l.counter == best->counter &&
+         (in_flight(l) < in_flight(*best) ||
+          (in_flight(l) == in_flight(*best) && l.waiting.front().second < best->waiting.front().second)))) {
       best = &l;
       best_tenant = &tenant;
     }
   }
   if (best == nullptr) return std::nullopt;
-  const int64_t id = best->waiting.front().first;
-  best->waiting.pop_front();
-  if (best->waiting.empty()) floor_ = best->counter;
+  return take_front(*best, *best_tenant);
+}
+
+std::pair<int64_t, std::string> fair_queue::take_front(line& l, const std::string& tenant) {
+  const int64_t id = l.waiting.front().first;
+  l.waiting.pop_front();
+  if (l.waiting.empty()) floor_ = l.counter;
   where_.erase(id);
-  return std::pair{id, *best_tenant};
+  return {id, tenant};
+}
+
+std::optional<std::pair<int64_t, std::string>> fair_queue::pop_favoured(clock::time_point now) {
+  line* best = nullptr;
+  const std::string* best_tenant = nullptr;
+  for (auto& [tenant, l] : lines_) {
+    if (l.waiting.empty() || !favoured(tenant, now)) continue;
+    if (best == nullptr || l.waiting.front().second < best->waiting.front().second) {
+      best = &l;
+      best_tenant = &tenant;
+    }
+  }
+  if (best == nullptr) return std::nullopt;
+  return take_front(*best, *best_tenant);
 }
 
 void fair_queue::restore(int64_t id, const std::string& tenant) {
@@ -67,9 +91,21 @@ bool fair_queue::remove(int64_t id) {
   return true;
 }
 
-void fair_queue::charge(const std::string& tenant, double tokens) {
+namespace {
+constexpr double recent_time_constant_s = 2.0;
+constexpr double favoured_below = 0.8;  // of the weighted share: no flapping between two busy tenants
+}  // namespace
+
+double fair_queue::line::recent_by(clock::time_point now) const {
+  const double dt = std::chrono::duration<double>(now - recent_at).count();
+  return dt <= 0 ? recent : recent * std::exp(-dt / recent_time_constant_s);
+}
+
+void fair_queue::charge(const std::string& tenant, double tokens, clock::time_point now) {
   line& l = line_of(tenant);
   l.counter += tokens / l.weight;
+  l.recent = l.recent_by(now) + tokens;
+  l.recent_at = now;
 }
 
 void fair_queue::dispatched(const std::string& tenant) { ++line_of(tenant).running; }
@@ -79,17 +115,22 @@ void fair_queue::settled(const std::string& tenant) {
   if (l.running > 0) --l.running;
 }
 
-bool fair_queue::favoured(const std::string& tenant) const {
+bool fair_queue::favoured(const std::string& tenant, clock::time_point now) const {
   const auto self = lines_.find(tenant);
-  if (self != lines_.end() && !self->second.waiting.empty()) return false;
-  const double mine = self == lines_.end() ? 0 : self->second.counter;
+  const double my_weight = self != lines_.end() ? self->second.weight : [this, &tenant] {
+    auto w = weights_.find(tenant);
+    return w != weights_.end() && w->second > 0 ? w->second : 1.0;
+  }();
+  const double mine = self != lines_.end() ? self->second.recent_by(now) : 0;
+  double weights = my_weight, service = mine;
   int others = 0;
   for (const auto& [name, l] : lines_) {
-    if (name == tenant || (l.waiting.empty() && l.running == 0)) continue;
+    if (name == tenant || !l.active()) continue;
     ++others;
-    if (l.counter < mine) return false;
+    weights += l.weight;
+    service += l.recent_by(now);
   }
-  return others > 0;
+  return others > 0 && service > 0 && mine < favoured_below * service * my_weight / weights;
 }
 
 double fair_queue::counter(const std::string& tenant) const {

@@ -1,23 +1,29 @@
 // The requests waiting at the router for room in a shard group, served in the order of virtual
 // token counters (VTC: Sheng et al., "Fairness in Serving Large Language Models", OSDI'24). Each
 // tenant's counter grows by the service it gets, (input tokens + 2 x output tokens) / its weight,
-// and the next request is the oldest one of the waiting tenant with the smallest counter. A tenant
+// and the next request is the oldest one of the waiting tenant with the smallest counter (on a tie,
+// the tenant with fewer requests waiting and running, then the older request). A tenant
 // that starts waiting is lifted to the smallest counter among the waiting ones (or, when none
 // waits, to the counter of the last tenant that stopped waiting), so time spent idle banks no
 // credit against the others.
 //
-// The queue also says which requests to favour: one whose tenant has the least service among the
-// active tenants (waiting or running), when another is active, and nothing else waiting of its own
-// (a light tenant beside a busy one, not one of two busy ones: those take turns in the queue and
-// never preempt each other). The router sends a favoured request even to a full group, with a
+// The queue also says which requests to favour: those of a tenant whose recent service (the same
+// tokens as the counters, decaying with a 2 s time constant) is below 0.8 of its weighted share of
+// the recent service of the active tenants (waiting or running), when another is active: a light
+// tenant beside a busy one, not one of two busy ones (those take turns in the queue and never
+// preempt each other). The router sends a favoured request at once, even to a full group, with a
 // better priority, and the group's scheduler makes room for it by preempting a sequence of the
-// others (recomputed later).
+// others (recomputed later). Why recent service and not the counters: the counters let a tenant
+// run ahead by a request's tokens (charged at dispatch) before the others catch up, so a light
+// tenant's next request, a few steps later, would wait for a free place behind the flood; its
+// share over seconds says it is far below what it may have.
 //
 // Bounds: it holds what the front ends admitted (their --max-queued-requests bound it); one counter
 // per tenant, and tenants are API key labels (bounded by the key file).
 // Threading: the router actor's only.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -29,6 +35,8 @@ namespace troupe::router {
 
 class fair_queue {
  public:
+  using clock = std::chrono::steady_clock;
+
   // Tenants not in `weights` weigh 1.
   explicit fair_queue(std::map<std::string, double> weights = {});
 
@@ -41,14 +49,16 @@ class fair_queue {
   // Takes a waiting request off the queue (its client left); false when it was not waiting.
   bool remove(int64_t id);
   // `tenant` was served `tokens` (input at dispatch, 2 x output as it streams): its counter grows
-  // by tokens / weight.
-  void charge(const std::string& tenant, double tokens);
+  // by tokens / weight, and its recent service by tokens.
+  void charge(const std::string& tenant, double tokens, clock::time_point now = clock::now());
   // A request of `tenant` went to a group / left its group (finished, failed, cancelled).
   void dispatched(const std::string& tenant);
   void settled(const std::string& tenant);
-  // True when `tenant` has nothing waiting, the least service among the active tenants, and
-  // another tenant is active.
-  [[nodiscard]] bool favoured(const std::string& tenant) const;
+  // True when `tenant`'s recent service is below 0.8 of its weighted share among the active
+  // tenants, another of which is active.
+  [[nodiscard]] bool favoured(const std::string& tenant, clock::time_point now = clock::now()) const;
+  // The oldest waiting request of a favoured tenant, taken off the queue; nullopt when none.
+  [[nodiscard]] std::optional<std::pair<int64_t, std::string>> pop_favoured(clock::time_point now = clock::now());
 
   [[nodiscard]] size_t size() const { return where_.size(); }
   [[nodiscard]] bool empty() const { return where_.empty(); }
@@ -60,7 +70,13 @@ class fair_queue {
     double counter = 0;
     std::deque<std::pair<int64_t, uint64_t>> waiting;  // request id, arrival number
     int64_t running = 0;                                // dispatched and not settled
+    double recent = 0;                                  // service, decayed to `recent_at`
+    clock::time_point recent_at;
+    [[nodiscard]] bool active() const { return !waiting.empty() || running > 0; }
+    [[nodiscard]] double recent_by(clock::time_point now) const;
   };
+  // Takes the front of `l`'s line off the queue.
+  std::pair<int64_t, std::string> take_front(line& l, const std::string& tenant);
   line& line_of(const std::string& tenant);
   [[nodiscard]] std::optional<double> least_waiting_counter() const;
 
@@ -68,7 +84,7 @@ class fair_queue {
   std::map<std::string, line> lines_;
   std::unordered_map<int64_t, std::string> where_;  // waiting id -> tenant
   double floor_ = 0;        // the counter of the last tenant that stopped waiting
-  uint64_t arrivals_ = 0;   // ties between equal counters go to the older head
+  uint64_t arrivals_ = 0;   // orders the heads of tenants tied on counter and in flight
 };
 
 }  // namespace troupe::router

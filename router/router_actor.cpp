@@ -197,12 +197,15 @@ void count_held(router_ptr self) {
 // Sends waiting requests, fairest first, while a group has room.
 void pump(router_ptr self) {
   auto& st = self->state;
-  while (auto next = st.held.pop()) {
+  while (true) {
+    // A favoured request (a light tenant beside busy ones) goes first, and even to a full group,
+    // with a better priority: its scheduler makes room by preempting a sequence of a worse class.
+    auto next = st.held.pop_favoured();
+    const bool favoured = next.has_value();
+    if (!next) next = st.held.pop();
+    if (!next) break;
     auto it = st.flights.find(next->first);
     if (it == st.flights.end()) continue;
-    // A favoured request (a light tenant beside busy ones) goes even to a full group, with a better
-    // priority: its scheduler makes room by preempting a sequence of a worse class.
-    const bool favoured = st.held.favoured(next->second);
     if (!dispatch(self, it->second, !favoured, favoured ? -1 : 0)) {
       st.held.restore(next->first, next->second);
       break;

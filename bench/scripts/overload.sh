@@ -4,7 +4,8 @@
 #   unloaded   open loop at C/4: the TTFT a client sees when nothing waits;
 #   overload   open loop at F x C (F = $OVERLOAD_FACTOR, default 16): the refused (429) and the
 #              admitted requests' TTFT;
-#   light      the light key alone at C/4, then the same beside a flooding key at F x C.
+#   light      the light key alone at C/4, then the same beside a flooding key at F x C (env
+#              LIGHT_N: its number of requests, default 100).
 # Every run uses --input-len 128 --output-len 64 and its own --seed (its own prompts); `up` runs with
 # --no-cache, so every request reaches the worker. One JSON line per run: {"run", "rss_kb", "report"}
 # where rss_kb is the `up` process's (the router's) resident set after the run.
@@ -43,11 +44,15 @@ over_n=$(awk -v r="$rate" -v f="$factor" 'BEGIN { printf "%d", r * f * 8 }')  # 
 
 line unloaded "$(serve --api-key light-key --num-prompts 60 --request-rate "$quarter" --seed 2)"
 line overload "$(serve --api-key flood-key --num-prompts "$over_n" --request-rate "$over" --seed 3)"
-line light_alone "$(serve --api-key light-key --num-prompts 40 --request-rate "$quarter" --seed 4)"
-serve --api-key flood-key --num-prompts "$over_n" --request-rate "$over" --seed 5 > "$tmp/flood" &
+# The light key's runs: LIGHT_N requests (default 100, ~8 s at C/4), so that its p99 is not just
+# its slowest request; the flood beside it lasts 2 s longer than the light run.
+light_n=${LIGHT_N:-100}
+flood_n=$(awk -v r="$rate" -v f="$factor" -v n="$light_n" 'BEGIN { printf "%d", r * f * (n / (r / 4) + 2) }')
+line light_alone "$(serve --api-key light-key --num-prompts "$light_n" --request-rate "$quarter" --seed 4)"
+serve --api-key flood-key --num-prompts "$flood_n" --request-rate "$over" --seed 5 > "$tmp/flood" &
 flood=$!
 sleep 1  # the flood is under way
-serve --api-key light-key --num-prompts 40 --request-rate "$quarter" --seed 6 > "$tmp/light"
+serve --api-key light-key --num-prompts "$light_n" --request-rate "$quarter" --seed 6 > "$tmp/light"
 wait "$flood"
 line flood_beside_light "$(cat "$tmp/flood")"
 line light_beside_flood "$(cat "$tmp/light")"

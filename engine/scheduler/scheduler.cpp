@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cassert>
+#include <limits>
 #include <string>
 
 namespace troupe::engine {
@@ -132,9 +133,10 @@ step_plan scheduler::schedule() {
     ++num_preemptions_;
   };
 
-  for (seq_id id : order) {
-    if (budget <= 0) break;
-    if (std::find(running_.begin(), running_.end(), id) == running_.end()) continue;  // preempted
+  bool pool_short = false;  // a running sequence had to preempt for blocks this step
+  auto plan_running = [this, &entries, &budget, &preempt, &pool_short](seq_id id) {
+    if (budget <= 0) return;
+    if (std::find(running_.begin(), running_.end(), id) == running_.end()) return;  // preempted
     const sequence& s = seqs_.at(id);
     const int64_t n = std::min<int64_t>(int64_t(s.tokens.size()) - s.computed, budget);
     while (true) {
@@ -142,44 +144,75 @@ step_plan scheduler::schedule() {
       if (a) {
         entries.push_back({id, s.computed, n, std::move(a.copies)});
         budget -= n;
-        break;
+        return;
       }
       const seq_id victim = *std::max_element(running_.begin(), running_.end(),
                                               [this](seq_id x, seq_id y) { return before(x, y); });
       preempt(victim);
-      if (victim == id) break;
+      pool_short = true;
+      if (victim == id) return;
     }
-  }
+  };
 
-  // Waiting requests, in policy order, while the budget, the batch size and the pool allow; none in
-  // a step that had to preempt for blocks (the pool is short already).
-  const bool pool_short = !plan.preempted.empty();
-  int32_t fan_out = running_fan_out();
-  while (!pool_short && budget > 0 && !waiting_.empty()) {
-    const seq_id id = waiting_.front();
-    sequence& s = seqs_.at(id);
-    if (fan_out + s.fan_out > config_.max_running) {
-      // The batch is full. A waiting sequence of a better priority class (the router favours the
-      // least-served tenant so) takes the place of the last running one of a worse class, which
-      // waits and is recomputed later, as after a preemption for blocks. Within a class, none.
-      if (running_.empty()) break;
-      const seq_id victim = *std::max_element(running_.begin(), running_.end(),
-                                              [this](seq_id x, seq_id y) { return before(x, y); });
-      if (seqs_.at(victim).priority <= s.priority) break;
-      preempt(victim);
-      fan_out = running_fan_out();
-      continue;
+  // Waiting requests, in policy order, while the budget, the batch size and the pool allow, and
+  // while their class is `up_to` or better; none in a step that had to preempt for
+  // blocks (the pool is short already). Returns how many started.
+  int32_t fan_out = 0;
+  auto admit_waiting = [this, &entries, &budget, &fan_out, &preempt, &pool_short](int32_t up_to) {
+    int32_t admitted = 0;
+    fan_out = running_fan_out();
+    while (!pool_short && budget > 0 && !waiting_.empty()) {
+      const seq_id id = waiting_.front();
+      sequence& s = seqs_.at(id);
+      if (s.priority > up_to) break;
+      if (fan_out + s.fan_out > config_.max_running) {
+        // The batch is full. A waiting sequence of a better priority class (the router favours the
+        // least-served tenant so) takes the place of the last running one of a worse class, which
+        // waits and is recomputed later, as after a preemption for blocks. Within a class, none.
+        if (running_.empty()) break;
+        const seq_id victim = *std::max_element(running_.begin(), running_.end(),
+                                                [this](seq_id x, seq_id y) { return before(x, y); });
+        if (seqs_.at(victim).priority <= s.priority) break;
+        preempt(victim);
+        fan_out = running_fan_out();
+        continue;
+      }
+      const prefix_match match = kv_.find_cached_prefix(s.tokens);
+      const int64_t n = std::min<int64_t>(int64_t(s.tokens.size()) - match.num_tokens, budget);
+      allocation a = kv_.allocate_slots(id, n, &match);
+      if (!a) break;
+      s.computed = kv_.num_slots(id) - n;
+      entries.push_back({id, s.computed, n, std::move(a.copies)});
+      budget -= n;
+      fan_out += s.fan_out;
+      waiting_.erase(waiting_.begin());
+      running_.push_back(id);
+      ++admitted;
     }
-    const prefix_match match = kv_.find_cached_prefix(s.tokens);
-    const int64_t n = std::min<int64_t>(int64_t(s.tokens.size()) - match.num_tokens, budget);
-    allocation a = kv_.allocate_slots(id, n, &match);
-    if (!a) break;
-    s.computed = kv_.num_slots(id) - n;
-    entries.push_back({id, s.computed, n, std::move(a.copies)});
-    budget -= n;
-    fan_out += s.fan_out;
-    waiting_.erase(waiting_.begin());
-    running_.push_back(id);
+    return admitted;
+  };
+
+  // Every decode first (one token each). Then the prefill chunks of running sequences of the best
+  // waiting class or better, then that class's waiting sequences, and only then the chunks of worse
+  // classes: otherwise a favoured request waits for the chunks (and recomputes) of the class it is
+  // favoured over, which under overload fill the step's token budget step after step. A step that
+  // starts a better class's sequence carries nothing of the worse classes but their decodes: its
+  // time is the favoured request's time to first token. With one class all this is FCFS as before.
+  const int32_t best = waiting_.empty() ? std::numeric_limits<int32_t>::max() : seqs_.at(waiting_.front()).priority;
+  bool worse_present = !waiting_.empty() && seqs_.at(waiting_.back()).priority > best;
+  std::vector<seq_id> deferred;  // running prefills of a class worse than the best waiting one
+  for (seq_id id : order) {
+    const sequence& s = seqs_.at(id);
+    worse_present |= s.priority > best;
+    if (int64_t(s.tokens.size()) - s.computed > 1 && s.priority > best)
+      deferred.push_back(id);
+    else
+      plan_running(id);
+  }
+  const bool favoured_step = admit_waiting(best) > 0 && worse_present;
+  if (!favoured_step) {
+    for (seq_id id : deferred) plan_running(id);
+    admit_waiting(std::numeric_limits<int32_t>::max());
   }
 
   for (entry& e : entries) {

@@ -3,8 +3,12 @@
 //
 // Per step: running sequences first (decodes, then unfinished prefills, each in policy order), then
 // waiting requests in policy order (FCFS within a priority class), prefilled in chunks into the
-// budget left; a long prompt takes several steps. Waiting requests get their cached prefix from the
-// KV cache manager and never preempt. When a running sequence cannot get blocks, the last running
+// budget left; a long prompt takes several steps. Across classes: the best waiting class is planned
+// after all decodes but before the prefill chunks of worse classes, a step that starts it carries
+// nothing else of those (a short step: its time to first token), and when the batch is full it
+// takes the place of the last running sequence of a worse class (preempted, as below). Waiting
+// requests get their cached prefix from the KV cache manager and never preempt for blocks. When a
+// running sequence cannot get blocks, the last running
 // sequence in policy order (lowest priority, latest arrival) is preempted by recomputation: its
 // blocks are freed and it goes back to waiting (ahead of later arrivals of its class) with its
 // generated tokens to be recomputed; then the allocation is retried. No waiting request is admitted

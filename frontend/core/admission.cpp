@@ -37,7 +37,7 @@ std::optional<failure> admission::ticket::add_tokens(int64_t tokens) {
   if (!state_ || !tenant_) return std::nullopt;
   auto& s = *state_;
   auto& t = *tenant_;
-  if (s.over_share(t, s.tokens, tokens, s.limits.max_queued_tokens, t.tokens))
+  if (s.over_share(t, s.tokens, tokens, s.limits.max_queued_tokens, s.limits.max_queued_tokens, t.tokens))
     return s.overloaded("the queued requests' prompts hold " + std::to_string(s.tokens) + " tokens (limit " +
                         std::to_string(s.limits.max_queued_tokens) + ")");
   if (t.per_minute > 0) {
@@ -96,7 +96,7 @@ std::variant<admission::ticket, failure> admission::admit(const key_entry* key, 
   }
   t.weight = who.weight > 0 ? who.weight : 1;
   const int64_t bound = s.queue_bound(room);
-  if (s.over_share(t, s.queued, 1, bound, t.queued))
+  if (s.over_share(t, s.queued, 1, bound, s.limits.max_queued_requests, t.queued))
     return s.overloaded(std::to_string(s.queued) + " requests are queued (limit " + std::to_string(bound) + ")");
   if (t.per_minute > 0) {
     t.refill();
@@ -132,8 +132,12 @@ int32_t admission::tenant::seconds_until(double tokens) const {
   return int32_t(std::clamp(std::ceil((tokens - level) / rate), 1.0, 60.0));
 }
 
-bool admission::state::over_share(const tenant& t, int64_t used, int64_t more, int64_t bound, int64_t mine) const {
+bool admission::state::over_share(const tenant& t, int64_t used, int64_t more, int64_t bound, int64_t cap,
+                                  int64_t mine) const {
   if (used + more <= bound || used == 0) return false;
+  // A tenant with nothing queued waits for no one's backlog (the router favours it), so the queue's
+  // length does not make its wait long: it is let in up to the absolute cap too.
+  if (mine == 0 && used + more <= cap) return false;
   if (used + more > 2 * bound) return true;
   double weights = t.queued > 0 ? 0 : t.weight;  // its own, when it has nothing queued yet
   for (const auto& [label, other] : tenants)

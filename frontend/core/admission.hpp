@@ -11,7 +11,8 @@
 //   behind hundreds; an idle cluster still takes a burst as large as its room.
 
 // - Full queue: a tenant below its weighted share of the bound (bound x its weight / the weights of
-//   the tenants queued now, its own included) is still let in, up to twice the bound in all; a
+//   the tenants queued now, its own included) is still let in, up to twice the bound in all (a
+//   tenant with nothing queued: up to --max-queued-requests, since it waits for no backlog); a
 //   tenant at or above its share is refused as overloaded (HTTP 429) with a Retry-After estimated
 //   from the measured rate at which queued requests get their first token. So a key that floods
 //   the node fills the queue only until another key needs its place.
@@ -118,8 +119,10 @@ class admission {
     void count_start();
     [[nodiscard]] int64_t queue_bound(int64_t room) const;
     // True when `t`, asking for `more` of a bound at `used` of `bound`, is refused: the bound is
-    // full and `t` holds its weighted share already (`mine` of `used`), or twice the bound is.
-    [[nodiscard]] bool over_share(const tenant& t, int64_t used, int64_t more, int64_t bound, int64_t mine) const;
+    // full and `t` holds its weighted share already (`mine` of `used`), or twice the bound is, or
+    // (`t` holding nothing) `cap` is.
+    [[nodiscard]] bool over_share(const tenant& t, int64_t used, int64_t more, int64_t bound, int64_t cap,
+                                  int64_t mine) const;
     [[nodiscard]] int32_t retry_after_s() const;  // ceil(queued / rate), in [1, 60]
     [[nodiscard]] failure overloaded(const std::string& what) const;
   };

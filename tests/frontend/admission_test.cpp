@@ -81,6 +81,33 @@ TEST(admission_unit, weights_scale_the_share_and_twice_the_bound_is_the_ceiling)
   EXPECT_EQ(c, 2) << "at most twice the bound in all";
 }
 
+// Under the time-based bound (smaller than --max-queued-requests), a key with nothing queued is let
+// in up to --max-queued-requests, however far the flood's requests (admitted while the bound was
+// larger) are past twice the bound: it waits for none of them (the router favours it). Its second
+// request is held to its share again.
+TEST(admission_unit, a_key_with_nothing_queued_gets_in_up_to_the_count_cap) {
+  admission a({64, 1 << 20, 0.1});
+  const key_entry flood = key("flood"), light = key("light");
+  std::vector<admission::ticket> held;
+  for (int i = 0; i < 10; ++i) {  // no start rate measured yet: the count bound, 64
+    auto t = take(a, flood);
+    ASSERT_TRUE(t) << i;
+    held.push_back(std::move(*t));
+  }
+  // ~10 starts a second make the bound small: ceil(10 x 0.1 s) = 1, at least 2.
+  for (int i = 0; i < 30 && a.queue_bound(0) > 3; ++i) {
+    auto t = take(a, flood);
+    ASSERT_TRUE(t) << i;
+    t->started();
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_LE(a.queue_bound(0), 3) << "10 queued are past twice the bound";
+  EXPECT_FALSE(take(a, flood));
+  auto l = take(a, light);
+  ASSERT_TRUE(l) << "nothing queued: let in although the queue is past twice the bound";
+  EXPECT_FALSE(take(a, light)) << "one queued: held to its share again";
+}
+
 TEST(admission_unit, the_token_quota_takes_the_prompt_and_the_output) {
   admission a;
   const key_entry q = key("metered", 1, 600);  // 600 tokens per minute: 10 per second

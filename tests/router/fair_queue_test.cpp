@@ -37,15 +37,26 @@ TEST(fair_queue, a_light_tenant_overtakes_a_flood) {
     q.charge(next->second, 100);
   }
   q.push(100, "light");
-  // Lifted to the flood's counter: on a tie the older request goes first.
+  q.push(101, "light");
+  // Lifted to the flood's counter; on the tie, the tenant with less in flight goes first.
   EXPECT_DOUBLE_EQ(q.counter("light"), q.counter("flood"));
-  // The flood's running requests stream on (each output token counts twice) while the light
-  // tenant's request waits: it goes next, ahead of the flood's backlog.
-  q.charge("flood", 2.0 * 5);
   auto next = q.pop();
   ASSERT_TRUE(next);
-  EXPECT_EQ(next->first, 100) << "the light tenant, served least, goes next";
+  EXPECT_EQ(next->first, 100) << "the light tenant, as served as the flood and with less in flight";
   EXPECT_EQ(next->second, "light");
+  q.dispatched("light");
+  q.charge("light", 100);
+  // Now the flood is behind: its oldest request goes next.
+  next = q.pop();
+  ASSERT_TRUE(next);
+  EXPECT_EQ(next->first, 3);
+  q.charge("flood", 100);
+  // The flood's requests stream on (each output token counts twice) while the light tenant's
+  // second request waits: it goes next, ahead of the flood's backlog.
+  q.charge("flood", 2.0 * 5);
+  next = q.pop();
+  ASSERT_TRUE(next);
+  EXPECT_EQ(next->first, 101) << "the light tenant, served least, goes next";
 }
 
 TEST(fair_queue, weights_share_the_service) {
@@ -90,30 +101,57 @@ TEST(fair_queue, idle_time_banks_no_credit) {
   EXPECT_EQ(std::count(order.begin(), order.end(), "idle"), 2);
 }
 
-// A light tenant beside a busy one is favoured (it may preempt); a tenant alone, a tenant with a
-// backlog of its own, or one served more than the others is not.
+// A light tenant beside a busy one is favoured (it goes first and may preempt), whatever it has
+// waiting, while its recent service is well below its share; a tenant alone, or one that has had
+// its share lately, is not; two busy tenants at about half each favour neither.
 TEST(fair_queue, a_light_tenant_beside_a_busy_one_is_favoured) {
+  using clock = fair_queue::clock;
+  const auto t0 = clock::now();
+  const auto at = [t0](double s) { return t0 + std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(s)); };
   fair_queue q;
-  EXPECT_FALSE(q.favoured("light")) << "nobody else is active";
+  EXPECT_FALSE(q.favoured("light", at(0))) << "nobody else is active";
   for (int64_t id = 0; id < 4; ++id) q.push(id, "busy");
   auto first = q.pop();
+  ASSERT_TRUE(first);
   q.dispatched("busy");
-  q.charge("busy", 300);
-  EXPECT_FALSE(q.favoured("busy")) << "busy has a backlog of its own";
-  EXPECT_TRUE(q.favoured("light")) << "light has no backlog and the least service";
+  q.charge("busy", 300, at(0));
+  EXPECT_FALSE(q.favoured("busy", at(0))) << "it has had all the service";
+  EXPECT_TRUE(q.favoured("light", at(0))) << "no service lately, beside an active tenant";
   q.push(10, "light");
   q.push(11, "light");
-  EXPECT_FALSE(q.favoured("light")) << "with a backlog of its own it takes turns instead";
-  q.charge("busy", 10);  // busy's running request streams on
-  EXPECT_EQ(q.pop()->first, 10);
+  auto f = q.pop_favoured(at(0.01));
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->first, 10) << "the favoured tenant's oldest, ahead of busy's older backlog";
   q.dispatched("light");
-  EXPECT_FALSE(q.favoured("light")) << "request 11 still waits";
-  EXPECT_EQ(q.pop()->first, 11);
-  EXPECT_TRUE(q.favoured("light")) << "nothing of its own waits now, and it has the least service";
-  q.charge("light", 1000);
-  EXPECT_FALSE(q.favoured("light")) << "served more than busy now";
-  q.settled("busy");
-  (void)first;
+  q.charge("light", 100, at(0.01));
+  f = q.pop_favoured(at(0.02));
+  ASSERT_TRUE(f) << "100 of 400 recent tokens is below 0.8 of its half";
+  EXPECT_EQ(f->first, 11);
+  q.dispatched("light");
+  q.charge("light", 200, at(0.02));
+  EXPECT_FALSE(q.favoured("light", at(0.03))) << "300 of 600: its share";
+  q.push(12, "light");
+  EXPECT_FALSE(q.pop_favoured(at(0.03)));
+  EXPECT_EQ(q.pop()->first, 1) << "by the counters: busy's 300 is below light's 600 (lifted to 300 when it began waiting)";
+  // Busy streams on for seconds while light is idle: light's share decays, busy's grows.
+  for (int i = 1; i <= 40; ++i) q.charge("busy", 100, at(0.1 * i));
+  q.settled("light");
+  q.settled("light");
+  q.settled("light");
+  EXPECT_TRUE(q.favoured("light", at(4.0)));
+  EXPECT_FALSE(q.favoured("busy", at(4.0)));
+  // Two busy tenants served alike: neither is favoured (they never preempt each other).
+  fair_queue two;
+  for (int64_t id = 0; id < 8; ++id) two.push(id, id % 2 == 0 ? "a" : "b");
+  for (int i = 0; i < 6; ++i) {
+    auto n = two.pop();
+    ASSERT_TRUE(n);
+    two.dispatched(n->second);
+    two.charge(n->second, 100 + 10 * i, at(0.1 * i));
+  }
+  EXPECT_FALSE(two.favoured("a", at(0.6)));
+  EXPECT_FALSE(two.favoured("b", at(0.6)));
+  EXPECT_FALSE(two.pop_favoured(at(0.6)));
 }
 
 TEST(fair_queue, removed_and_restored_requests_keep_the_order) {

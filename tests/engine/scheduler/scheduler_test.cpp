@@ -200,6 +200,37 @@ TEST(scheduler, a_better_class_takes_the_place_of_the_last_running_one_of_a_wors
   }
 }
 
+// A waiting request of a better class is planned before the prefill chunks of a worse class, and
+// its step carries nothing else of that class but decodes, so a long prompt being prefilled in
+// chunks does not hold the favoured request back step after step.
+TEST(scheduler, a_better_class_is_planned_before_a_worse_class_prefill_chunk) {
+  rig r(64, 4, cfg(8, 4));
+  ASSERT_TRUE(r.sched.add_request(req(1, range_of(0, 3), 6)));    // decoding from the next step
+  ASSERT_TRUE(r.sched.add_request(req(2, range_of(50, 40), 2)));  // prefilled in chunks
+  const step_plan first = r.step();
+  ASSERT_EQ(first.num_tokens, 8);
+  ASSERT_TRUE(r.sched.add_request(req(3, range_of(100, 6), 2, /*priority=*/-1)));
+  const step_plan p = r.step();
+  ASSERT_EQ(p.seqs.size(), 2u);
+  EXPECT_EQ(p.seqs[0].request, 1) << "the worse class's decode stays";
+  EXPECT_EQ(p.seqs[0].tokens.size(), 1u);
+  EXPECT_EQ(p.seqs[1].request, 3) << "the favoured request's whole prompt, and no chunk of request 2";
+  EXPECT_EQ(p.seqs[1].tokens.size(), 6u);
+  EXPECT_TRUE(p.preempted.empty());
+  // Within a class, the running prefill keeps its place: a same-class arrival waits for the budget.
+  ASSERT_TRUE(r.sched.add_request(req(4, range_of(200, 6), 2)));
+  const step_plan same = r.step();
+  ASSERT_FALSE(same.seqs.empty());
+  bool chunk = false;
+  for (const auto& q : same.seqs) {
+    EXPECT_NE(q.request, 4) << "decodes and request 2's chunk fill the step";
+    chunk |= q.request == 2;
+  }
+  EXPECT_TRUE(chunk);
+  r.run_to_end();
+  ASSERT_EQ(r.finished.size(), 4u);
+}
+
 TEST(scheduler, out_of_blocks_preempts_the_lowest_priority_latest_arrival_which_then_completes) {
   // 6 blocks of 4 tokens. Three requests of 4-token prompts and 8 new tokens each need 3 blocks
   // apiece at the end: all three cannot finish together.

@@ -12,12 +12,14 @@
 
 #include <fcntl.h>
 
+#include <atomic>
 #include <csignal>
 #include <fstream>
 #include <thread>
 
 #include "cli/cache_role.hpp"
 #include "cli/node_env.hpp"
+#include "cli/autoscaler_role.hpp"
 #include "cli/router_role.hpp"
 #include "cli/worker_role.hpp"
 #include "common/cluster_config.hpp"
@@ -53,6 +55,15 @@ void capture_stop_signals() {
 }
 
 int stop_signal_fd() { return stop_pipe[0]; }
+
+namespace {
+std::atomic<int> requested_exit_code{0};
+}  // namespace
+
+void request_node_stop(int code) {
+  requested_exit_code = code;
+  on_stop_signal(0);
+}
 
 namespace {
 
@@ -156,6 +167,10 @@ int run_node(const node_options& o, const std::function<void(const node_ports&)>
     group_lost = worker->take_group_lost();
   }
 
+  std::unique_ptr<autoscaler_role> scaler;
+  if (auto a = autoscaler_role::start(env, router ? router->handle() : router_actor{}); !a) return err(a.message());
+  else scaler = std::move(*a);
+
   write_port_file(o.port_file, ports);
   if (on_ready) on_ready(ports);
 
@@ -221,6 +236,7 @@ int run_node(const node_options& o, const std::function<void(const node_ports&)>
     code = 1;
   }
   if (on_stop) on_stop();
+  if (const int requested = requested_exit_code.load(); requested != 0) code = requested;
   return code;
 }
 

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "autoscaler/autoscaler_actor.hpp"
 #include "common/expected.hpp"
 #include "engine/llm_engine.hpp"
 
@@ -66,6 +67,11 @@ struct node_options {
   bool insecure_cluster = false;
   // SIGTERM / Ctrl-C: how long requests in flight may run on before the node ends them and stops.
   double drain_timeout_s = 30;
+  // The autoscaler role (router nodes): on when a launcher is given (`troupe up` gives one).
+  std::shared_ptr<autoscaler::launcher> launcher;
+  std::string scale_policy = "fixed";      // --scale-policy
+  autoscaler::scaling_config scaling;      // --min-workers, --max-workers, --scale-signal, ...
+  autoscaler::autoscaler_options autoscale;  // --scale-mode, --start-timeout; the model's name
 };
 
 struct node_ports {
@@ -100,5 +106,8 @@ int run_rank_node(const node_options& options);
 void capture_stop_signals();
 // The read end that becomes readable on SIGINT / SIGTERM once captured (-1 before).
 [[nodiscard]] int stop_signal_fd();
+
+// Stops the node as a stop signal would, and makes run_node return `code`. Any thread.
+void request_node_stop(int code);
 
 }  // namespace troupe::cli

@@ -8,7 +8,7 @@
 #include <filesystem>
 #include <thread>
 
-#include "cli/child_processes.hpp"
+#include "autoscaler/local_launcher.hpp"
 #include "cli/commands.hpp"
 #include "cli/node.hpp"
 #include "engine/make_backend.hpp"
@@ -75,10 +75,27 @@ std::string worker_device(engine::device_spec d, int offset) {
 command_runner add_up_command(CLI::App& app, const log_options& logs) {
   auto o = std::make_shared<node_options>();
   auto workers = std::make_shared<int>(2);
+  auto min_workers = std::make_shared<int>(-1);
+  auto max_workers = std::make_shared<int>(-1);
+  auto scale_policy = std::make_shared<std::string>();
+  auto scale_mode = std::make_shared<std::string>("on");
   o->listen = "127.0.0.1:0";
   CLI::App* c = app.add_subcommand("up", "run a whole local cluster: the router here and N worker processes");
   c->add_option("--model", o->model, "model folder or .gguf file (default: the embedded tiny model)");
-  c->add_option("--workers", *workers, "worker processes, one shard group each")->capture_default_str();
+  c->add_option("--workers", *workers, "worker processes, one shard group each (the autoscaler keeps them)")
+      ->capture_default_str();
+  c->add_option("--min-workers", *min_workers, "the autoscaler's least workers (default: --workers)");
+  c->add_option("--max-workers", *max_workers, "the autoscaler's most workers (default: --workers)");
+  c->add_option("--scale-policy", *scale_policy, "fixed | target (default: fixed when min = max, else target)");
+  c->add_option("--scale-signal", o->scaling.signal, "target policy: outstanding | kv | waiting")->capture_default_str();
+  c->add_option("--scale-target", o->scaling.target, "target policy: the signal's value per group")->capture_default_str();
+  c->add_option("--scale-up-window", o->scaling.up_window_s, "target policy: seconds a higher load must last")
+      ->capture_default_str();
+  c->add_option("--scale-down-window", o->scaling.down_window_s, "target policy: seconds a lower load must last")
+      ->capture_default_str();
+  c->add_option("--scale-mode", *scale_mode, "on | dry-run (log the policy's changes, act on none)")->capture_default_str();
+  c->add_option("--start-timeout", o->autoscale.start_timeout_s, "seconds a started worker has to serve")
+      ->capture_default_str();
   c->add_option("--http", o->http, "OpenAI-compatible HTTP API (HOST:PORT)")->capture_default_str();
   c->add_option("--listen", o->listen, "cluster port the workers join (HOST:PORT; 0 = any free port)")
       ->capture_default_str();
@@ -90,9 +107,30 @@ command_runner add_up_command(CLI::App& app, const log_options& logs) {
   add_cluster_options(c, o.get());
   add_engine_options(c, o.get());
   add_router_options(c, o.get());
-  return [o, workers, state_dir, &logs]() {
+  return [o, workers, min_workers, max_workers, scale_policy, scale_mode, state_dir, &logs]() {
     if (*workers < 1 || *workers > 64) {
       std::fprintf(stderr, "error: --workers %d: give 1 to 64\n", *workers);
+      return 2;
+    }
+    o->scaling.min_replicas = *min_workers >= 0 ? *min_workers : *workers;
+    o->scaling.max_replicas = *max_workers >= 0 ? *max_workers : std::max(*workers, o->scaling.min_replicas);
+    if (o->scaling.min_replicas < 1) {
+      std::fprintf(stderr, "error: --min-workers 0 (scale from zero) is not supported yet: give 1 or more\n");
+      return 2;
+    }
+    o->scale_policy = !scale_policy->empty() ? *scale_policy
+                      : o->scaling.min_replicas == o->scaling.max_replicas ? "fixed" : "target";
+    if (*scale_mode != "on" && *scale_mode != "dry-run") {
+      std::fprintf(stderr, "error: --scale-mode '%s': give on or dry-run\n", scale_mode->c_str());
+      return 2;
+    }
+    o->autoscale.dry_run = *scale_mode == "dry-run";
+    if (auto p = autoscaler::make_scaling_policy(o->scale_policy, o->scaling); !p) {
+      std::fprintf(stderr, "error: %s\n", p.message().c_str());
+      return 2;
+    }
+    if (!(o->autoscale.start_timeout_s > 0 && o->autoscale.start_timeout_s <= 3600)) {
+      std::fprintf(stderr, "error: --start-timeout: give (0, 3600] seconds\n");
       return 2;
     }
     if (o->model.empty()) {
@@ -108,9 +146,10 @@ command_runner add_up_command(CLI::App& app, const log_options& logs) {
       std::fprintf(stderr, "error: %s\n", device.message().c_str());
       return 2;
     }
-    if (o->threads == 0) o->threads = std::max(1, int(std::thread::hardware_concurrency()) / *workers);
+    if (o->threads == 0) o->threads = std::max(1, int(std::thread::hardware_concurrency()) / o->scaling.max_replicas);
     o->router = true;
     o->worker = false;
+    o->autoscale.model = std::filesystem::path(o->model).filename().string();
     bool temporary = false;
     auto state = make_state_dir(*state_dir, temporary);
     if (!state) {
@@ -130,43 +169,44 @@ command_runner add_up_command(CLI::App& app, const log_options& logs) {
         return 1;
       }
     }
-    capture_stop_signals();
-    child_processes children;
-    const auto start_workers = [o, workers, own_ca, &children, &device, &logs, &ca, &state](const node_ports& ports) {
-      for (int i = 0; i < *workers; ++i) {
-        std::vector<std::string> args = {"node", "--roles", "worker", "--join",
-                                         "127.0.0.1:" + std::to_string(ports.cluster), "--model", o->model,
-                                         "--tp", std::to_string(o->tp), "--threads", std::to_string(o->threads),
-                                         "--kv-memory", std::to_string(o->engine.kv_memory_bytes),
-                                         "--kv-memory-fraction", std::to_string(o->engine.kv_memory_fraction),
-                                         "--max-batched-tokens", std::to_string(o->engine.max_batched_tokens),
-                                         "--max-running", std::to_string(o->engine.max_running),
-                                         "--block-size", std::to_string(o->engine.block_size),
-                                         "--device", worker_device(*device, i * o->tp)};
-        if (o->engine.enforce_eager) args.push_back("--enforce-eager");
-        if (o->insecure_cluster) {
-          args.push_back("--insecure-cluster");
-        } else if (!own_ca) {
-          args.insert(args.end(), {"--cluster-certs", o->cluster_certs});
-        } else {
-          const std::string certs = *state + "/certs/worker-" + std::to_string(i);
-          if (auto ok = tls::issue(ca, {"127.0.0.1", true, 825}, certs); !ok) {
-            std::fprintf(stderr, "error: worker %d's certificate: %s\n", i, ok.message().c_str());
-            continue;
-          }
-          args.insert(args.end(), {"--cluster-certs", certs});
-        }
-        args.insert(args.end(), {"--log-level", logs.level, "--log-format", logs.format});
-        if (auto pid = children.spawn(args); !pid)
-          std::fprintf(stderr, "error: %s\n", pid.message().c_str());
-        else
-          spdlog::info("started worker {} (pid {})", i, *pid);
+    // The workers: this binary as `node --roles worker` under the group name the autoscaler gives,
+    // each with its own certificate. On GPUs, worker "wN" takes the tp devices of slot N mod
+    // --max-workers ("cuda:2" with tp 2 puts slot 0 on GPUs 2-3 and slot 1 on GPUs 4-5).
+    const engine::device_spec dev = *device;
+    const std::string state_path = *state;
+    const std::string router_certs = o->cluster_certs;
+    const node_options& opt = *o;
+    auto args_for = [&opt, dev, own_ca, state_path, ca, router_certs, &logs](
+                        const std::string& name, const std::string& router) -> expected<std::vector<std::string>> {
+      const int slot = std::atoi(name.c_str() + 1) % std::max(1, opt.scaling.max_replicas);
+      std::vector<std::string> args = {"node", "--roles", "worker", "--join", router, "--group", name,
+                                       "--model", opt.model, "--tp", std::to_string(opt.tp),
+                                       "--threads", std::to_string(opt.threads),
+                                       "--kv-memory", std::to_string(opt.engine.kv_memory_bytes),
+                                       "--kv-memory-fraction", std::to_string(opt.engine.kv_memory_fraction),
+                                       "--max-batched-tokens", std::to_string(opt.engine.max_batched_tokens),
+                                       "--max-running", std::to_string(opt.engine.max_running),
+                                       "--block-size", std::to_string(opt.engine.block_size),
+                                       "--device", worker_device(dev, slot * opt.tp),
+                                       "--drain-timeout", std::to_string(opt.drain_timeout_s)};
+      if (opt.engine.enforce_eager) args.push_back("--enforce-eager");
+      if (opt.insecure_cluster) {
+        args.push_back("--insecure-cluster");
+      } else if (!own_ca) {
+        args.insert(args.end(), {"--cluster-certs", router_certs});
+      } else {
+        const std::string certs = state_path + "/certs/worker-" + name;
+        if (auto ok = tls::issue(ca, {"127.0.0.1", true, 825}, certs); !ok)
+          return fail("worker " + name + "'s certificate: " + ok.message());
+        args.insert(args.end(), {"--cluster-certs", certs});
       }
+      args.insert(args.end(), {"--log-level", logs.level, "--log-format", logs.format});
+      return args;
     };
-    const int code = run_node(*o, start_workers, [&children]() {
-      spdlog::info("stopping {} workers", children.pids().size());
-      children.stop_all(std::chrono::seconds(5));
-    });
+    o->launcher = std::make_shared<autoscaler::local_launcher>(args_for);
+    capture_stop_signals();
+    const int code = run_node(*o);
+    o->launcher.reset();
     if (temporary) {
       std::error_code ec;
       std::filesystem::remove_all(*state, ec);

@@ -48,6 +48,11 @@ using rendezvous_actor = caf::typed_actor<
 using registry_subscriber_actor = caf::typed_actor<
     caf::reacts_to<registry_atom, registry_event>>;  // a group joined, left, reported its load or changed state
 
+// The autoscaler (autoscaler/): follows the registry and starts, replaces and drains workers
+// through a launcher. Registry events are taken from its registry only.
+using autoscaler_actor = registry_subscriber_actor::extend<
+    caf::reacts_to<tick_atom>>;  // internal: reap, supervise, decide (from itself only)
+
 // The cluster's registry of shard groups, as other roles see it (the router implements it). Groups
 // are named by group_info::name; an unknown name is an error naming it. It answers actors of the
 // router's own node only (a remote sender gets an error; unsubscribe is ignored), and takes at most

@@ -8,12 +8,14 @@
 #include <spawn.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <regex>
+#include <sstream>
 #include <thread>
 
 #include <simdjson.h>
@@ -210,6 +212,16 @@ class local_cluster {
     return at == std::string::npos ? 0 : uint16_t(std::atoi(ports.c_str() + at + 8));
   }
   [[nodiscard]] std::string log() const { return read_file(log_); }
+  // True once the log holds `text`, waiting up to `within` (workers' lines reach it through `up`,
+  // which passes them on every autoscaler tick).
+  [[nodiscard]] bool log_has(const std::string& text, std::chrono::milliseconds within = std::chrono::seconds(5)) const {
+    const auto deadline = std::chrono::steady_clock::now() + within;
+    while (log().find(text) == std::string::npos) {
+      if (std::chrono::steady_clock::now() >= deadline) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return true;
+  }
 
   [[nodiscard]] int live_groups() const {
     auto r = http_request(port_, "GET", "/health", "", auth_);
@@ -218,13 +230,26 @@ class local_cluster {
   }
   [[nodiscard]] std::string metrics() const { return http_request(port_, "GET", "/metrics", "", auth_).body; }
 
-  // The worker pids, from the group names (HOST:PID/0).
+  // The worker pids: from the group names (HOST:PID/0) of workers started by hand, else (`troupe
+  // up` names its workers w0, w1, ...) its child processes.
   [[nodiscard]] std::vector<pid_t> worker_pids() const {
     std::vector<pid_t> pids;
     for (const auto& [name, v] : group_gauge(metrics(), "troupe_group_running")) {
       const size_t colon = name.rfind(':'), slash = name.rfind('/');
+      if (colon == std::string::npos || slash == std::string::npos) return child_pids();
       pids.push_back(pid_t(std::atoi(name.substr(colon + 1, slash - colon - 1).c_str())));
     }
+    return pids;
+  }
+  // The children of the `up` process (from every thread's /proc children list), oldest first.
+  [[nodiscard]] std::vector<pid_t> child_pids() const {
+    std::vector<pid_t> pids;
+    std::error_code ec;
+    for (const auto& task : std::filesystem::directory_iterator("/proc/" + std::to_string(pid_) + "/task", ec)) {
+      std::istringstream in(read_file(task.path().string() + "/children"));
+      for (pid_t p; in >> p;) pids.push_back(p);
+    }
+    std::sort(pids.begin(), pids.end());
     return pids;
   }
 

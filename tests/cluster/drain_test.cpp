@@ -67,9 +67,13 @@ TEST(drain, sigterm_to_a_worker_lets_its_streams_finish_then_it_leaves) {
     EXPECT_EQ(r.completion_tokens, 800);
   }
   EXPECT_TRUE(exited(pids[0], 10s)) << cluster.log();
-  EXPECT_NE(cluster.log().find("leaving: the router drains it"), std::string::npos) << cluster.log();
-  EXPECT_NE(cluster.log().find("the shard group was drained; this worker stops"), std::string::npos) << cluster.log();
-  EXPECT_EQ(cluster.live_groups(), 0);
+  EXPECT_TRUE(cluster.log_has("leaving: the router drains it")) << cluster.log();
+  EXPECT_TRUE(cluster.log_has("the shard group was drained; this worker stops")) << cluster.log();
+  // `up`'s autoscaler keeps its one worker: the drained one is replaced, and not counted as failed.
+  const auto back = std::chrono::steady_clock::now() + 20s;
+  while (cluster.live_groups() != 1 && std::chrono::steady_clock::now() < back) std::this_thread::sleep_for(50ms);
+  EXPECT_EQ(cluster.live_groups(), 1) << cluster.log();
+  EXPECT_NE(cluster.log().find("stopped cleanly (drained from outside)"), std::string::npos) << cluster.log();
 }
 
 TEST(drain, sigterm_to_up_refuses_new_requests_and_lets_every_open_stream_finish) {

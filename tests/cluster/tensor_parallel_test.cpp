@@ -146,7 +146,7 @@ TEST(tensor_parallel, up_with_thread_ranks_serves_the_tokens_and_logprobs_of_tp1
   local_cluster cluster(model, 1, {"--tp", "2", "--no-cache"});
   ASSERT_NE(cluster.port(), 0);
   expect_serves_like_tp1(cluster.port(), model);
-  EXPECT_NE(cluster.log().find("tp 2"), std::string::npos) << cluster.log();
+  EXPECT_TRUE(cluster.log_has("tp 2")) << cluster.log();
 }
 
 class rank_processes : public ::testing::TestWithParam<std::pair<int64_t, int>> {};

@@ -116,8 +116,10 @@ void mark_failed(autoscaler_ptr self) {
   st.failed = true;
   if (st.failed_gauge) st.failed_gauge->set(1);
   const std::string why = st.last_error.empty() ? "no error line" : st.last_error;
-  spdlog::error("autoscaler: model '{}' failed: {} worker failures within {} s; last error: {}", st.options.model,
-                st.failures.size(), st.options.failure_window_s, why);
+  const std::string what = std::to_string(st.failures.size()) + " worker failures within " +
+                           std::to_string(int(st.options.failure_window_s)) + " s; last error: " + why;
+  spdlog::error("autoscaler: model '{}' failed: {}", st.options.model, what);
+  if (st.parts.on_failed) st.parts.on_failed(what);
   if (!st.ever_served && st.parts.give_up)
     st.parts.give_up(5, "no worker could start for '" + st.options.model + "': " + why);
 }

@@ -52,6 +52,8 @@ struct autoscaler_parts {
   metrics_registry* metrics = nullptr;  // may be null; outlives the actor
   // Ends the node with this exit code (no worker could start at all); the string is why.
   std::function<void(int, const std::string&)> give_up;
+  // The model is marked failed, and why (for /health); may be empty.
+  std::function<void(const std::string&)> on_failed;
 };
 
 [[nodiscard]] cluster::autoscaler_actor spawn_autoscaler(caf::actor_system& system, autoscaler_options options,

@@ -10,7 +10,8 @@
 
 namespace troupe::cli {
 
-expected<std::unique_ptr<autoscaler_role>> autoscaler_role::start(node_env& env, const cluster::router_actor& router) {
+expected<std::unique_ptr<autoscaler_role>> autoscaler_role::start(node_env& env, const cluster::router_actor& router,
+                                                                   std::shared_ptr<router::cluster_view> view) {
   const node_options& o = env.options;
   if (!o.launcher) return std::unique_ptr<autoscaler_role>{};
   if (!router) return fail("the autoscaler role runs beside the router role (--roles router,autoscaler)");
@@ -34,6 +35,7 @@ expected<std::unique_ptr<autoscaler_role>> autoscaler_role::start(node_env& env,
     std::fprintf(stderr, "error: %s\n", why.c_str());
     request_node_stop(code);
   };
+  if (view) parts.on_failed = [view](const std::string& why) { view->set_model_failed(why); };
   spdlog::info("autoscaler: '{}' with {} to {} workers ({} policy{}), started as {}", a.model, a.min_replicas,
                a.max_replicas, o.scale_policy, a.dry_run ? ", dry run" : "", o.launcher->describe());
   std::unique_ptr<autoscaler_role> role(new autoscaler_role(env.system, o.launcher));

@@ -8,13 +8,16 @@
 
 #include "cli/node_env.hpp"
 #include "common/actors.hpp"
+#include "router/cluster_view.hpp"
 
 namespace troupe::cli {
 
 class autoscaler_role {
  public:
   // Null when the node has no launcher (no autoscaler). Errors name the flag.
-  [[nodiscard]] static expected<std::unique_ptr<autoscaler_role>> start(node_env& env, const cluster::router_actor& router);
+  // `view`: where /health learns that the model failed (may be null).
+  [[nodiscard]] static expected<std::unique_ptr<autoscaler_role>> start(node_env& env, const cluster::router_actor& router,
+                                                                       std::shared_ptr<router::cluster_view> view);
   ~autoscaler_role();
   autoscaler_role(const autoscaler_role&) = delete;
   autoscaler_role& operator=(const autoscaler_role&) = delete;

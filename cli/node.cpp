@@ -168,7 +168,8 @@ int run_node(const node_options& o, const std::function<void(const node_ports&)>
   }
 
   std::unique_ptr<autoscaler_role> scaler;
-  if (auto a = autoscaler_role::start(env, router ? router->handle() : router_actor{}); !a) return err(a.message());
+  if (auto a = autoscaler_role::start(env, router ? router->handle() : router_actor{},
+                                       router ? router->view() : nullptr); !a) return err(a.message());
   else scaler = std::move(*a);
 
   write_port_file(o.port_file, ports);

@@ -30,6 +30,8 @@ class router_role {
   router_role& operator=(const router_role&) = delete;
 
   [[nodiscard]] const cluster::router_actor& handle() const { return router_; }
+  // What the router publishes for the front ends (groups, room, a failed model).
+  [[nodiscard]] std::shared_ptr<router::cluster_view> view() const { return view_; }
   // Resolves (rejects) when a server fails; never while they serve. Taken once; the servers live
   // as long as the promise (or what holds it) does.
   [[nodiscard]] kj::Promise<void> take_serving() { return kj::mv(serving_); }

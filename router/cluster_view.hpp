@@ -5,13 +5,15 @@
 #include <algorithm>
 #include <cstdint>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include "common/cluster_messages.hpp"
 
 namespace troupe::router {
 
-// Threading: set() from the router actor, the rest from any thread.
+// Threading: set() from the router actor, set_model_failed() from the autoscaler, the rest from any
+// thread.
 class cluster_view {
  public:
   // `room`: requests the serving groups take now without waiting at the router.
@@ -47,10 +49,22 @@ class cluster_view {
                                 [](const auto& g) { return g.state == cluster::group_state::serving; }));
   }
 
+  // The autoscaler marked the model failed (its workers kept failing): why, with the last worker
+  // error; empty while it has not.
+  void set_model_failed(std::string why) {
+    std::lock_guard lock(mutex_);
+    model_failed_ = std::move(why);
+  }
+  [[nodiscard]] std::string model_failed() const {
+    std::lock_guard lock(mutex_);
+    return model_failed_;
+  }
+
  private:
   mutable std::mutex mutex_;
   std::vector<cluster::group_status> groups_;
   int64_t room_ = 0;
+  std::string model_failed_;
 };
 
 }  // namespace troupe::router

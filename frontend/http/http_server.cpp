@@ -19,12 +19,17 @@ using clock = std::chrono::steady_clock;
 constexpr const char* body_timeout_marker = "troupe: request body timeout";
 
 // `insecure`: the cluster port runs without TLS (--insecure-cluster); said here so that monitoring sees it.
-std::string status_json(std::string_view status, size_t groups, bool insecure) {
-  return std::string("{\"status\":\"") + std::string(status) + "\",\"live_groups\":" + std::to_string(groups) +
-         ",\"cluster_transport\":\"" + (insecure ? "insecure" : "mutual-tls") + "\"" +
-         (insecure ? ",\"warning\":\"the cluster port runs without TLS (--insecure-cluster): anyone who reaches it can join\""
-                   : "") +
-         "}";
+// `failed`: the autoscaler's reason for marking the model failed (empty: it has not).
+std::string status_json(std::string_view status, size_t groups, bool insecure, const std::string& failed = {}) {
+  std::string out = std::string("{\"status\":\"") + std::string(status) + "\",\"live_groups\":" +
+                    std::to_string(groups) + ",\"cluster_transport\":\"" + (insecure ? "insecure" : "mutual-tls") + "\"" +
+                    (insecure ? ",\"warning\":\"the cluster port runs without TLS (--insecure-cluster): anyone who reaches it can join\""
+                              : "");
+  if (!failed.empty()) {
+    out += ",\"model_failed\":";
+    append_json_string(out, failed);
+  }
+  return out + "}";
 }
 
 const char* reason_phrase(int status) {
@@ -265,7 +270,9 @@ class http_frontend::service final : public kj::HttpService {
       return send_text(response, 503, status_json("draining", live, ctx_.insecure_cluster), "application/json");
     }
     fm_.count("health", live ? 200 : 503);
-    return send_text(response, live ? 200 : 503, status_json(live ? "ok" : "no live shard group", live, ctx_.insecure_cluster),
+    const std::string failed = view_->model_failed();
+    const char* status = live ? "ok" : failed.empty() ? "no live shard group" : "model failed";
+    return send_text(response, live ? 200 : 503, status_json(status, live, ctx_.insecure_cluster, failed),
                      "application/json");
   }
 

@@ -59,6 +59,31 @@ TEST(autoscaler, up_exits_non_zero_with_the_workers_error_when_none_can_start) {
   EXPECT_NE(out.find("worker failures within 60 s"), std::string::npos) << out;
 }
 
+// A worker that keeps dying after it served: replaced each time, until five deaths within a minute
+// mark the model failed; then no more starts, and /health says why (up keeps serving its API).
+TEST(autoscaler, a_crash_looping_worker_marks_the_model_failed_in_health) {
+  local_cluster cluster(scale_model(), 1);
+  ASSERT_NE(cluster.port(), 0);
+  for (int kill = 0; kill < 5; ++kill) {
+    const auto until = clock_type::now() + 20s;
+    std::vector<pid_t> pids;
+    while ((pids = cluster.child_pids()).empty() || cluster.live_groups() != 1) {
+      ASSERT_LT(clock_type::now(), until) << "no replacement after kill " << kill << "\n" << cluster.log();
+      std::this_thread::sleep_for(20ms);
+    }
+    ::kill(pids[0], SIGKILL);
+    while (cluster.live_groups() != 0 && clock_type::now() < until) std::this_thread::sleep_for(10ms);
+  }
+  ASSERT_TRUE(cluster.log_has("failed: 5 worker failures within 60 s")) << cluster.log();
+  auto h = http_request(cluster.port(), "GET", "/health");
+  EXPECT_EQ(h.status, 503) << h.body;
+  EXPECT_NE(h.body.find("\"status\":\"model failed\""), std::string::npos) << h.body;
+  EXPECT_NE(h.body.find("\"model_failed\":\"5 worker failures within 60 s"), std::string::npos) << h.body;
+  std::this_thread::sleep_for(1s);
+  EXPECT_TRUE(cluster.child_pids().empty()) << "no more starts once failed";
+  EXPECT_EQ(gauge_value(cluster.metrics(), "troupe_autoscaler_model_failed"), 1);
+}
+
 TEST(autoscaler, bad_scaling_flags_are_refused_by_name) {
   const std::string up = std::string(TROUPE_BIN) + " up --model " + scale_model() + " --http 127.0.0.1:0 ";
   EXPECT_NE(run_capture(up + "--scale-policy guess 2>&1").find("--scale-policy 'guess': give fixed or target"),

@@ -13,6 +13,7 @@
 // reproducible for a given --seed with the same build.
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -22,6 +23,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "bench/benchmarks.hpp"
@@ -42,6 +44,7 @@ struct serve_options {
   std::string api_key;
   int64_t num_prompts = 0;
   std::string request_rate;  // a number or "inf"
+  std::string rate_schedule; // "0:2,60:20,120:2" instead of --request-rate
   int64_t max_concurrency = 0;
   int64_t input_len = 0;
   int64_t output_len = 0;
@@ -145,9 +148,17 @@ int run_serve_bench(serve_options o) {
   double rate = 0;
   if (o.num_prompts < 1 || o.num_prompts > 10'000'000)
     return std::fprintf(stderr, "error: --num-prompts must be in [1, 10000000]\n"), 2;
-  if (!parse_rate(o.request_rate, rate))
+  std::vector<rate_step> schedule;
+  if (o.request_rate.empty() == o.rate_schedule.empty())
+    return std::fprintf(stderr, "error: give one of --request-rate and --rate-schedule\n"), 2;
+  if (!o.rate_schedule.empty()) {
+    std::string why;
+    if (!parse_rate_schedule(o.rate_schedule, schedule, why))
+      return std::fprintf(stderr, "error: --rate-schedule: %s\n", why.c_str()), 2;
+  } else if (!parse_rate(o.request_rate, rate)) {
     return std::fprintf(stderr, "error: --request-rate must be a number > 0 (requests/s) or inf, not '%s'\n",
                         o.request_rate.c_str()), 2;
+  }
   if (o.max_concurrency < 0) return std::fprintf(stderr, "error: --max-concurrency must be >= 0 (0: no cap)\n"), 2;
   if (o.input_len < 1 || o.output_len < 1)
     return std::fprintf(stderr, "error: --input-len and --output-len must be >= 1\n"), 2;
@@ -178,30 +189,65 @@ int run_serve_bench(serve_options o) {
   load_plan plan;
   plan.endpoint = endpoint;
   plan.bodies = endpoint == endpoint_kind::chat ? chat_bodies(o, model) : completion_bodies(o, model);
-  plan.arrivals_s = poisson_arrivals(o.num_prompts, rate, o.seed);
-  plan.prompt_tokens.assign(size_t(o.num_prompts), o.input_len);
+  plan.arrivals_s = schedule.empty() ? poisson_arrivals(o.num_prompts, rate, o.seed)
+                                     : scheduled_arrivals(o.num_prompts, schedule, o.seed);
+  plan.bodies.resize(plan.arrivals_s.size());  // a schedule that ends early sends fewer
+  plan.prompt_tokens.assign(plan.arrivals_s.size(), o.input_len);
   plan.max_concurrency = o.max_concurrency;
   plan.timeout_s = o.timeout_s;
 
   progress_bar bar;
   double duration_s = 0;
+  // The server's replicas over the run, from its /metrics each second (troupe's autoscaler gauge),
+  // on a thread and connection of their own.
+  std::vector<replica_sample> replicas;
+  std::atomic<bool> running{true};
+  std::thread sampler([&replicas, &running, &o]() {
+    auto mc = serve_client::connect(o.url, o.api_key, 5);
+    if (!mc) return;
+    const auto start = std::chrono::steady_clock::now();
+    while (running.load()) {
+      const auto at = std::chrono::steady_clock::now();
+      if (auto text = (*mc)->get_text("/metrics", 2)) {
+        const std::string name = "\ntroupe_autoscaler_actual_replicas ";
+        if (auto pos = text->find(name); pos != std::string::npos)
+          replicas.push_back({std::chrono::duration<double>(at - start).count(), std::atof(text->c_str() + pos + name.size())});
+      }
+      while (running.load() && std::chrono::steady_clock::now() - at < std::chrono::seconds(1))
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  });
   const std::vector<request_result> results =
       c.run(plan, [&bar](const load_progress& p) { bar.update(p); }, duration_s);
+  running = false;
+  sampler.join();
   const serve_report report = make_report(results, duration_s, slo);
 
   std::string title = "troupe bench serve: " + std::to_string(o.num_prompts) + " requests to " + o.url +
                       c.path_of(endpoint) + " (model " + model + "), rate " +
-                      (std::isinf(rate) ? std::string("inf") : json_number(rate)) + "/s, max concurrency " +
+                      (!schedule.empty() ? "schedule " + o.rate_schedule : std::isinf(rate) ? std::string("inf") : json_number(rate)) +
+                      "/s, max concurrency " +
                       (o.max_concurrency > 0 ? std::to_string(o.max_concurrency) : std::string("none")) +
                       ", input " + std::to_string(o.input_len) + (endpoint == endpoint_kind::chat ? " words" : " tokens") +
                       " (shared prefix " + std::to_string(o.shared_prefix) + "), output " +
                       std::to_string(o.output_len) + " tokens";
-  const std::string out = o.json ? report_json(report) + "\n" : report_table(report, title);
+  std::string out = o.json ? report_json(report) : report_table(report, title);
+  if (o.json && !replicas.empty()) {  // the series, as [[seconds, replicas], ...]
+    std::string series = ",\"replicas\":[";
+    for (size_t i = 0; i < replicas.size(); ++i)
+      series += (i ? ",[" : "[") + json_number(replicas[i].t_s) + "," + json_number(replicas[i].replicas) + "]";
+    out.insert(out.size() - 1, series + "]");
+  } else if (!o.json && !replicas.empty()) {
+    double least = replicas.front().replicas, most = least;
+    for (const auto& r : replicas) least = std::min(least, r.replicas), most = std::max(most, r.replicas);
+    out += "Replicas (server /metrics): " + json_number(least) + " to " + json_number(most) + " over the run\n";
+  }
+  if (o.json) out += "\n";
   std::fwrite(out.data(), 1, out.size(), stdout);
   std::fflush(stdout);
   if (!o.plot.empty()) {
     std::ofstream f(o.plot, std::ios::binary);
-    f << render_svg(results, title);
+    f << render_svg(results, title, replicas);
     if (!f) return std::fprintf(stderr, "error: --plot: cannot write %s\n", o.plot.c_str()), 1;
   }
   if (report.completed == 0) return std::fprintf(stderr, "error: every request failed\n"), 1;
@@ -222,8 +268,9 @@ command_runner add_serve_bench(CLI::App& bench) {
   s->add_option("--model", o->model, "model name to send (default: the first of GET /v1/models)");
   s->add_option("--api-key", o->api_key, "bearer token (default: $OPENAI_API_KEY)");
   s->add_option("--num-prompts", o->num_prompts, "requests to send")->required();
-  s->add_option("--request-rate", o->request_rate, "mean requests/s of the Poisson arrivals, or inf (all at once)")
-      ->required();
+  s->add_option("--request-rate", o->request_rate, "mean requests/s of the Poisson arrivals, or inf (all at once)");
+  s->add_option("--rate-schedule", o->rate_schedule,
+                "instead of --request-rate: SECONDS:RATE pieces, e.g. 0:2,60:20,120:2 (a last rate 0 ends the arrivals)");
   s->add_option("--max-concurrency", o->max_concurrency, "most requests in flight; later arrivals wait (0: no cap)")
       ->capture_default_str();
   s->add_option("--input-len", o->input_len, "prompt tokens (chat: words, approximately tokens)")->required();

@@ -273,9 +273,9 @@ expected<std::unique_ptr<serve_client>> serve_client::connect(const std::string&
   return std::unique_ptr<serve_client>(new serve_client(std::move(c)));
 }
 
-expected<std::vector<std::string>> serve_client::list_models(double timeout_s) {
+expected<std::string> serve_client::get_text(const std::string& path_after_prefix, double timeout_s) {
   impl& c = *impl_;
-  const std::string path = c.prefix + "/v1/models";
+  const std::string path = c.prefix + path_after_prefix;
   struct reply {
     uint code = 0;
     std::string status, body;
@@ -298,12 +298,18 @@ expected<std::vector<std::string>> serve_client::list_models(double timeout_s) {
   } catch (const kj::Exception& e) {
     return fail("GET " + path + ": " + describe(e));
   }
-  if (r.code != 200)
-    return fail("GET " + path + ": " + http_error(r.code, r.status, r.body));
+  if (r.code != 200) return fail("GET " + path + ": " + http_error(r.code, r.status, r.body));
+  return std::move(r.body);
+}
+
+expected<std::vector<std::string>> serve_client::list_models(double timeout_s) {
+  const std::string path = impl_->prefix + "/v1/models";
+  auto body = get_text("/v1/models", timeout_s);
+  if (!body) return body.err();
   simdjson::dom::element doc;
   simdjson::dom::array data;
-  if (json_parser().parse(r.body).get(doc) != simdjson::SUCCESS || doc["data"].get(data) != simdjson::SUCCESS)
-    return fail("GET " + path + ": not an OpenAI model list: " + cut(r.body, 200));
+  if (json_parser().parse(*body).get(doc) != simdjson::SUCCESS || doc["data"].get(data) != simdjson::SUCCESS)
+    return fail("GET " + path + ": not an OpenAI model list: " + cut(*body, 200));
   std::vector<std::string> ids;
   for (simdjson::dom::element m : data) {
     if (std::string_view id; m["id"].get(id) == simdjson::SUCCESS) ids.emplace_back(id);

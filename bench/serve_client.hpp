@@ -122,6 +122,8 @@ class serve_client {
                                                                       double connect_timeout_s);
   ~serve_client();
 
+  // GET PREFIX + path_after_prefix: the body of a 200 response (at most 8 MiB), else an error.
+  [[nodiscard]] expected<std::string> get_text(const std::string& path_after_prefix, double timeout_s);
   // GET PREFIX/v1/models: the ids the server lists, in order.
   [[nodiscard]] expected<std::vector<std::string>> list_models(double timeout_s);
   // Runs the plan to its end; results are in plan order. `on_progress` runs on this thread after

@@ -150,6 +150,40 @@ void throughput_panel(std::string& svg, double x0, double y0, const std::vector<
   }
 }
 
+// The server's replicas over time, as a step line.
+void replicas_panel(std::string& svg, double x0, double y0, const std::vector<replica_sample>& replicas, double end_s) {
+  double most = 1;
+  for (const auto& r : replicas) most = std::max(most, r.replicas), end_s = std::max(end_s, r.t_s);
+  const panel p = draw_axes(svg, x0, y0, axis_ticks(0, std::max(1.0, end_s)), axis_ticks(0, most + 1), "Replicas",
+                            "time since start (s)", "shard groups (server /metrics)");
+  std::string pts;
+  const auto point = [&pts, &p](double t, double n) {
+    if (!pts.empty()) pts += ' ';
+    pts += num(p.px(t));
+    pts += ',';
+    pts += num(p.py(n));
+  };
+  for (size_t i = 0; i < replicas.size(); ++i) {
+    if (i) point(replicas[i].t_s, replicas[i - 1].replicas);  // a step: level until the next sample
+    point(replicas[i].t_s, replicas[i].replicas);
+  }
+  svg += "<polyline fill=\"none\" stroke=\"#c44e52\" stroke-width=\"2\" points=\"" + pts + "\"/>\n";
+}
+
+// Each successful request's TTFT (ms) at its send time: latency over time.
+void ttft_time_panel(std::string& svg, double x0, double y0, const std::vector<request_result>& results, double end_s) {
+  double most = 1;
+  for (const auto& r : results)
+    if (r.success && !r.chunk_times_s.empty()) most = std::max(most, r.chunk_times_s.front() * 1e3);
+  const panel p = draw_axes(svg, x0, y0, axis_ticks(0, std::max(1.0, end_s)), axis_ticks(0, most),
+                            "TTFT over time", "send time since start (s)", "TTFT (ms)");
+  for (const auto& r : results) {
+    if (!r.success || r.chunk_times_s.empty()) continue;
+    svg += "<circle cx=\"" + num(p.px(r.start_s)) + "\" cy=\"" + num(p.py(r.chunk_times_s.front() * 1e3)) +
+           "\" r=\"1.5\" fill=\"#8172b2\"/>\n";
+  }
+}
+
 }  // namespace
 
 std::vector<double> axis_ticks(double min, double max) {
@@ -169,7 +203,8 @@ std::vector<double> axis_ticks(double min, double max) {
   return ticks;
 }
 
-std::string render_svg(const std::vector<request_result>& results, const std::string& caption) {
+std::string render_svg(const std::vector<request_result>& results, const std::string& caption,
+                       const std::vector<replica_sample>& replicas) {
   // The caption wraps at spaces into lines of at most ~120 characters.
   std::vector<std::string> lines{""};
   size_t from = 0;
@@ -182,7 +217,7 @@ std::string render_svg(const std::vector<request_result>& results, const std::st
     from = to + 1;
   }
   const double top = 16 + 18 * double(lines.size());
-  const double width = 2 * panel_w, height = top + 2 * panel_h;
+  const double width = 2 * panel_w, height = top + (replicas.empty() ? 2 : 3) * panel_h;
   std::string svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" + num(width) + "\" height=\"" +
                     num(height) + "\" viewBox=\"0 0 " + num(width) + " " + num(height) +
                     "\" font-family=\"sans-serif\" font-size=\"12\">\n";
@@ -195,6 +230,12 @@ std::string render_svg(const std::vector<request_result>& results, const std::st
   cdf_panel(svg, panel_w, top, "TPOT CDF", std::move(s.tpot), "#dd8452");
   cdf_panel(svg, 0, top + panel_h, "E2E latency CDF", std::move(s.e2e), "#55a868");
   throughput_panel(svg, panel_w, top + panel_h, results);
+  if (!replicas.empty()) {
+    double end_s = 0;
+    for (const request_result& r : results) end_s = std::max(end_s, r.start_s + r.e2e_s);
+    replicas_panel(svg, 0, top + 2 * panel_h, replicas, end_s);
+    ttft_time_panel(svg, panel_w, top + 2 * panel_h, results, end_s);
+  }
   return svg + "</svg>\n";
 }
 

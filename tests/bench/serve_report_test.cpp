@@ -9,6 +9,7 @@
 
 #include "bench/serve_plot.hpp"
 #include "bench/serve_report.hpp"
+#include "bench/serve_workload.hpp"
 
 namespace troupe::bench {
 namespace {
@@ -211,6 +212,55 @@ TEST(render_svg, well_formed_with_and_without_data) {
   const std::string empty = render_svg({failed("x")}, "nothing");
   expect_well_formed(empty);
   EXPECT_NE(empty.find("no data"), std::string::npos);
+}
+
+TEST(render_svg, replicas_add_a_row_with_them_and_the_ttft_over_time) {
+  const std::vector<request_result> results = sample_results();
+  const std::string without = render_svg(results, "plain");
+  EXPECT_EQ(without.find("Replicas"), std::string::npos);
+  const std::string svg = render_svg(results, "scaled", {{0, 1}, {1, 1}, {2, 2}, {3, 3}, {4, 2}});
+  expect_well_formed(svg);
+  EXPECT_NE(svg.find(">Replicas<"), std::string::npos);
+  EXPECT_NE(svg.find(">TTFT over time<"), std::string::npos);
+  EXPECT_NE(svg.find("<circle"), std::string::npos);
+  // Taller by one row of panels.
+  const auto height = [](const std::string& s) { return std::atof(s.c_str() + s.find("height=\"") + 8); };
+  EXPECT_GT(height(svg), height(without));
+}
+
+// --rate-schedule: pieces parsed with errors naming the bad one; arrivals follow each piece's rate
+// and stop where a last piece of rate 0 begins.
+TEST(rate_schedule, parses_and_shapes_the_arrivals) {
+  std::vector<rate_step> steps;
+  std::string why;
+  ASSERT_TRUE(parse_rate_schedule("0:2,60:20,120:2", steps, why)) << why;
+  ASSERT_EQ(steps.size(), 3u);
+  EXPECT_EQ(steps[1].from_s, 60);
+  EXPECT_EQ(steps[1].rate, 20);
+  EXPECT_FALSE(parse_rate_schedule("5:2", steps, why));
+  EXPECT_NE(why.find("starts at 0"), std::string::npos) << why;
+  EXPECT_FALSE(parse_rate_schedule("0:2,10:x", steps, why));
+  EXPECT_NE(why.find("'10:x'"), std::string::npos) << why;
+  EXPECT_FALSE(parse_rate_schedule("0:2,10:3,10:4", steps, why));
+  EXPECT_NE(why.find("times must increase"), std::string::npos) << why;
+  EXPECT_FALSE(parse_rate_schedule("0:0", steps, why));
+  EXPECT_FALSE(parse_rate_schedule("0:-1", steps, why));
+
+  ASSERT_TRUE(parse_rate_schedule("0:10,20:100,40:0", steps, why)) << why;
+  const std::vector<double> t = scheduled_arrivals(100000, steps, 7);
+  int64_t first = 0, second = 0;
+  for (size_t i = 0; i < t.size(); ++i) {
+    if (i) {
+      EXPECT_GE(t[i], t[i - 1]);
+    }
+    EXPECT_LT(t[i], 40.0) << "none after the rate-0 piece begins";
+    (t[i] < 20 ? first : second) += 1;
+  }
+  // Poisson counts: 200 +- 3 sigma (~42) and 2000 +- ~134.
+  EXPECT_NEAR(double(first), 200, 45);
+  EXPECT_NEAR(double(second), 2000, 140);
+  EXPECT_EQ(scheduled_arrivals(50, steps, 7).size(), 50u) << "n still bounds the arrivals";
+  EXPECT_EQ(scheduled_arrivals(50, steps, 7), scheduled_arrivals(50, steps, 7)) << "reproducible for a seed";
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 # Usage: autoscale.sh TROUPE_BIN MODEL OUT.svg [SCHEDULE] [UP_ARGS...]
 #   SCHEDULE default 0:4,20:70,60:4,100:0 (requests/s from each second on; the last 0 ends it)
 set -euo pipefail
+source "$(dirname "$0")/wait_up.sh"
 bin=$1 model=$2 svg=$3 schedule=${4:-0:4,20:70,60:4,100:0}
 shift $(( $# < 4 ? $# : 4 ))
 tmp=$(mktemp -d)
@@ -16,12 +17,7 @@ trap '[[ -n $pid ]] && kill -TERM $pid 2>/dev/null; wait 2>/dev/null; rm -rf "$t
   --scale-signal outstanding --scale-target 2048 --scale-up-window 5 --scale-down-window 20 --no-cache \
   --http 127.0.0.1:0 --port-file "$tmp/ports" "$@" > "$tmp/up.log" 2>&1 &
 pid=$!
-for _ in $(seq 1 300); do
-  [[ -f "$tmp/ports" ]] && curl -sf "http://127.0.0.1:$(sed -n 's/http=//p' "$tmp/ports")/health" \
-    | grep -q '"live_groups":1' && break
-  sleep 0.1
-done
-url="http://127.0.0.1:$(sed -n 's/http=//p' "$tmp/ports")"
+url=$(wait_up "$tmp/ports")
 "$bin" bench serve --url "$url" --input-len 128 --output-len 64 --num-prompts 100000 --rate-schedule "$schedule" \
   --seed 1 --json --plot "$svg" 2>/dev/null
 curl -s "$url/metrics" | grep -E '^troupe_autoscaler_(cold_start_seconds_(sum|count)|decisions_total)' || true

@@ -11,6 +11,7 @@
 # where rss_kb is the `up` process's (the router's) resident set after the run.
 # Usage: overload.sh TROUPE_BIN MODEL [MAX_RUNNING] [UP_ARGS...]
 set -euo pipefail
+source "$(dirname "$0")/wait_up.sh"
 bin=$1 model=$2 max_running=${3:-16}
 shift $(( $# < 3 ? $# : 3 ))
 tmp=$(mktemp -d)
@@ -21,12 +22,7 @@ printf 'flood-key label=flood\nlight-key label=light\n' > "$tmp/keys"
 "$bin" up --model "$model" --workers 1 --threads 1 --max-running "$max_running" --api-key-file "$tmp/keys" \
   --no-cache --http 127.0.0.1:0 --port-file "$tmp/ports" "$@" > "$tmp/up.log" 2>&1 &
 pid=$!
-for _ in $(seq 1 300); do
-  [[ -f "$tmp/ports" ]] && curl -sf "http://127.0.0.1:$(sed -n 's/http=//p' "$tmp/ports")/health" \
-    | grep -q '"live_groups":1' && break
-  sleep 0.1
-done
-url="http://127.0.0.1:$(sed -n 's/http=//p' "$tmp/ports")"
+url=$(wait_up "$tmp/ports")
 
 serve() { "$bin" bench serve --url "$url" --input-len 128 --output-len 64 --json "$@" 2>/dev/null; }
 num() { grep -o "\"$1\":[0-9.e+-]*" | head -1 | cut -d: -f2; }

@@ -171,6 +171,7 @@ void decide(autoscaler_ptr self) {
   observation o;
   o.now = now;
   o.current = actual(st);
+  o.held = st.parts.held ? st.parts.held() : 0;
   for (const auto& [name, w] : st.workers) {
     if (w.at != phase::serving) continue;
     auto g = st.groups.find(name);
@@ -224,6 +225,7 @@ void on_event(autoscaler_ptr self, const registry_event& e) {
         const double s = std::chrono::duration<double>(clock::now() - it->second.started).count();
         spdlog::info("autoscaler: worker {} of '{}' serves, {:.1f} s after its start", name, st.options.model, s);
         if (st.cold_start) st.cold_start->observe(s);
+        if (st.parts.on_cold_start) st.parts.on_cold_start(s);
         st.ever_served = true;
         st.consecutive_failures = 0;
       }

@@ -54,6 +54,10 @@ struct autoscaler_parts {
   std::function<void(int, const std::string&)> give_up;
   // The model is marked failed, and why (for /health); may be empty.
   std::function<void(const std::string&)> on_failed;
+  // Requests waiting at the router (the demand when no group serves); may be empty.
+  std::function<int64_t()> held;
+  // A worker's measured cold start, seconds (the router's Retry-After while none serves); may be empty.
+  std::function<void(double)> on_cold_start;
 };
 
 [[nodiscard]] cluster::autoscaler_actor spawn_autoscaler(caf::actor_system& system, autoscaler_options options,

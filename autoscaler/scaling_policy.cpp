@@ -38,6 +38,8 @@ class target_policy final : public scaling_policy {
     const int32_t current = std::max(o.current, 1);
     // What this instant asks for: ceil(current x signal / target), in [min, max].
     int32_t wish = int32_t(std::ceil(double(current) * signal / c_.target - 1e-9));
+    if (o.serving.empty() && o.current > 0) wish = std::max(wish, o.current);  // still starting: no load seen yet
+    if (o.current == 0 && o.held > 0) wish = std::max(wish, 1);
     wish = std::clamp(wish, c_.min_replicas, c_.max_replicas);
     if (o.current < c_.min_replicas) wish = std::max(wish, c_.min_replicas);
     if (!first_) first_ = o.now;
@@ -47,6 +49,8 @@ class target_policy final : public scaling_policy {
     const std::string what = c_.signal + " " + format(signal) + " per group, target " + format(c_.target);
     if (o.current < c_.min_replicas) return {c_.min_replicas, "below the minimum " + std::to_string(c_.min_replicas)};
     if (o.current > c_.max_replicas) return {c_.max_replicas, "above the maximum " + std::to_string(c_.max_replicas)};
+    if (o.current == 0 && o.held > 0)
+      return {1, "scale from zero: " + std::to_string(o.held) + " requests wait for a group"};
     // Up: the smallest wish over the up-window (the load has asked for more all that time).
     const int32_t up = least_since(o.now - to_duration(c_.up_window_s));
     if (up > o.current && covers(o.now, c_.up_window_s)) return {up, what};
@@ -54,9 +58,11 @@ class target_policy final : public scaling_policy {
     const int32_t down = most_since(o.now - to_duration(c_.down_window_s));
     if (down < o.current && covers(o.now, c_.down_window_s)) {
       const int32_t n = o.current;
-      const double after = n > 1 ? signal * double(n) / double(n - 1) : signal;
-      if (after < c_.target)
+      if (n == 1) {  // to zero (min 0) only when nothing at all runs or waits
+        if (signal <= 0 && o.held == 0) return {0, what + "; idle for the down-window: to zero"};
+      } else if (const double after = signal * double(n) / double(n - 1); after < c_.target) {
         return {n - 1, what + "; the " + std::to_string(n - 1) + " left would see " + format(after)};
+      }
     }
     return {o.current, what};
   }

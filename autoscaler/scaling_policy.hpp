@@ -11,7 +11,8 @@
 //           "waiting" (requests the groups have queued). Wanted = ceil(current x signal / target);
 //           up to the smallest wish of the last up-window (a burst must last), down to the largest
 //           wish of the last down-window (no flapping), and down by one only when the groups left
-//           stay under the target at load x N/(N-1). Zero traffic: the signal is 0, so min.
+//           stay under the target at load x N/(N-1). Zero traffic: the signal is 0, so min. From
+//           zero (min 0): a request held at the router asks for one group at once, no window.
 #pragma once
 
 #include <chrono>
@@ -41,6 +42,7 @@ struct observation {
   clock::time_point now;
   int32_t current = 0;              // replicas running or starting (not draining)
   std::vector<group_load> serving;  // the serving groups
+  int64_t held = 0;                 // requests waiting at the router (for room, or for any group)
 };
 
 struct decision {

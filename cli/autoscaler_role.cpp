@@ -35,7 +35,11 @@ expected<std::unique_ptr<autoscaler_role>> autoscaler_role::start(node_env& env,
     std::fprintf(stderr, "error: %s\n", why.c_str());
     request_node_stop(code);
   };
-  if (view) parts.on_failed = [view](const std::string& why) { view->set_model_failed(why); };
+  if (view) {
+    parts.on_failed = [view](const std::string& why) { view->set_model_failed(why); };
+    parts.held = [view]() { return view->held(); };
+    parts.on_cold_start = [view](double s) { view->set_cold_start(s); };
+  }
   spdlog::info("autoscaler: '{}' with {} to {} workers ({} policy{}), started as {}", a.model, a.min_replicas,
                a.max_replicas, o.scale_policy, a.dry_run ? ", dry run" : "", o.launcher->describe());
   std::unique_ptr<autoscaler_role> role(new autoscaler_role(env.system, o.launcher));

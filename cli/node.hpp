@@ -53,6 +53,8 @@ struct node_options {
   int32_t group_queue = 4;                // router: requests sent to a group beyond its --max-running
   int32_t prepare_threads = 2;            // router: threads for templates and tokenizers
   double request_timeout_s = 600;         // router: a request's deadline from submission (0: none)
+  double hold_timeout_s = 0;              // router: scale from zero: how long a request waits for a first group (0: 503 at once)
+  int32_t hold_max = 64;                  // router: requests held so at once (more: 503)
   // The response cache: in the router's node unless --no-cache or --cache-node names a cache node.
   bool no_cache = false;
   std::string cache_node;                 // router: HOST:PORT of a `--roles cache` node

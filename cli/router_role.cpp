@@ -41,6 +41,8 @@ expected<std::unique_ptr<router_role>> router_role::start(node_env& env, cache_a
   ro.metrics = &env.metrics;
   if (o.group_queue < 0 || o.group_queue > 100000) return fail("--group-queue must be in [0, 100000]");
   ro.group_queue = o.group_queue;
+  ro.hold_s = o.hold_timeout_s;
+  ro.hold_max = o.hold_max;
   for (const auto& k : role->keys_.entries()) ro.tenant_weights[k.label] = k.weight;
   role->router_ = router::spawn_router(
       env.system, std::move(ro),

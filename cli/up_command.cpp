@@ -96,6 +96,9 @@ command_runner add_up_command(CLI::App& app, const log_options& logs) {
   c->add_option("--scale-mode", *scale_mode, "on | dry-run (log the policy's changes, act on none)")->capture_default_str();
   c->add_option("--start-timeout", o->autoscale.start_timeout_s, "seconds a started worker has to serve")
       ->capture_default_str();
+  c->add_option("--hold-timeout", o->hold_timeout_s,
+                "seconds a request waits for a first group while none serves (default: 30 with --min-workers 0, else 0: 503 at once)");
+  c->add_option("--hold-max", o->hold_max, "requests held so at once (more: 503 with Retry-After)")->capture_default_str();
   c->add_option("--http", o->http, "OpenAI-compatible HTTP API (HOST:PORT)")->capture_default_str();
   c->add_option("--listen", o->listen, "cluster port the workers join (HOST:PORT; 0 = any free port)")
       ->capture_default_str();
@@ -114,8 +117,9 @@ command_runner add_up_command(CLI::App& app, const log_options& logs) {
     }
     o->scaling.min_replicas = *min_workers >= 0 ? *min_workers : *workers;
     o->scaling.max_replicas = *max_workers >= 0 ? *max_workers : std::max(*workers, o->scaling.min_replicas);
-    if (o->scaling.min_replicas < 1) {
-      std::fprintf(stderr, "error: --min-workers 0 (scale from zero) is not supported yet: give 1 or more\n");
+    if (o->scaling.min_replicas == 0 && o->hold_timeout_s <= 0) o->hold_timeout_s = 30;  // scale from zero holds
+    if (!(o->hold_timeout_s >= 0 && o->hold_timeout_s <= 3600) || o->hold_max < 1 || o->hold_max > 100000) {
+      std::fprintf(stderr, "error: --hold-timeout must be in [0, 3600] s and --hold-max in [1, 100000]\n");
       return 2;
     }
     o->scale_policy = !scale_policy->empty() ? *scale_policy

@@ -78,6 +78,7 @@ using router_actor = registry_actor::extend<
     caf::reacts_to<submit_atom, request, cache_key>,                          // route a request from this node's front end (key empty: not cached)
     caf::reacts_to<cancel_atom, int64_t>,                                      // the client is gone or stopped: abort at the group
     caf::reacts_to<deadline_atom, int64_t>,                                    // internal: request R's deadline passed (from the router itself only)
+    caf::reacts_to<hold_atom, int64_t>,                                        // internal: request R, held while no group served, waited its hold time (from the router itself only)
     caf::reacts_to<rendezvous_atom, std::string, rendezvous_actor>,            // a group's leader publishes where its ranks meet
     caf::replies_to<rendezvous_atom, std::string>::with<rendezvous_actor>>;    // where group G's ranks meet (error: not yet published)
 

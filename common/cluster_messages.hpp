@@ -44,6 +44,7 @@ using drain_atom = caf::atom_constant<caf::atom("drain")>;
 using stop_atom = caf::atom_constant<caf::atom("stop")>;
 using leave_atom = caf::atom_constant<caf::atom("leave")>;
 using deadline_atom = caf::atom_constant<caf::atom("deadline")>;
+using hold_atom = caf::atom_constant<caf::atom("hold")>;
 
 // The logprob of one generated token and, when asked for, the top alternatives (best first).
 struct token_logprob {

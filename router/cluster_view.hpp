@@ -49,6 +49,34 @@ class cluster_view {
                                 [](const auto& g) { return g.state == cluster::group_state::serving; }));
   }
 
+  // Requests waiting at the router for room in a group (or for a group at all): the autoscaler's
+  // demand signal when no group serves.
+  void set_held(int64_t n) {
+    std::lock_guard lock(mutex_);
+    held_ = n;
+  }
+  [[nodiscard]] int64_t held() const {
+    std::lock_guard lock(mutex_);
+    return held_;
+  }
+  // The last measured cold start (a worker's start to its group serving), seconds; 0: none yet.
+  void set_cold_start(double s) {
+    std::lock_guard lock(mutex_);
+    cold_start_s_ = s;
+  }
+  [[nodiscard]] double cold_start() const {
+    std::lock_guard lock(mutex_);
+    return cold_start_s_;
+  }
+  // Requests are held while no group serves (scale from zero): /health says idle, not unavailable.
+  void set_holding(bool on) {
+    std::lock_guard lock(mutex_);
+    holding_ = on;
+  }
+  [[nodiscard]] bool holding() const {
+    std::lock_guard lock(mutex_);
+    return holding_;
+  }
   // The autoscaler marked the model failed (its workers kept failing): why, with the last worker
   // error; empty while it has not.
   void set_model_failed(std::string why) {
@@ -65,6 +93,9 @@ class cluster_view {
   std::vector<cluster::group_status> groups_;
   int64_t room_ = 0;
   std::string model_failed_;
+  int64_t held_ = 0;
+  double cold_start_s_ = 0;
+  bool holding_ = false;
 };
 
 }  // namespace troupe::router

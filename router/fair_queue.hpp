@@ -30,6 +30,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 namespace troupe::router {
 
@@ -61,6 +62,12 @@ class fair_queue {
   [[nodiscard]] std::optional<std::pair<int64_t, std::string>> pop_favoured(clock::time_point now = clock::now());
 
   [[nodiscard]] size_t size() const { return where_.size(); }
+  // The waiting requests' ids, in no particular order.
+  [[nodiscard]] std::vector<int64_t> ids() const {
+    std::vector<int64_t> out;
+    for (const auto& [id, tenant] : where_) out.push_back(id);
+    return out;
+  }
   [[nodiscard]] bool empty() const { return where_.empty(); }
   [[nodiscard]] double counter(const std::string& tenant) const;
 

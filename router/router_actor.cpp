@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <caf/all.hpp>
 #include <map>
+#include <cmath>
 #include <optional>
 #include <unordered_map>
 #include <xxhash.h>
@@ -192,6 +193,14 @@ bool dispatch(router_ptr self, flight& f, bool within_room, int32_t priority) {
 
 void count_held(router_ptr self) {
   if (self->state.held_gauge) self->state.held_gauge->set(double(self->state.held.size()));
+  self->state.view->set_held(int64_t(self->state.held.size()));
+}
+
+// When to retry a request no group could take: the measured cold start (at least 1 s; 5 s before
+// one is measured).
+int32_t cold_start_retry_s(const router_state& st) {
+  const double s = st.view->cold_start();
+  return s > 0 ? int32_t(std::ceil(s)) : 5;
 }
 
 // Sends waiting requests, fairest first, while a group has room.
@@ -216,21 +225,37 @@ void pump(router_ptr self) {
 }
 
 // Puts a new request `f` (in `flights` already) in the fair queue and sends what can go now (it
-// too, when it is the fairest and a group has room, or it is favoured); false when no group serves
-// at all.
-bool route(router_ptr self, flight& f) {
+// too, when it is the fairest and a group has room, or it is favoured). When no group serves: with
+// a hold time (scale from zero), it waits for one, at most hold_max such requests; else, or past
+// that bound, the failure to answer with.
+std::optional<failure> route(router_ptr self, flight& f) {
   auto& st = self->state;
-  if (!any_serving(st)) return false;
+  if (!any_serving(st)) {
+    if (st.options.hold_s <= 0)
+      return failure{failure_code::unavailable, "no live shard group: the cluster has no worker serving this model yet", {}};
+    if (int64_t(st.held.size()) >= st.options.hold_max)
+      return failure{failure_code::unavailable,
+                     "no shard group serves yet and " + std::to_string(st.held.size()) +
+                         " requests already wait for one (--hold-max); retry later",
+                     {}, cold_start_retry_s(st)};
+    st.held.push(f.req.id, f.req.tenant);
+    self->delayed_send(self, std::chrono::milliseconds(int64_t(st.options.hold_s * 1000)), hold_atom::value, f.req.id);
+    count_held(self);
+    return std::nullopt;
+  }
   st.held.push(f.req.id, f.req.tenant);
   pump(self);
-  return true;
+  return std::nullopt;
 }
 
-// With no group serving (all gone, cordoned or draining), the waiting requests can go nowhere:
-// each ends with an error now rather than waiting for a group that may never come.
 void fail_held_without_groups(router_ptr self) {
   auto& st = self->state;
   if (st.held.empty() || any_serving(st)) return;
+  if (st.options.hold_s > 0) {  // they wait for the next group, each its hold time from now
+    for (int64_t id : st.held.ids())
+      self->delayed_send(self, std::chrono::milliseconds(int64_t(st.options.hold_s * 1000)), hold_atom::value, id);
+    return;
+  }
   while (auto next = st.held.pop()) {
     fail_request(self, next->first, failure_code::unavailable,
                  "no live shard group: the groups serving this model left while the request waited");
@@ -390,8 +415,8 @@ void on_lookup(router_ptr self, int64_t id, cache_lookup& r) {
     st.flights.erase(it);
     return;
   }
-  if (!route(self, f)) {
-    fail_request(self, id, failure_code::unavailable, "no live shard group: the cluster has no worker serving this model yet");
+  if (auto refused = route(self, f)) {
+    st.deliver(failed_chunk(id, std::move(*refused)));
     st.flights.erase(it);
   }
 }
@@ -467,6 +492,7 @@ router_actor spawn_router(caf::actor_system& system, router_options options, chu
     self->state.options = std::move(opts);
     self->state.deliver = std::move(deliver_chunk);
     self->state.view = std::move(v);
+    self->state.view->set_holding(self->state.options.hold_s > 0);
     if (auto* m = self->state.options.metrics) {
       self->state.hit_latency = &m->histogram("troupe_cache_hit_latency_seconds",
                                               "Router time from the cache lookup to replaying a hit.",
@@ -555,9 +581,8 @@ router_actor spawn_router(caf::actor_system& system, router_options options, chu
             return;
           }
           auto& entry = st.flights.emplace(id, std::move(f)).first->second;
-          if (!route(self, entry)) {
-            fail_request(self, id, failure_code::unavailable,
-                         "no live shard group: the cluster has no worker serving this model yet");
+          if (auto refused = route(self, entry)) {
+            st.deliver(failed_chunk(id, std::move(*refused)));
             st.flights.erase(id);
           }
         },
@@ -591,6 +616,23 @@ router_actor spawn_router(caf::actor_system& system, router_options options, chu
                                    double(f.req.deadline_ms) / 1000.0));
           st.flights.erase(it);
           pump(self);
+        },
+        [self](hold_atom, int64_t id) {
+          auto& st = self->state;
+          if (caf::actor_cast<caf::actor_addr>(self->current_sender()) != self->address())
+            return log_refusal(self, "a hold timeout sent by another actor than the router");
+          auto it = st.flights.find(id);
+          // Ended, dispatched, or waiting only for room now that a group serves: not held for a group.
+          if (it == st.flights.end() || !it->second.group.empty() || any_serving(st)) return;
+          if (!st.held.remove(id)) return;
+          count_held(self);
+          spdlog::warn("router: request {} waited {:g} s and no shard group started; refused", id, st.options.hold_s);
+          st.deliver(failed_chunk(id, failure{failure_code::unavailable,
+                                              fmt::format("no shard group started within the hold time of {:g} s "
+                                                          "(--hold-timeout); retry later",
+                                                          st.options.hold_s),
+                                              {}, cold_start_retry_s(st)}));
+          st.flights.erase(it);
         },
         [self](list_atom) -> caf::result<std::vector<group_status>> {
           if (auto refused = refuse_remote(self, "list")) return std::move(*refused);

@@ -35,6 +35,11 @@ struct router_options {
   metrics_registry* metrics = nullptr;     // may be null; outlives the actor
   int32_t group_queue = 4;                 // sequences a group is sent beyond its max_running
   std::map<std::string, double> tenant_weights;  // fair-queue weight per API key label (else 1)
+  // Scale from zero (an autoscaler starts groups on demand): a request that finds no serving group
+  // waits up to hold_s for one (0: refused at once), at most hold_max such requests at a time;
+  // past either, 503 with Retry-After from the cluster view's measured cold start.
+  double hold_s = 0;
+  int32_t hold_max = 64;
 };
 
 // Hands a request's chunk to this node's front ends (frontend/core's stream_registry::deliver);

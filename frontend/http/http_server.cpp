@@ -269,11 +269,13 @@ class http_frontend::service final : public kj::HttpService {
       fm_.count("health", 503);
       return send_text(response, 503, status_json("draining", live, ctx_.insecure_cluster), "application/json");
     }
-    fm_.count("health", live ? 200 : 503);
     const std::string failed = view_->model_failed();
-    const char* status = live ? "ok" : failed.empty() ? "no live shard group" : "model failed";
-    return send_text(response, live ? 200 : 503, status_json(status, live, ctx_.insecure_cluster, failed),
-                     "application/json");
+    // Scaled to zero: requests are held while a group starts, so the node is ready, and idle.
+    const bool idle = !live && failed.empty() && view_->holding();
+    const int code = live || idle ? 200 : 503;
+    fm_.count("health", code);
+    const char* status = live ? "ok" : idle ? "idle" : failed.empty() ? "no live shard group" : "model failed";
+    return send_text(response, code, status_json(status, live, ctx_.insecure_cluster, failed), "application/json");
   }
 
   kj::Promise<void> models(Response& response) {
@@ -390,7 +392,7 @@ class http_frontend::service final : public kj::HttpService {
                           troupe::request prepared, bool no_cache, Response& response, admission::ticket slot) {
     if (auto full = slot.add_tokens(int64_t(prepared.prompt.size())))
       return send_error(response, to_api_error(*full), label);
-    if (view_->serving_groups() == 0)
+    if (view_->serving_groups() == 0 && !view_->holding())  // holding: the router waits for a group
       return send_error(response, api_error{503, "no live shard group: the cluster has no worker serving '" +
                                                      model_.name() + "' yet",
                                             "server_error", {}, {}},
@@ -464,7 +466,7 @@ class http_frontend::service final : public kj::HttpService {
 
   kj::Promise<void> finish_error(exchange& x, const api_error& e) {
     record(x, e.status);
-    return send_text(*x.response, e.status, error_json(e), "application/json");
+    return send_text(*x.response, e.status, error_json(e), "application/json", e.retry_after_s);
   }
 
   // Counts a finished request and its latencies.

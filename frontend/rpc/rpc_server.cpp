@@ -191,7 +191,7 @@ class session_impl final : public schema::Session::Server {
                           const char* method, admission::ticket slot) {
     const auto& model = *state_.ctx.model;
     if (auto full = slot.add_tokens(int64_t(p.prompt.size()))) return refuse(method, *full);
-    if (state_.ctx.view->serving_groups() == 0) {
+    if (state_.ctx.view->serving_groups() == 0 && !state_.ctx.view->holding()) {  // holding: the router waits for a group
       return refuse(method, failure{failure_code::unavailable,
                                     "no live shard group: the cluster has no worker serving '" + model.name() + "' yet",
                                     {}});

@@ -115,6 +115,39 @@ TEST(scaling_policy, zero_traffic_goes_to_the_minimum) {
   EXPECT_EQ((*q)->decide(load(0, 1, 0)).desired, 2);
 }
 
+// With min 0: a request held at the router asks for a group at once (no up-window); a group that
+// is starting is not given up; and only a whole idle down-window goes back to zero.
+TEST(scaling_policy, from_zero_and_back_to_zero) {
+  scaling_config c = target_config();
+  c.min_replicas = 0;
+  c.down_window_s = 10;
+  auto p = make_scaling_policy("target", c);
+  ASSERT_TRUE(p);
+  auto& policy = **p;
+  observation idle = load(0, 0, 0);
+  EXPECT_EQ(policy.decide(idle).desired, 0) << "nothing asked for";
+  observation asked = load(0.5, 0, 0);
+  asked.held = 3;
+  const decision d = policy.decide(asked);
+  EXPECT_EQ(d.desired, 1);
+  EXPECT_EQ(d.reason, "scale from zero: 3 requests wait for a group");
+  // Starting (current 1, nothing serving yet): kept, even past a down-window.
+  for (double t = 1; t <= 15; t += 0.5) {
+    observation starting = load(t, 0, 0);
+    starting.current = 1;
+    EXPECT_EQ(policy.decide(starting).desired, 1) << t;
+  }
+  // Serving with a little load: kept however long.
+  for (double t = 15.5; t <= 40; t += 0.5) EXPECT_EQ(policy.decide(load(t, 1, 50)).desired, 1) << t;
+  // Idle: back to zero once the down-window holds nothing but zero wishes.
+  decision last{1, ""};
+  double t = 40.5;
+  for (; t <= 60 && last.desired != 0; t += 0.5) last = policy.decide(load(t, 1, 0));
+  EXPECT_EQ(last.desired, 0);
+  EXPECT_GE(t, 50.0) << "not before a whole idle down-window";
+  EXPECT_NE(last.reason.find("idle for the down-window: to zero"), std::string::npos) << last.reason;
+}
+
 TEST(scaling_policy, the_factory_names_what_is_wrong) {
   scaling_config c = target_config();
   auto bad = make_scaling_policy("guess", c);

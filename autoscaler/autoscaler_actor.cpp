@@ -184,6 +184,7 @@ void decide(autoscaler_ptr self) {
     l.in_flight = s.in_flight;
     l.outstanding_tokens = s.outstanding_tokens;
     l.kv_used = s.load.kv_blocks_total > 0 ? double(s.load.kv_blocks_used) / s.load.kv_blocks_total : 0;
+    l.queue_delay_p90_s = s.load.queue_delay_p90_s;
     o.serving.push_back(std::move(l));
   }
   decision d = st.parts.policy->decide(o);

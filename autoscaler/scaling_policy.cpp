@@ -81,6 +81,7 @@ class target_policy final : public scaling_policy {
     for (const group_load& g : o.serving) {
       if (c_.signal == "kv") sum += g.kv_used;
       else if (c_.signal == "waiting") sum += double(g.waiting);
+      else if (c_.signal == "queue") sum += g.queue_delay_p90_s;
       else sum += double(g.outstanding_tokens);
     }
     return sum / double(o.serving.size());
@@ -119,8 +120,8 @@ expected<std::unique_ptr<scaling_policy>> make_scaling_policy(const std::string&
     return std::unique_ptr<scaling_policy>(new fixed_policy(c.min_replicas));
   }
   if (name == "target") {
-    if (c.signal != "outstanding" && c.signal != "kv" && c.signal != "waiting")
-      return fail("--scale-signal '" + c.signal + "': give outstanding, kv or waiting");
+    if (c.signal != "outstanding" && c.signal != "kv" && c.signal != "waiting" && c.signal != "queue")
+      return fail("--scale-signal '" + c.signal + "': give outstanding, kv, waiting or queue");
     if (!(c.target > 0) || (c.signal == "kv" && c.target > 1))
       return fail("--scale-target " + format(c.target) + ": give a value > 0 (for kv, a fraction up to 1)");
     if (!(c.up_window_s >= 0 && c.up_window_s <= 3600) || !(c.down_window_s >= 0 && c.down_window_s <= 3600))

@@ -7,8 +7,9 @@
 // Policies:
 //   fixed   keep min replicas (min = max = --workers in `troupe up`).
 //   target  target tracking on one signal averaged over the serving groups: "outstanding" (prompt +
-//           max_tokens of the requests in flight, per group), "kv" (KV cache used, fraction) or
-//           "waiting" (requests the groups have queued). Wanted = ceil(current x signal / target);
+//           max_tokens of the requests in flight, per group), "kv" (KV cache used, fraction),
+//           "waiting" (requests the groups have queued) or "queue" (seconds from arrival at the
+//           group to first token, p90, from each group's load report). Wanted = ceil(current x signal / target);
 //           up to the smallest wish of the last up-window (a burst must last), down to the largest
 //           wish of the last down-window (no flapping), and down by one only when the groups left
 //           stay under the target at load x N/(N-1). Zero traffic: the signal is 0, so min. From
@@ -36,6 +37,7 @@ struct group_load {
   int64_t in_flight = 0;
   int64_t outstanding_tokens = 0;
   double kv_used = 0;  // fraction of its KV blocks in use
+  double queue_delay_p90_s = 0;  // arrival at the group to first token, p90 of its last report
 };
 
 struct observation {
@@ -53,7 +55,7 @@ struct decision {
 struct scaling_config {
   int32_t min_replicas = 1;
   int32_t max_replicas = 1;
-  std::string signal = "outstanding";  // target: outstanding | kv | waiting
+  std::string signal = "outstanding";  // target: outstanding | kv | waiting | queue
   double target = 2048;                // target: the signal's value per group
   double up_window_s = 10;
   double down_window_s = 60;

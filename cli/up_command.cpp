@@ -87,7 +87,7 @@ command_runner add_up_command(CLI::App& app, const log_options& logs) {
   c->add_option("--min-workers", *min_workers, "the autoscaler's least workers (default: --workers)");
   c->add_option("--max-workers", *max_workers, "the autoscaler's most workers (default: --workers)");
   c->add_option("--scale-policy", *scale_policy, "fixed | target (default: fixed when min = max, else target)");
-  c->add_option("--scale-signal", o->scaling.signal, "target policy: outstanding | kv | waiting")->capture_default_str();
+  c->add_option("--scale-signal", o->scaling.signal, "target policy: outstanding | kv | waiting | queue (seconds to first token at a group, p90)")->capture_default_str();
   c->add_option("--scale-target", o->scaling.target, "target policy: the signal's value per group")->capture_default_str();
   c->add_option("--scale-up-window", o->scaling.up_window_s, "target policy: seconds a higher load must last")
       ->capture_default_str();

@@ -118,13 +118,17 @@ struct load_report {
   double prefix_hit_rate = 0;
   int64_t generated_tokens = 0;        // since start
   double tokens_per_s = 0;             // over the last report interval
+  // From a request's arrival at the group to its first token (queueing plus prefill): the p90 of
+  // those that got it during the last interval, or the age of the oldest still waiting if larger.
+  double queue_delay_p90_s = 0;
   friend bool operator==(const load_report&, const load_report&) = default;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, load_report& x) {
   return f(caf::meta::type_name("load_report"), x.group, x.running, x.waiting, x.kv_blocks_used,
-           x.kv_blocks_total, x.preemptions, x.prefix_hit_rate, x.generated_tokens, x.tokens_per_s);
+           x.kv_blocks_total, x.preemptions, x.prefix_hit_rate, x.generated_tokens, x.tokens_per_s,
+           x.queue_delay_p90_s);
 }
 
 // A shard group's state in the registry. Only serving groups are routed new requests; cordoned and

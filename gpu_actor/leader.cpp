@@ -10,6 +10,7 @@
 #include <spdlog/spdlog.h>
 #include <caf/all.hpp>
 #include <algorithm>
+#include <cmath>
 #include <chrono>
 #include <cstdio>
 #include <unordered_map>
@@ -35,6 +36,8 @@ struct owner {
   int64_t request = 0;  // the router's id
   token_sink_actor sink;
   int32_t unfinished = 1;  // samples still running
+  std::chrono::steady_clock::time_point arrived = std::chrono::steady_clock::now();
+  bool started = false;    // its first token went out
 };
 
 struct leader_state {
@@ -47,6 +50,7 @@ struct leader_state {
   bool step_queued = false;
   bool stopping = false;  // told to stop (drained): quit once the engine runs nothing
   int64_t reported_tokens = 0;
+  std::vector<double> first_token_delays;  // seconds, of the requests that started since the last report
   std::chrono::steady_clock::time_point reported_at = std::chrono::steady_clock::now();
   static inline const char* name = "troupe.gpu_leader";
 };
@@ -78,6 +82,21 @@ token_chunk to_chunk(int64_t request, engine::request_output& o) {
   return c;
 }
 
+// The p90 of the first-token delays since the last report, or the oldest waiting request's age if
+// larger (a stuck queue shows even when nothing starts).
+double queue_delay_p90(leader_state& st, std::chrono::steady_clock::time_point now) {
+  double p90 = 0;
+  auto& d = st.first_token_delays;
+  if (!d.empty()) {
+    const size_t k = std::min(d.size() - 1, size_t(std::ceil(0.9 * double(d.size()))) - 1);
+    std::nth_element(d.begin(), d.begin() + std::ptrdiff_t(k), d.end());
+    p90 = d[k];
+  }
+  for (const auto& [id, who] : st.owners)
+    if (!who.started) p90 = std::max(p90, std::chrono::duration<double>(now - who.arrived).count());
+  return p90;
+}
+
 // Runs one step and sends each owner the chunks of its requests in one message.
 void run_step(leader_ptr self) {
   auto& st = self->state;
@@ -89,6 +108,11 @@ void run_step(leader_ptr self) {
     owner& who = it->second;
     auto batch = std::find_if(batches.begin(), batches.end(), [&who](const auto& b) { return b.first == who.sink; });
     if (batch == batches.end()) batch = batches.insert(batches.end(), {who.sink, {}});
+    if (!who.started && !o.tokens.empty()) {
+      who.started = true;
+      st.first_token_delays.push_back(
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - who.arrived).count());
+    }
     batch->second.push_back(to_chunk(who.request, o));
     if (o.finish && --who.unfinished == 0) {
       st.engine_ids.erase(who.request);
@@ -216,6 +240,8 @@ gpu_leader_actor spawn_leader(caf::actor_system& system, std::shared_ptr<leader_
           r.tokens_per_s = dt > 0 ? double(r.generated_tokens - st.reported_tokens) / dt : 0;
           st.reported_tokens = r.generated_tokens;
           st.reported_at = now;
+          r.queue_delay_p90_s = queue_delay_p90(st, now);
+          st.first_token_delays.clear();
           self->send(st.load_sink, load_atom::value, std::move(r));
         },
     };

@@ -88,6 +88,9 @@ std::string group_metrics(const std::vector<cluster::group_status>& groups) {
          });
   family("troupe_group_tokens_per_second", "Tokens the shard group generated per second (last report).",
          [](const cluster::group_status& g) { return g.load.tokens_per_s; });
+  family("troupe_group_queue_delay_p90_seconds",
+         "Arrival at the shard group to first token, p90 over the last report (or the oldest waiting request's age).",
+         [](const cluster::group_status& g) { return g.load.queue_delay_p90_s; });
   family("troupe_group_generated_tokens", "Tokens the shard group generated since it started (last report).",
          [](const cluster::group_status& g) { return g.load.generated_tokens; });
   family("troupe_group_requests_routed", "Requests routed to the shard group since it joined.",

@@ -148,6 +148,25 @@ TEST(scaling_policy, from_zero_and_back_to_zero) {
   EXPECT_NE(last.reason.find("idle for the down-window: to zero"), std::string::npos) << last.reason;
 }
 
+// The "queue" signal: seconds from arrival at a group to first token (p90, per report), averaged
+// over the groups, against a target in seconds.
+TEST(scaling_policy, the_queue_signal_tracks_seconds_to_first_token) {
+  scaling_config c = target_config();
+  c.signal = "queue";
+  c.target = 0.5;
+  auto p = make_scaling_policy("target", c);
+  ASSERT_TRUE(p) << p.message();
+  decision d;
+  for (double t = 0; t <= 5; t += 0.25) {
+    observation o = load(t, 2, 0);
+    o.serving[0].queue_delay_p90_s = 1.8;
+    o.serving[1].queue_delay_p90_s = 1.0;
+    d = (*p)->decide(o);
+  }
+  EXPECT_EQ(d.desired, 4) << "ceil(2 x 1.4 / 0.5) = 6, at most 4";
+  EXPECT_NE(d.reason.find("queue 1.4 per group, target 0.5"), std::string::npos) << d.reason;
+}
+
 TEST(scaling_policy, the_factory_names_what_is_wrong) {
   scaling_config c = target_config();
   auto bad = make_scaling_policy("guess", c);

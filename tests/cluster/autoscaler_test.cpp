@@ -175,6 +175,16 @@ TEST(autoscaler, the_target_policy_adds_a_group_under_load_and_drains_one_after_
                          "outstanding", "--scale-target", "1000", "--scale-up-window", "1", "--scale-down-window", "3"});
   ASSERT_NE(cluster.port(), 0);
   // Rounds of 8 long streams until the second group serves (each round lasts about a second).
+  // Meanwhile the groups' reported queue delay (arrival to first token, p90) is sampled.
+  std::atomic<bool> loading{true};
+  double most_delay = 0;
+  std::thread sampler([&cluster, &loading, &most_delay]() {
+    while (loading.load()) {
+      for (const auto& [group, v] : group_gauge(cluster.metrics(), "troupe_group_queue_delay_p90_seconds"))
+        most_delay = std::max(most_delay, v);
+      std::this_thread::sleep_for(200ms);
+    }
+  });
   const auto until_up = clock_type::now() + 40s;
   int rounds = 0;
   while (cluster.live_groups() < 2 && clock_type::now() < until_up) {
@@ -191,6 +201,10 @@ TEST(autoscaler, the_target_policy_adds_a_group_under_load_and_drains_one_after_
     }
   }
   EXPECT_EQ(cluster.live_groups(), 2) << "after " << rounds << " rounds of load\n" << cluster.log();
+  loading = false;
+  sampler.join();
+  EXPECT_GT(most_delay, 0.0) << "a group reported the delay to its requests' first tokens";
+  EXPECT_LT(most_delay, 30.0);
   const std::string log = cluster.log();
   EXPECT_NE(log.find("1 -> 2 replicas wanted: outstanding"), std::string::npos) << log;
   // The load is gone: one group is drained while short requests keep coming.

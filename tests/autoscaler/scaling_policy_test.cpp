@@ -21,7 +21,8 @@ observation load(double t, int32_t n, int64_t outstanding) {
   o.current = n;
   for (int32_t i = 0; i < n; ++i) {
     group_load g;
-    g.name = "w" + std::to_string(i);
+    g.name = "w";
+    g.name += std::to_string(i);
     g.outstanding_tokens = outstanding;
     o.serving.push_back(g);
   }

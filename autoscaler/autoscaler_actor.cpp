@@ -8,6 +8,8 @@
 #include <cmath>
 #include <deque>
 #include <map>
+#include <optional>
+#include <utility>
 
 namespace troupe::autoscaler {
 
@@ -20,6 +22,9 @@ enum class phase { starting, serving, draining };
 struct worker_slot {
   phase at = phase::starting;
   clock::time_point started;
+  clock::time_point since;       // of the current phase
+  bool stop_sent = false;        // the launcher was told to stop it
+  bool counted = false;          // already counted as a failure (start timeout): not again at its exit
 };
 
 struct autoscaler_state {
@@ -71,19 +76,22 @@ void start_one(autoscaler_ptr self, const std::string& why) {
     ++st.consecutive_failures;
     return;
   }
-  st.workers[name] = worker_slot{phase::starting, clock::now()};
+  st.workers[name] = worker_slot{phase::starting, clock::now(), clock::now()};
   spdlog::info("autoscaler: starting worker {} for '{}' ({}): {}", name, st.options.model,
                st.parts.workers->describe(), why);
 }
 
-// The least loaded serving group this autoscaler started (never one still starting).
+// The least loaded serving group this autoscaler started (never one still starting): fewest
+// requests in flight, then fewest outstanding tokens.
 std::optional<std::string> least_loaded(const autoscaler_state& st) {
   std::optional<std::string> best;
-  int64_t best_load = 0;
+  std::pair<int64_t, int64_t> best_load;
   for (const auto& [name, w] : st.workers) {
     if (w.at != phase::serving) continue;
     auto g = st.groups.find(name);
-    const int64_t load = g == st.groups.end() ? 0 : g->second.in_flight * 1000000 + g->second.outstanding_tokens;
+    const std::pair<int64_t, int64_t> load =
+        g == st.groups.end() ? std::pair<int64_t, int64_t>{0, 0}
+                             : std::pair{g->second.in_flight, g->second.outstanding_tokens};
     if (!best || load < best_load) {
       best = name;
       best_load = load;
@@ -92,22 +100,25 @@ std::optional<std::string> least_loaded(const autoscaler_state& st) {
   return best;
 }
 
+// Drains group `name` through the registry: nothing new is routed to it, its requests finish, then
+// its leader is told to stop and its worker exits. reap() has the launcher stop the worker if it
+// still runs past the drain deadline; the launcher stops it at once if the registry refuses.
 void drain_one(autoscaler_ptr self, const std::string& name, const std::string& why) {
   auto& st = self->state;
-  st.workers[name].at = phase::draining;
+  worker_slot& w = st.workers[name];
+  w.at = phase::draining;
+  w.since = clock::now();
   spdlog::info("autoscaler: draining worker {} of '{}': {}", name, st.options.model, why);
-  const auto grace = std::chrono::milliseconds(int64_t(st.options.drain_timeout_s * 1000) + 5000);
   self->request(st.parts.registry, std::chrono::seconds(10), drain_atom::value, name)
       .then([](const group_status&) {},
-            [self, name, grace](const caf::error& e) {
-              // Not in the registry (it left meanwhile) or the registry did not answer: stop the
-              // process itself, which drains through its own SIGTERM path.
+            [self, name](const caf::error& e) {
+              auto it = self->state.workers.find(name);
+              if (it == self->state.workers.end() || it->second.stop_sent) return;
               spdlog::warn("autoscaler: the registry did not drain {} ({}); stopping its worker", name,
                            self->system().render(e));
-              self->state.parts.workers->stop(name, grace);
+              it->second.stop_sent = true;
+              self->state.parts.workers->stop(name, std::chrono::seconds(5));
             });
-  // The worker exits once drained; if it hangs past the drain deadline, the launcher kills it.
-  self->state.parts.workers->stop(name, grace);
 }
 
 void mark_failed(autoscaler_ptr self) {
@@ -130,9 +141,14 @@ void reap(autoscaler_ptr self) {
   for (worker_exit& e : st.parts.workers->poll()) {
     auto it = st.workers.find(e.name);
     const bool drained = it != st.workers.end() && it->second.at == phase::draining;
+    const bool counted = it != st.workers.end() && it->second.counted;
     if (it != st.workers.end()) st.workers.erase(it);
     if (drained && e.status == 0) {
       spdlog::info("autoscaler: worker {} drained and stopped", e.name);
+      continue;
+    }
+    if (counted) {  // stopped at its start timeout, counted then
+      spdlog::info("autoscaler: worker {} stopped (status {})", e.name, e.status);
       continue;
     }
     if (e.status == 0) {  // drained by someone else (SIGTERM to the worker): not a failure
@@ -150,15 +166,24 @@ void reap(autoscaler_ptr self) {
                                     st.options.backoff_initial_s * std::pow(2.0, st.consecutive_failures - 1));
     st.next_start = now + seconds(st.consecutive_failures > 1 ? backoff : 0);
   }
-  // A worker whose group has not registered in time counts as failed; stop it.
   for (auto& [name, w] : st.workers) {
-    if (w.at != phase::starting || now - w.started < seconds(st.options.start_timeout_s)) continue;
-    spdlog::warn("autoscaler: worker {} did not register within {} s; stopping it", name, st.options.start_timeout_s);
-    st.last_error = "worker " + name + " did not register within " + std::to_string(int(st.options.start_timeout_s)) + " s";
-    st.parts.workers->stop(name, std::chrono::seconds(2));
-    w.at = phase::draining;  // its exit is then not a drained one: status != 0 after SIGKILL, or counted below
-    st.failures.push_back(now);
-    ++st.consecutive_failures;
+    if (w.stop_sent) continue;
+    if (w.at == phase::starting && now - w.started >= seconds(st.options.start_timeout_s)) {
+      // Its group has not registered in time: a failure; stop it.
+      spdlog::warn("autoscaler: worker {} did not register within {} s; stopping it", name, st.options.start_timeout_s);
+      st.last_error =
+          "worker " + name + " did not register within " + std::to_string(int(st.options.start_timeout_s)) + " s";
+      st.parts.workers->stop(name, std::chrono::seconds(2));
+      w = worker_slot{phase::draining, w.started, now, true, true};
+      st.failures.push_back(now);
+      ++st.consecutive_failures;
+    } else if (w.at == phase::draining && now - w.since >= seconds(st.options.drain_timeout_s + 5)) {
+      // Drained past its deadline and still running: the registry ended its requests by now.
+      spdlog::warn("autoscaler: worker {} still runs {} s after its drain began; stopping it", name,
+                   st.options.drain_timeout_s + 5);
+      st.parts.workers->stop(name, std::chrono::seconds(5));
+      w.stop_sent = true;
+    }
   }
   while (!st.failures.empty() && now - st.failures.front() > seconds(st.options.failure_window_s))
     st.failures.pop_front();
@@ -197,12 +222,11 @@ void decide(autoscaler_ptr self) {
                  d.reason, st.options.dry_run ? " (dry run: not acted on)" : "");
   st.last_desired = d.desired;
   if (st.failed) return;
-  // Replacing what died keeps the replicas the autoscaler had, also in dry run.
-  const int32_t want = st.options.dry_run ? std::max(st.options.min_replicas, o.current) : d.desired;
+  // In dry run it keeps the minimum it started (replacing what dies) and acts on no policy change.
+  const int32_t want = st.options.dry_run ? st.options.min_replicas : d.desired;
   if (want > o.current) {
     if (now < st.next_start) return;  // backing off while workers keep failing
-    const bool replacing = o.current < st.options.min_replicas || (st.options.dry_run);
-    count(self, "up", replacing ? "below minimum" : "policy");
+    count(self, "up", o.current < st.options.min_replicas ? "below minimum" : "policy");
     start_one(self, "replicas " + std::to_string(o.current) + " -> " + std::to_string(want) + ": " + d.reason);
   } else if (want < o.current) {
     if (auto victim = least_loaded(st)) {

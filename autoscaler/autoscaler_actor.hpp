@@ -9,8 +9,9 @@
 //     with a non-zero exit;
 //   - stops a worker whose group has not registered within start_timeout_s (counted as a failure);
 //   - asks the policy for the replicas wanted, clamps it to [min, max], and starts one worker, or
-//     drains the least loaded serving group (never one still starting): nothing new is routed to
-//     it, its requests finish, then its worker exits by itself. One change per tick; in dry-run it
+//     drains the least loaded serving group (never one still starting) through the registry:
+//     nothing new is routed to it, its requests finish, then its worker exits by itself (stopped by
+//     the launcher if it still runs 5 s past --drain-timeout). One change per tick; in dry-run it
 //     only logs what it would do.
 // Every decision is a log line with its reason and a counter by direction; gauges give the desired
 // and actual replicas and whether the model failed.
@@ -35,10 +36,10 @@ struct autoscaler_options {
   std::string group_prefix = "w";     // workers are named prefix + a number
   int32_t min_replicas = 1;
   int32_t max_replicas = 1;
-  bool dry_run = false;               // log the policy's changes without acting (the dead are still replaced)
+  bool dry_run = false;               // log the policy's changes without acting (keep min, replacing the dead)
   double tick_s = 0.25;
   double start_timeout_s = 120;       // a started worker's group must register within it
-  double drain_timeout_s = 30;        // a drained worker still running after it is killed
+  double drain_timeout_s = 30;        // a drained worker still running 5 s past it is stopped
   int32_t max_failures = 5;           // within failure_window_s: the model is marked failed
   double failure_window_s = 60;
   double backoff_initial_s = 0.5;

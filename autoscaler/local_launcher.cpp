@@ -107,8 +107,9 @@ void local_launcher::drain_output(child& c) {
       start = nl + 1;
     }
     c.partial.erase(0, start);
-    if (c.partial.size() > max_line) {
+    if (c.partial.size() > max_line) {  // passed on as a piece of its own (and kept, cut, if an error)
       std::fprintf(stderr, "%s\n", c.partial.c_str());
+      if (is_error_line(c.partial)) c.last_error = c.partial.substr(0, max_line);
       c.partial.clear();
     }
   }

@@ -233,7 +233,10 @@ gpu_leader_actor spawn_leader(caf::actor_system& system, std::shared_ptr<leader_
           (void)st.res->engine->keep_group_alive();  // a failure shows in group_failure()
           if (leave_if_group_failed(self)) return;
           self->delayed_send(self, report_interval, tick_atom::value);
-          if (!st.load_sink) return;
+          if (!st.load_sink) {
+            st.first_token_delays.clear();  // nobody to report to: keep the list bounded all the same
+            return;
+          }
           load_report r = make_report(st);
           const auto now = std::chrono::steady_clock::now();
           const double dt = std::chrono::duration<double>(now - st.reported_at).count();

@@ -61,10 +61,12 @@ std::pair<int64_t, std::string> fair_queue::take_front(line& l, const std::strin
 }
 
 std::optional<std::pair<int64_t, std::string>> fair_queue::pop_favoured(clock::time_point now) {
+  // The active tenants' totals once, not once per waiting tenant: this runs on every step.
+  const active_totals all = totals(now);
   line* best = nullptr;
   const std::string* best_tenant = nullptr;
   for (auto& [tenant, l] : lines_) {
-    if (l.waiting.empty() || !favoured(tenant, now)) continue;
+    if (l.waiting.empty() || !favoured_among(&l, l.weight, all, now)) continue;
     if (best == nullptr || l.waiting.front().second < best->waiting.front().second) {
       best = &l;
       best_tenant = &tenant;
@@ -115,22 +117,32 @@ void fair_queue::settled(const std::string& tenant) {
   if (l.running > 0) --l.running;
 }
 
+fair_queue::active_totals fair_queue::totals(clock::time_point now) const {
+  active_totals t;
+  for (const auto& [name, l] : lines_) {
+    if (!l.active()) continue;
+    ++t.tenants;
+    t.weights += l.weight;
+    t.service += l.recent_by(now);
+  }
+  return t;
+}
+
+bool fair_queue::favoured_among(const line* self, double my_weight, const active_totals& all,
+                                clock::time_point now) const {
+  const bool counted = self != nullptr && self->active();  // `all` holds it already
+  const double mine = self != nullptr ? self->recent_by(now) : 0;
+  const int others = all.tenants - (counted ? 1 : 0);
+  const double weights = all.weights - (counted ? self->weight : 0) + my_weight;
+  const double service = all.service - (counted ? mine : 0) + mine;
+  return others > 0 && service > 0 && mine < favoured_below * service * my_weight / weights;
+}
+
 bool fair_queue::favoured(const std::string& tenant, clock::time_point now) const {
   const auto self = lines_.find(tenant);
-  const double my_weight = self != lines_.end() ? self->second.weight : [this, &tenant] {
-    auto w = weights_.find(tenant);
-    return w != weights_.end() && w->second > 0 ? w->second : 1.0;
-  }();
-  const double mine = self != lines_.end() ? self->second.recent_by(now) : 0;
-  double weights = my_weight, service = mine;
-  int others = 0;
-  for (const auto& [name, l] : lines_) {
-    if (name == tenant || !l.active()) continue;
-    ++others;
-    weights += l.weight;
-    service += l.recent_by(now);
-  }
-  return others > 0 && service > 0 && mine < favoured_below * service * my_weight / weights;
+  if (self != lines_.end()) return favoured_among(&self->second, self->second.weight, totals(now), now);
+  auto w = weights_.find(tenant);
+  return favoured_among(nullptr, w != weights_.end() && w->second > 0 ? w->second : 1.0, totals(now), now);
 }
 
 double fair_queue::counter(const std::string& tenant) const {

@@ -82,6 +82,16 @@ class fair_queue {
     [[nodiscard]] bool active() const { return !waiting.empty() || running > 0; }
     [[nodiscard]] double recent_by(clock::time_point now) const;
   };
+  // The active tenants' count, weights and recent service.
+  struct active_totals {
+    int tenants = 0;
+    double weights = 0, service = 0;
+  };
+  [[nodiscard]] active_totals totals(clock::time_point now) const;
+  // favoured() for the tenant of line `self` (null: a tenant without a line yet) of `my_weight`,
+  // given the totals.
+  [[nodiscard]] bool favoured_among(const line* self, double my_weight, const active_totals& all,
+                                    clock::time_point now) const;
   // Takes the front of `l`'s line off the queue.
   std::pair<int64_t, std::string> take_front(line& l, const std::string& tenant);
   line& line_of(const std::string& tenant);

@@ -45,6 +45,18 @@ TEST(local_launcher, an_exit_is_reaped_with_its_status_and_last_error_line) {
   EXPECT_TRUE(l.pids().empty()) << "reaped: no zombie left";
 }
 
+// A line longer than the 4 KiB bound is passed on in pieces; the error kept is cut to the bound.
+TEST(local_launcher, a_line_past_the_bound_is_cut) {
+  auto l = shell("printf 'error: ' >&2; head -c 9000 /dev/zero | tr '\\0' x >&2; echo >&2; exit 1");
+  l.set_router("127.0.0.1:7070");
+  ASSERT_TRUE(l.start("long"));
+  const auto exits = wait_exits(l, 1);
+  ASSERT_EQ(exits.size(), 1u);
+  EXPECT_EQ(exits[0].status, 1);
+  EXPECT_EQ(exits[0].last_error.rfind("error: xxx", 0), 0u) << exits[0].last_error.substr(0, 40);
+  EXPECT_LE(exits[0].last_error.size(), 4096u);
+}
+
 TEST(local_launcher, stop_is_sigterm_and_then_sigkill_after_the_grace) {
   auto l = shell("trap 'exit 0' TERM; while :; do sleep 0.05; done");
   l.set_router("127.0.0.1:7070");

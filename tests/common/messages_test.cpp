@@ -67,7 +67,7 @@ group_info some_group() {
 }
 
 load_report some_load() {
-  return {"host:1/0", 3, 4, 10, 256, 2, 0.5, 1000, 42.5};
+  return {"host:1/0", 3, 4, 10, 256, 2, 0.5, 1000, 42.5, 0.25};
 }
 
 // Every value type, each with every field set.

@@ -84,10 +84,14 @@ class router_fixture : public ::testing::Test {
     router_options o;
     o.revision = revision;
     o.policy = std::move(*policy);
+    configure(o);
     router_ = spawn_router(
         sys_, std::move(o), [s = streams_](token_chunk c) { return s->deliver(std::move(c)); }, view_);
     door_ = std::make_unique<router_door>(sys_, router_);
   }
+
+  // A test's own router options (hold time, group queue, ...), set before the router is spawned.
+  virtual void configure(router_options&) {}
 
   void TearDown() override {
     for (auto& l : leaders_) caf::anon_send_exit(l, caf::exit_reason::user_shutdown);

@@ -193,6 +193,40 @@ TEST_F(sender_checks, a_peer_cannot_submit_cancel_or_write_into_a_stream_or_fake
   EXPECT_EQ(l[0].state, group_state::serving);
 }
 
+// A router that holds requests while no group serves (scale from zero).
+class sender_checks_holding : public sender_checks {
+ protected:
+  void configure(router_options& o) override { o.hold_s = 60; }
+};
+
+// Only the router's own timer ends a held request: a hold timeout sent by a peer or by another
+// actor of its node leaves it waiting, and it is served once a group joins.
+TEST_F(sender_checks_holding, only_the_router_ends_a_held_request) {
+  connect_peer();
+  auto channel = streams_->open(9);
+  request r;
+  r.id = 9;
+  r.prompt = {1, 2, 3, 4};
+  r.max_tokens = 5;
+  r.sampling.temperature = 0;
+  r.stop.ignore_eos = true;
+  door_->submit(r, cache_key{});
+  {
+    caf::scoped_actor peer{peer_sys_};
+    peer->send(remote_, hold_atom::value, int64_t(9));
+  }
+  {
+    caf::scoped_actor local{sys_};
+    local->send(router_, hold_atom::value, int64_t(9));
+  }
+  std::this_thread::sleep_for(300ms);
+  EXPECT_TRUE(channel->drain().empty()) << "the held request was ended by someone else's hold timeout";
+  add_group("g1");
+  const outcome out = finish(9, channel, {});
+  EXPECT_EQ(out.finish, finish_reason::length) << out.error.message;
+  EXPECT_EQ(out.tokens.size(), 5u);
+}
+
 TEST_F(sender_checks, a_leader_takes_requests_and_aborts_from_its_router_only) {
   auto leader = add_group("g1");
   auto received = std::make_shared<std::atomic<int>>(0);
